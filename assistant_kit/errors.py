@@ -1,0 +1,93 @@
+"""The whole exception tree of assistant-kit.
+
+Catch what you need; everything the kit raises on purpose is a ``KitError``::
+
+    * KitError                 base class; the CLI turns any of these into a message and exit code
+      + SpecError              every problem in the specs at once: ``.issues``, each file:line:col + message
+      + ConfigError            kit.yaml or command-line configuration that cannot be used (exit 2)
+      + ApiError               a target refused a request (.status, .code, .dialect, .request_id)
+        - ApiConnectionError   nothing came back (timeout, DNS, refused, reset)
+      + PlanError              the target changed in a way a plan cannot settle
+      + ModelError             a model backend failed (the run that used it fails with last_error)
+      + ToolError              a built-in tool failed (the model sees the error as the tool's output)
+
+The server raises ``ApiError`` for bad requests too; one handler per wire dialect writes the envelope.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class KitError(Exception):
+    """Base class of every error the kit raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpecIssue:
+    """One problem in a spec file, with the position of the offending node (1-based)."""
+
+    file: str
+    line: int
+    col: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}: {self.message}"
+
+
+class SpecError(KitError):
+    """Every problem found in the specs, all at once, sorted by position."""
+
+    def __init__(self, issues: list[SpecIssue]) -> None:
+        self.issues = sorted(issues, key=lambda i: (i.file, i.line, i.col, i.message))
+        super().__init__("\n".join(str(i) for i in self.issues))
+
+
+class ConfigError(KitError):
+    """Configuration (kit.yaml, options, environment) that cannot be used."""
+
+
+class ApiError(KitError):
+    """An Assistant API answered with an error (or the server refuses a request)."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        dialect: str = "",
+        request_id: str | None = None,
+        param: str | None = None,
+    ) -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+        self.dialect = dialect
+        self.request_id = request_id
+        self.param = param
+        super().__init__(f"{status} {code}: {message}")
+
+
+class ApiConnectionError(ApiError):
+    """Nothing usable came back: a timeout, a refused or reset connection, a DNS failure."""
+
+    def __init__(self, message: str, *, dialect: str = "") -> None:
+        super().__init__(0, "connection_error", message, dialect=dialect)
+
+
+class PlanError(KitError):
+    """The target is in a state a plan cannot settle (e.g. two assistants claim one name)."""
+
+
+class ModelError(KitError):
+    """A model backend failed; ``code`` goes into the run's ``last_error``."""
+
+    def __init__(self, message: str, *, code: str = "server_error") -> None:
+        self.code = code
+        super().__init__(message)
+
+
+class ToolError(KitError):
+    """A built-in tool failed; its message becomes the tool output the model sees."""
