@@ -109,12 +109,7 @@ class OpenAIChatBackend(ModelBackend):
         usage: Usage | None = None
         reason: str | None = None
         with self._errors():
-            async with self._client().stream(
-                "POST", self.url, json=body, headers=self._headers()
-            ) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    raise self._status_error(response)
+            async with self._open_stream(body) as response:
                 if response.headers.get("content-type", "").startswith("application/json"):
                     # The server ignored ``stream: true`` and sent the whole completion.
                     await response.aread()
@@ -147,6 +142,26 @@ class OpenAIChatBackend(ModelBackend):
         if usage is None:
             usage = self._estimate(request, "".join(text), calls)
         yield Finish(_reason(reason, bool(calls)), usage)
+
+    @contextlib.asynccontextmanager
+    async def _open_stream(self, body: dict[str, Any]) -> AsyncIterator[httpx.Response]:
+        """POST a streaming request; retry once without ``stream_options`` if it is refused."""
+        headers = self._headers()
+        async with self._client().stream("POST", self.url, json=body, headers=headers) as response:
+            if response.status_code < 400:
+                yield response
+                return
+            await response.aread()
+            refused = response.status_code in (400, 422) and "stream_options" in response.text
+            if not (refused and "stream_options" in body):
+                raise self._status_error(response)
+        body.pop("stream_options")
+        self.stream_usage = False  # remember: this server rejects it
+        async with self._client().stream("POST", self.url, json=body, headers=headers) as response:
+            if response.status_code >= 400:
+                await response.aread()
+                raise self._status_error(response)
+            yield response
 
     async def _complete(
         self, request: ModelRequest, body: dict[str, Any], *, sent: str

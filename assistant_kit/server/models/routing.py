@@ -145,6 +145,8 @@ class ModelRouter:
                 raise ConfigError(f"{where}: {exc}") from exc
         script = options.pop("script", None)
         _check_options(ScriptedBackend, options, where, kind, extra={"script"})
+        if script is not None and "rules" in options:
+            raise ConfigError(f"{where}: give either `script` (a file) or inline `rules`, not both")
         try:
             if script is not None:
                 path = Path(str(script))
@@ -162,7 +164,9 @@ def _check_options(
     known = {
         p.name
         for p in inspect.signature(cls).parameters.values()
-        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in {"http", "source"}
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        and p.name not in {"http", "source"}
+        and not p.name.startswith("_")
     } | (extra or set())
     unknown = sorted(set(options) - known)
     if unknown:

@@ -598,3 +598,20 @@ async def test_injected_http_client_is_used_and_not_closed() -> None:
         assert not http.is_closed
     assert text_of(events) == "ok"
     assert server.seen[0].headers["x-trace"] == "1"
+
+
+async def test_a_server_refusing_stream_options_is_asked_again_without_them() -> None:
+    def handler(seen: Seen) -> Reply:
+        if "stream_options" in seen.body:
+            return Reply(
+                status=400, body=error_body("Unrecognized request argument: stream_options")
+            )
+        return stream_of(chunk({"content": "ok"}), chunk({}, "stop"))
+
+    async with chat_server(handler) as server:
+        backend = OpenAIChatBackend(server.url)
+        events = [e async for e in backend.stream(ask())]
+        events += [e async for e in backend.stream(ask())]
+        await backend.aclose()
+    assert text_of(events) == "okok"
+    assert ["stream_options" in s.body for s in server.seen] == [True, False, False]

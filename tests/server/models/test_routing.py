@@ -114,6 +114,14 @@ async def test_scripted_route_answers_from_its_script(tmp_path: Path) -> None:
             id="script-missing",
         ),
         pytest.param(
+            {"default": {"backend": "scripted", "script": "s.yaml", "rules": []}},
+            "not both",
+            id="script-and-rules",
+        ),
+        pytest.param(
+            {"default": {"backend": "scripted", "_places": []}}, "unknown option", id="private"
+        ),
+        pytest.param(
             {"default": {"backend": "scripted", "rules": [{"user": "x"}]}},
             "exactly one of",
             id="bad-rule",

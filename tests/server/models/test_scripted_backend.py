@@ -326,3 +326,29 @@ async def test_arguments_template_that_renders_bad_json_is_a_model_error() -> No
     f = {"type": "function", "function": {"name": "f"}}
     with pytest.raises(ModelError, match="not JSON"):
         await collect(backend, ask("not a number", tools=(f,)))
+
+
+def readme_script() -> str:
+    readme = (Path(__file__).parents[3] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Scripted model scripts", 1)[1]
+    return section.split("```yaml\n", 1)[1].split("```", 1)[0]
+
+
+async def test_the_readme_script_works_as_documented(tmp_path: Path) -> None:
+    path = tmp_path / "demo.yaml"
+    path.write_text(readme_script(), encoding="utf-8")
+    backend = ScriptedBackend.from_file(path)
+    order = {"type": "function", "function": {"name": "get_order"}}
+    calls = tool_calls(await collect(backend, ask("weather in Rome and Oslo", tools=(WEATHER,))))
+    assert [json.loads(c.arguments) for c in calls] == [{"city": "Rome"}, {"city": "Oslo"}]
+    calls = tool_calls(await collect(backend, ask("order 7?", tools=(order,))))
+    assert json.loads(calls[0].arguments) == {"id": 7}
+    messages = (
+        ChatMessage("user", "weather in Rome"),
+        ChatMessage("assistant", "", tool_calls=(ToolCall("c", "get_weather", "{}"),)),
+        ChatMessage("tool", "sunny", tool_call_id="c"),
+    )
+    events = await collect(backend, ModelRequest(model="demo", messages=messages))
+    assert reply_text(events) == "The weather is sunny."
+    assert reply_text(await collect(backend, ask("Hello"))).startswith("Hello! Ask me")
+    assert reply_text(await collect(backend, ask("poem?"))) == backend.default
