@@ -187,8 +187,7 @@ class OpenAIChatBackend(ModelBackend):
         choices = data.get("choices") or []
         choice = choices[0] if choices and isinstance(choices[0], Mapping) else {}
         message = choice.get("message") or {}
-        content = message.get("content")
-        content = content if isinstance(content, str) else ""
+        content = _text_of(message.get("content"))
         if content.startswith(sent) and len(content) > len(sent):
             yield TextDelta(content[len(sent) :])
         acc = ToolCallAccumulator()
@@ -356,6 +355,19 @@ def _reason(reason: Any, has_calls: bool) -> Reason:
     if reason == "length":
         return "length"
     return "tool_calls" if has_calls else "stop"
+
+
+def _text_of(content: Any) -> str:
+    """Message content as text: a string, or a list of ``{"type": "text", "text": ...}`` parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            str(part.get("text", ""))
+            for part in content
+            if isinstance(part, Mapping) and part.get("type") == "text"
+        )
+    return ""
 
 
 def _message_of(data: Any) -> str:

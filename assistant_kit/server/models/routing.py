@@ -19,8 +19,10 @@ thread-safe).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import json
+import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -176,8 +178,20 @@ def _check_options(
         )
 
 
+def _llama_cpp_importable() -> bool:
+    """Whether llama-cpp-python is installed, without importing it (that is slow)."""
+    if "llama_cpp" in sys.modules:
+        return sys.modules["llama_cpp"] is not None
+    try:
+        return importlib.util.find_spec("llama_cpp") is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def _load_llama(model: str, options: Mapping[str, Any]) -> ModelBackend:
     try:
+        if not _llama_cpp_importable():
+            raise ModuleNotFoundError("No module named 'llama_cpp'", name="llama_cpp")
         module = importlib.import_module("assistant_kit.server.models.llama_cpp")
         backend = module.LlamaCppBackend(**options)
     except ImportError as exc:

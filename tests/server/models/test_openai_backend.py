@@ -484,6 +484,15 @@ async def test_dropped_streamed_tool_calls_are_fetched_again_without_streaming()
     assert finish_of(events).reason == "tool_calls"
 
 
+async def test_whole_reply_content_as_a_list_of_parts() -> None:
+    reply = completion(
+        {"content": [{"type": "text", "text": "Hi "}, {"type": "text", "text": "all"}]}
+    )
+    async with chat_server(lambda seen: reply) as server:
+        events = await collect(OpenAIChatBackend(server.url, stream=False), ask())
+    assert text_of(events) == "Hi all"
+
+
 async def test_stream_false_never_streams() -> None:
     reply = completion({"content": "Hi there"})
     async with chat_server(lambda seen: reply) as server:

@@ -37,6 +37,7 @@ def fake_llama(monkeypatch: pytest.MonkeyPatch) -> type[FakeLlama]:
     module = types.ModuleType(LLAMA_MODULE)
     module.LlamaCppBackend = FakeLlama  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, LLAMA_MODULE, module)
+    monkeypatch.setitem(sys.modules, "llama_cpp", types.ModuleType("llama_cpp"))
     FakeLlama.created = []
     return FakeLlama
 
@@ -174,6 +175,17 @@ def test_missing_local_model_extra_explains_the_fix(no_llama: None) -> None:
     assert 'pip install "assistant-kit[local-model]"' in message
     assert 'CMAKE_ARGS="-DGGML_NATIVE=OFF"' in message
     assert "backend: openai" in message
+
+
+def test_missing_llama_cpp_python_fails_on_resolve_with_the_fix(
+    fake_llama: type[FakeLlama], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)
+    router = ModelRouter({"default": {"backend": "llama-cpp"}})
+    with pytest.raises(ModelError, match="llama_cpp") as info:
+        router.resolve("local")
+    assert 'pip install "assistant-kit[local-model]"' in str(info.value)
+    assert fake_llama.created == []
 
 
 def test_empty_models_mapping_has_no_routes() -> None:
