@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
+from types import FrameType
 
 import click
 
@@ -87,9 +89,20 @@ def serve(
     if not keys:
         click.echo("No API key configured: any non-empty key is accepted (loopback only).")
     click.echo("Press Ctrl+C to stop.", nl=True)
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the handler
+    # that was installed before it ran; make that one a no-op so a requested stop exits 0.
+    previous = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         server.run()
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{port}: {exc}") from exc
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if not server.started:
         raise ConfigError(f"the server did not start on {host}:{port}")
+    click.echo("Stopped.")
+
+
+def _stopped(signum: int, frame: FrameType | None) -> None:
+    """A stop signal uvicorn already acted on."""
