@@ -1,0 +1,567 @@
+"""One run's task: model calls, tool calls and the steps, messages and events they produce.
+
+``drive(engine, run_id)`` loops until the run stops: ``queued`` becomes ``in_progress``; each model
+call streams into a ``message_creation`` step (text) or a ``tool_calls`` step (calls). Built-in
+tools run here and the loop calls the model again; function calls move the run to
+``requires_action`` and the task ends (``submit_tool_outputs`` starts a new one). Deltas are
+written to the event log in small batches (at most every ``FLUSH_S`` seconds or ``FLUSH_EVENTS``
+events) so a fast model does not cost one transaction per fragment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from assistant_kit.errors import ModelError
+from assistant_kit.server.ids import new_id, now_ms
+from assistant_kit.server.models.base import (
+    Finish,
+    ModelBackend,
+    ModelRequest,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+from assistant_kit.server.runstore import RunRecord, StepRecord, record_data
+from assistant_kit.server.services import message_text
+from assistant_kit.server.store import MessageRecord
+from assistant_kit.server.tools.base import BuiltinTool, StoredFile, ToolContext, ToolOutput
+from assistant_kit.server.transcript import (
+    HistoryItem,
+    ThreadMessage,
+    ToolStep,
+    Truncation,
+    build_prompt,
+)
+
+if TYPE_CHECKING:
+    from assistant_kit.server.engine import RunEngine
+
+log = logging.getLogger("assistant_kit.server.engine")
+
+FLUSH_S = 0.02
+FLUSH_EVENTS = 64
+
+
+
+async def drive(engine: RunEngine, run_id: str) -> None:
+    """The task of one run (see the module docstring)."""
+    try:
+        while True:
+            run = engine.runs.get_run(run_id)
+            if run is None or run.status not in ("queued", "in_progress"):
+                return
+            if run.status == "queued":
+                engine.transition(
+                    run_id,
+                    "in_progress",
+                    when=("queued",),
+                    changes={"started_at": run.started_at or now_ms()},
+                    events=("thread.run.in_progress",),
+                )
+                continue
+            if not await Turn(engine, run).call():
+                return
+    except asyncio.CancelledError:
+        reason = engine._cancel_reason.pop(run_id, "stop")
+        if reason == "cancel":
+            engine.finish(run_id, "cancelled")
+    except Exception as exc:
+        log.exception("run %s failed", run_id)
+        engine.finish(run_id, "failed", last_error={"code": "server_error", "message": str(exc)})
+
+
+@dataclass(slots=True)
+class _Call:
+    id: str
+    name: str
+    arguments: str = ""
+    builtin: tuple[str, BuiltinTool, Mapping[str, Any]] | None = None
+
+
+@dataclass(slots=True)
+class Turn:
+    """One model call of a run and everything it writes."""
+
+    engine: RunEngine
+    run: RunRecord
+    buffer: list[tuple[str, Any]] = field(default_factory=list)
+    last_flush: float = 0.0
+    message: MessageRecord | None = None
+    message_step: StepRecord | None = None
+    tool_step: StepRecord | None = None
+    text: str = ""
+    calls: dict[int, _Call] = field(default_factory=dict)
+
+    # -- the call ----------------------------------------------------------------------------
+
+    async def call(self) -> bool:
+        """Make one model call; True when the loop should call the model again."""
+        engine, run = self.engine, self.run
+        try:
+            backend = await self._backend()
+        except ModelError as exc:
+            return self._fail(exc.code, str(exc))
+        offered, builtins = self._tools()
+        used = Usage(**(run.usage or {}))
+        tool_choice: Any = run.tool_choice if run.tool_choice is not None else "auto"
+        if run.model_calls >= engine.settings.max_model_calls:
+            tool_choice = "none"
+        max_tokens = run.max_tokens
+        if run.max_completion_tokens is not None:
+            left = run.max_completion_tokens - used.completion_tokens
+            if left <= 0:
+                return self._incomplete("max_completion_tokens", used)
+            max_tokens = left if max_tokens is None else min(max_tokens, left)
+        prompt = build_prompt(
+            backend,
+            instructions=run.instructions,
+            additional_instructions=run.additional_instructions,
+            history=self._history(),
+            truncation=Truncation.from_api(run.truncation_strategy),
+            max_prompt_tokens=run.max_prompt_tokens,
+        )
+        if prompt.incomplete_reason:
+            return self._incomplete(prompt.incomplete_reason, used)
+        response_format = run.response_format if isinstance(run.response_format, Mapping) else None
+        request = ModelRequest(
+            model=run.model,
+            messages=prompt.messages,
+            tools=tuple(offered),
+            tool_choice=tool_choice if offered else "none",
+            parallel_tool_calls=bool(run.parallel_tool_calls),
+            temperature=run.temperature,
+            top_p=run.top_p,
+            top_k=run.top_k,
+            max_tokens=max_tokens,
+            response_format=response_format,
+        )
+        with engine.store.transaction() as db:
+            engine.runs.set_run(db, run.id, {"model_calls": run.model_calls + 1})
+        finish: Finish | None = None
+        try:
+            async for event in backend.stream(request):
+                if isinstance(event, TextDelta):
+                    if event.text:
+                        self._text(event.text)
+                elif isinstance(event, ToolCallDelta):
+                    self._tool_fragment(event, builtins)
+                elif isinstance(event, Finish):
+                    finish = event
+                if len(self.buffer) >= FLUSH_EVENTS or (
+                    self.buffer and time.monotonic() - self.last_flush > FLUSH_S
+                ):
+                    self._flush()
+        except ModelError as exc:
+            self._flush()
+            return self._fail(exc.code, str(exc))
+        self._flush()
+        finish = finish or Finish("stop")
+        total = used + finish.usage
+        usage = {"prompt_tokens": total.prompt_tokens, "completion_tokens": total.completion_tokens}
+        step_usage = {
+            "prompt_tokens": finish.usage.prompt_tokens,
+            "completion_tokens": finish.usage.completion_tokens,
+        }
+        if self.calls and tool_choice == "none":
+            self._step_done("failed")
+            cap = engine.settings.max_model_calls
+            return self._fail(
+                "server_error",
+                f"the model kept calling tools after {cap} model calls (the step cap)",
+            )
+        if self.calls:
+            return await self._after_calls(finish, usage, step_usage)
+        return self._after_text(finish, usage, step_usage, run.max_completion_tokens is not None)
+
+    async def _backend(self) -> ModelBackend:
+        router = self.engine.router
+        if router is None:
+            raise ModelError("the server has no model routes (ServerConfig.models is empty)")
+        routes = router.routes
+        kind = routes.get(self.run.model, routes.get("default"))
+        if kind == "llama-cpp":  # the first resolve loads weights: keep the loop free
+            return await asyncio.to_thread(router.resolve, self.run.model)
+        return router.resolve(self.run.model)
+
+    def _tools(self) -> tuple[list[dict[str, Any]], dict[str, tuple[str, BuiltinTool, Mapping[str, Any]]]]:
+        """The functions offered to the model and the built-ins behind some of them."""
+        offered: list[dict[str, Any]] = []
+        builtins: dict[str, tuple[str, BuiltinTool, Mapping[str, Any]]] = {}
+        for entry in self.run.tools:
+            kind = entry.get("type")
+            if kind == "function":
+                function = entry.get("function") or {}
+                if isinstance(function, Mapping) and function.get("name"):
+                    offered.append({"type": "function", "function": dict(function)})
+                continue
+            tool = self.engine.find_tool(entry)
+            if tool is None:
+                continue  # a built-in type this server has no tool for: the model never sees it
+            definition = dict(tool.definition())
+            name = str(definition.get("name") or tool.type)
+            if name in builtins:
+                continue
+            builtins[name] = (str(kind), tool, entry)
+            offered.append({"type": "function", "function": definition})
+        return offered, builtins
+
+    def _history(self) -> list[HistoryItem]:
+        messages, steps = self.engine.runs.history(self.run.thread_id)
+        by_position: dict[int, list[StepRecord]] = {}
+        for step in steps:
+            if step.status == "completed":
+                by_position.setdefault(step.thread_position, []).append(step)
+        items: list[HistoryItem] = [_tool_step(s) for s in by_position.get(0, [])]
+        for seq, message in messages:
+            if message.role == "user" or message.status == "completed":
+                text = message_text(message)
+                if text or message.role == "user":
+                    role = "assistant" if message.role == "assistant" else "user"
+                    items.append(ThreadMessage(role, text))
+            items.extend(_tool_step(s) for s in by_position.get(seq, []))
+        return items
+
+    # -- streaming into steps and messages ---------------------------------------------------
+
+    def _flush(self) -> None:
+        self.last_flush = time.monotonic()
+        if not self.buffer:
+            return
+        events, self.buffer = self.buffer, []
+        with self.engine.store.transaction() as db:
+            self.engine.runs.append_events(db, self.run.id, self.run.thread_id, events)
+        self.engine.notify(self.run.id)
+
+    def _new_step(self, db: Any, kind: str, details: dict[str, Any]) -> StepRecord:
+        step = StepRecord(
+            id=new_id(),
+            run_id=self.run.id,
+            thread_id=self.run.thread_id,
+            assistant_id=self.run.assistant_id,
+            created_at=now_ms(),
+            type=kind,
+            status="in_progress",
+            step_details=details,
+            thread_position=self.engine.runs.thread_position(db, self.run.thread_id),
+        )
+        self.engine.runs.insert_step(db, step)
+        return step
+
+    def _start_message(self) -> None:
+        self._flush()
+        now = now_ms()
+        message = MessageRecord(
+            id=new_id(),
+            thread_id=self.run.thread_id,
+            created_at=now,
+            role="assistant",
+            content=[],
+            assistant_id=self.run.assistant_id,
+            run_id=self.run.id,
+            status="in_progress",
+        )
+        details = {"type": "message_creation", "message_creation": {"message_id": message.id}}
+        with self.engine.store.transaction() as db:
+            step = self._new_step(db, "message_creation", details)
+            self.engine.runs.insert_message(db, message)
+            snapshot = {"kind": "step", "record": record_data(step)}
+            msg = {"kind": "message", "record": record_data(message)}
+            self.engine.runs.append_events(
+                db,
+                self.run.id,
+                self.run.thread_id,
+                [
+                    ("thread.run.step.created", snapshot),
+                    ("thread.run.step.in_progress", snapshot),
+                    ("thread.message.created", msg),
+                    ("thread.message.in_progress", msg),
+                ],
+            )
+        self.engine.notify(self.run.id)
+        self.message, self.message_step = message, step
+
+    def _text(self, text: str) -> None:
+        if self.message is None:
+            self._start_message()
+        assert self.message is not None
+        self.buffer.append(
+            (
+                "thread.message.delta",
+                {"kind": "message_delta", "id": self.message.id, "text": text, "first": not self.text},
+            )
+        )
+        self.text += text
+
+    def _tool_fragment(
+        self, event: ToolCallDelta, builtins: Mapping[str, tuple[str, BuiltinTool, Mapping[str, Any]]]
+    ) -> None:
+        if self.tool_step is None:
+            if self.message is not None:
+                self._complete_message(None, None)
+            self._flush()
+            with self.engine.store.transaction() as db:
+                step = self._new_step(db, "tool_calls", {"type": "tool_calls", "tool_calls": []})
+                snapshot = {"kind": "step", "record": record_data(step)}
+                self.engine.runs.append_events(
+                    db,
+                    self.run.id,
+                    self.run.thread_id,
+                    [("thread.run.step.created", snapshot), ("thread.run.step.in_progress", snapshot)],
+                )
+            self.engine.notify(self.run.id)
+            self.tool_step = step
+        call = self.calls.get(event.index)
+        if call is None:
+            taken = {c.id for c in self.calls.values()}
+            call_id = event.id if event.id and event.id not in taken else _call_id()
+            name = event.name or ""
+            call = self.calls[event.index] = _Call(call_id, name, builtin=builtins.get(name))
+            kind = call.builtin[0] if call.builtin else "function"
+            self.buffer.append(
+                (
+                    "thread.run.step.delta",
+                    {
+                        "kind": "step_delta",
+                        "id": self.tool_step.id,
+                        "index": len(self.calls) - 1,
+                        "call": {"id": call_id, "type": kind, "name": name, "arguments": ""},
+                        "first": True,
+                    },
+                )
+            )
+        elif event.name and not call.name:
+            call.name = event.name
+        if event.arguments:
+            call.arguments += event.arguments
+            if call.builtin is None:
+                self.buffer.append(
+                    (
+                        "thread.run.step.delta",
+                        {
+                            "kind": "step_delta",
+                            "id": self.tool_step.id,
+                            "index": list(self.calls).index(event.index),
+                            "call": {"type": "function", "arguments": event.arguments},
+                            "first": False,
+                        },
+                    )
+                )
+
+    def _complete_message(
+        self, usage: dict[str, int] | None, incomplete: str | None
+    ) -> list[tuple[str, Any]]:
+        """Finish the reply message and its step (inside the caller's flush order)."""
+        assert self.message is not None and self.message_step is not None
+        self._flush()
+        now = now_ms()
+        content = [{"type": "text", "text": {"value": self.text, "annotations": []}}]
+        changes: dict[str, Any] = {"content": content}
+        if incomplete:
+            changes.update(
+                status="incomplete", incomplete_at=now, incomplete_details={"reason": incomplete}
+            )
+        else:
+            changes.update(status="completed", completed_at=now)
+        events: list[tuple[str, Any]] = []
+        with self.engine.store.transaction() as db:
+            runs = self.engine.runs
+            runs.set_message(db, self.message.id, changes)
+            runs.set_step(
+                db, self.message_step.id, {"status": "completed", "completed_at": now, "usage": usage}
+            )
+            message = runs.get_message_in(db, self.message.id)
+            step = runs.get_step_in(db, self.message_step.id)
+            name = "thread.message.incomplete" if incomplete else "thread.message.completed"
+            events = [
+                (name, {"kind": "message", "record": record_data(message)}),
+                ("thread.run.step.completed", {"kind": "step", "record": record_data(step)}),
+            ]
+            runs.append_events(db, self.run.id, self.run.thread_id, events)
+        self.engine.notify(self.run.id)
+        self.message = None
+        return events
+
+    # -- endings -----------------------------------------------------------------------------
+
+    def _after_text(
+        self, finish: Finish, usage: dict[str, int], step_usage: dict[str, int], capped: bool
+    ) -> bool:
+        if self.message is None:
+            self._start_message()
+        truncated = finish.reason == "length"
+        reason = "max_completion_tokens" if capped else "max_tokens"
+        self._complete_message(step_usage, "max_tokens" if truncated else None)
+        now = now_ms()
+        if truncated:
+            self.engine.transition(
+                self.run.id,
+                "incomplete",
+                when=("in_progress",),
+                changes={"usage": usage, "incomplete_at": now, "incomplete_details": {"reason": reason}},
+                events=("thread.run.incomplete",),
+            ) or self._lost()
+            return False
+        self.engine.transition(
+            self.run.id,
+            "completed",
+            when=("in_progress",),
+            changes={"usage": usage, "completed_at": now},
+            events=("thread.run.completed",),
+        ) or self._lost()
+        return False
+
+    async def _after_calls(
+        self, finish: Finish, usage: dict[str, int], step_usage: dict[str, int]
+    ) -> bool:
+        assert self.tool_step is not None
+        engine, run = self.engine, self.run
+        entries: list[dict[str, Any]] = []
+        pending: list[dict[str, Any]] = []
+        for call in self.calls.values():
+            entry: dict[str, Any] = {
+                "id": call.id,
+                "type": call.builtin[0] if call.builtin else "function",
+                "name": call.name,
+                "arguments": call.arguments,
+                "output": None,
+            }
+            if call.builtin is not None:
+                result = await self._call_builtin(call)
+                entry.update(
+                    output=result.output,
+                    logs=result.logs,
+                    images=[image.id for image in result.images],
+                    urls=list(result.urls),
+                    is_error=result.is_error,
+                )
+            else:
+                pending.append({"id": call.id, "name": call.name, "arguments": call.arguments})
+            entries.append(entry)
+        details = {"type": "tool_calls", "tool_calls": entries}
+        now = now_ms()
+        if finish.reason == "length":
+            with engine.store.transaction() as db:
+                engine.runs.set_step(
+                    db, self.tool_step.id, {"step_details": details, "usage": step_usage}
+                )
+            reason = "max_completion_tokens" if run.max_completion_tokens else "max_tokens"
+            self._step_done("completed")
+            engine.transition(
+                run.id,
+                "incomplete",
+                when=("in_progress",),
+                changes={"usage": usage, "incomplete_at": now, "incomplete_details": {"reason": reason}},
+                events=("thread.run.incomplete",),
+            ) or self._lost()
+            return False
+        if not pending:
+            with engine.store.transaction() as db:
+                engine.runs.set_step(
+                    db, self.tool_step.id, {"step_details": details, "usage": step_usage}
+                )
+                engine.runs.set_run(db, run.id, {"usage": usage})
+            self._step_done("completed")
+            return True
+        with engine.store.transaction() as db:
+            engine.runs.set_step(db, self.tool_step.id, {"step_details": details, "usage": step_usage})
+        action = {"step_id": self.tool_step.id, "tool_calls": pending}
+        engine.transition(
+            run.id,
+            "requires_action",
+            when=("in_progress",),
+            changes={"usage": usage, "required_action": action},
+            events=("thread.run.requires_action",),
+        ) or self._lost()
+        return False
+
+    def _step_done(self, status: str) -> None:
+        assert self.tool_step is not None
+        with self.engine.store.transaction() as db:
+            runs = self.engine.runs
+            stamp = "completed_at" if status == "completed" else "failed_at"
+            runs.set_step(db, self.tool_step.id, {"status": status, stamp: now_ms()})
+            step = runs.get_step_in(db, self.tool_step.id)
+            runs.append_events(
+                db,
+                self.run.id,
+                self.run.thread_id,
+                [(f"thread.run.step.{status}", {"kind": "step", "record": record_data(step)})],
+            )
+        self.engine.notify(self.run.id)
+
+    async def _call_builtin(self, call: _Call) -> ToolOutput:
+        assert call.builtin is not None
+        _kind, tool, entry = call.builtin
+        try:
+            arguments = json.loads(call.arguments) if call.arguments.strip() else {}
+            if not isinstance(arguments, dict):
+                raise ValueError("the arguments are not a JSON object")
+        except ValueError as exc:
+            return ToolOutput(f"error: bad arguments for {call.name}: {exc}", is_error=True)
+        context = ToolContext(
+            thread_id=self.run.thread_id,
+            run_id=self.run.id,
+            save_file=self.engine.save_file or _discard_file,
+            config=entry,
+        )
+        try:
+            return await tool.call(arguments, context)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a tool never fails the run
+            log.exception("built-in tool %s failed", call.name)
+            return ToolOutput(f"error: {call.name} failed: {exc}", is_error=True)
+
+    def _incomplete(self, reason: str, used: Usage) -> bool:
+        usage = {"prompt_tokens": used.prompt_tokens, "completion_tokens": used.completion_tokens}
+        self.engine.transition(
+            self.run.id,
+            "incomplete",
+            when=("in_progress",),
+            changes={"usage": usage, "incomplete_at": now_ms(), "incomplete_details": {"reason": reason}},
+            events=("thread.run.incomplete",),
+        ) or self._lost()
+        return False
+
+    def _fail(self, code: str, message: str) -> bool:
+        self.engine.finish(self.run.id, "failed", last_error={"code": code, "message": message})
+        return False
+
+    def _lost(self) -> bool:
+        """A conditional update found the run moved on (cancel requested, expired)."""
+        current = self.engine.runs.get_run(self.run.id)
+        if current is not None and current.status == "cancelling":
+            self.engine.finish(self.run.id, "cancelled")
+        return False
+
+
+def _tool_step(step: StepRecord) -> ToolStep:
+    calls = step.step_details.get("tool_calls") or []
+    return ToolStep(
+        calls=tuple(ToolCall(str(c.get("id") or ""), str(c.get("name") or ""), str(c.get("arguments") or "")) for c in calls),
+        outputs=tuple(c.get("output") for c in calls),
+    )
+
+
+def _call_id() -> str:
+    return f"call_{uuid.uuid4().hex[:24]}"
+
+
+async def _discard_file(data: bytes, filename: str, mime_type: str) -> StoredFile:
+    """The file saver when the server has none configured: the file gets an id, not a home."""
+    return StoredFile(
+        id=f"file-{uuid.uuid4().hex[:24]}",
+        filename=Path(filename).name,
+        mime_type=mime_type,
+        size=len(data),
+    )
