@@ -1,0 +1,363 @@
+"""Runs end to end in-process: the api clients drive the app over ``httpx.ASGITransport``.
+
+The scripted backend stands in for the model; a tiny ``BuiltinTool`` defined here stands in for
+the built-in tools. Streams are buffered by ASGITransport, which is fine for their content; live
+streaming is checked against ``kit serve`` in ``tests/conformance``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assistant_kit.api import (
+    AssistantParams,
+    MessageParams,
+    RunParams,
+    ToolOutput,
+    in_process,
+)
+from assistant_kit.api.base import AssistantClient
+from assistant_kit.errors import ApiError
+from assistant_kit.server.app import ServerConfig, create_app
+from assistant_kit.server.models import Rule, ScriptedBackend, ScriptedCall
+from assistant_kit.server.models.base import ModelEvent, ModelRequest
+from assistant_kit.server.tools.base import BuiltinTool, ToolContext, ToolOutput as BuiltinOutput
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+
+RULES = [
+    Rule(
+        user="(?i)weather in (\\w+) and (\\w+)",
+        tool_calls=(
+            ScriptedCall("get_weather", {"city": "{1}"}),
+            ScriptedCall("get_weather", {"city": "{2}"}),
+        ),
+    ),
+    Rule(user="(?i)weather in (\\w+)", tool_calls=(ScriptedCall("get_weather", {"city": "{1}"}),)),
+    Rule(user="(?i)compute (.+)", tool_calls=(ScriptedCall("calculator", {"code": "{1}"}),)),
+    Rule(user="(?i)loop forever", tool_calls=(ScriptedCall("calculator", {"code": "1"}),)),
+    Rule(
+        user="(?i)loop forever",
+        after_tool="calculator",
+        tool_calls=(ScriptedCall("calculator", {"code": "1"}),),
+    ),
+    Rule(after_tool="get_weather", reply="Weather: {output}."),
+    Rule(after_tool="calculator", reply="The result is {output}."),
+    Rule(user="(?i)^long", reply="one two three four five six seven eight nine ten eleven twelve"),
+]
+
+
+class Recorder(ScriptedBackend):
+    """The scripted backend, keeping every request it was sent."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.requests: list[ModelRequest] = []
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        self.requests.append(request)
+        async for event in super().stream(request):
+            yield event
+
+
+class Calculator(BuiltinTool):
+    """A tiny built-in tool: 'runs' code by echoing its length and the code."""
+
+    type = "code_interpreter"
+
+    def definition(self) -> Mapping[str, Any]:
+        return {
+            "name": "calculator",
+            "description": "Run code",
+            "parameters": {"type": "object", "properties": {"code": {"type": "string"}}},
+        }
+
+    async def call(self, arguments: Mapping[str, Any], context: ToolContext) -> BuiltinOutput:
+        code = str(arguments.get("code", ""))
+        return BuiltinOutput(output=f"<{code}>", logs=f"ran {code}")
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def make_app(tmp_path: Path, **options: Any) -> Any:
+    backend = options.pop("backend", None) or Recorder(RULES, default="Hello there!")
+    models = options.pop("models", {"default": backend})
+    return create_app(
+        ServerConfig(
+            database=tmp_path / "kit.db",
+            models=models,
+            tools=options.pop("tools", {"code_interpreter": Calculator()}),
+            **options,
+        )
+    ), backend
+
+
+async def setup(client: AssistantClient, text: str, **assistant: Any) -> tuple[str, str]:
+    bot = await client.create_assistant(
+        AssistantParams(model=assistant.pop("model", "demo"), tools=assistant.pop("tools", [WEATHER]), **assistant)
+    )
+    thread = await client.create_thread(messages=[MessageParams(text)])
+    return bot.id, thread.id
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("dialect", ["openai", "dashscope"])
+async def test_a_run_completes_with_a_reply_usage_and_steps(tmp_path: Path, dialect: str) -> None:
+    app, _ = make_app(tmp_path)
+    async with in_process(app, dialect=dialect) as client:
+        bot, thread = await setup(client, "hi", instructions="Be kind.")
+        run = await client.create_run(thread, RunParams(assistant_id=bot))
+        assert run.status in ("queued", "in_progress", "completed")
+        run = await client.wait_run(thread, run.id)
+        assert run.status == "completed"
+        assert run.usage is not None and run.usage.total_tokens > 0
+        assert run.instructions == "Be kind."
+        if dialect == "dashscope":
+            assert {"input_tokens", "output_tokens", "prompt_tokens"} <= set(run.raw["usage"])
+            assert run.id.startswith("run_") and run.raw["created_at"] > 10**12
+        messages = await client.list_all_messages(thread)
+        assert [m.role for m in messages] == ["user", "assistant"]
+        assert messages[1].text == "Hello there!" and messages[1].run_id == run.id
+        steps = (await client.list_run_steps(thread, run.id)).data
+        assert [s.type for s in steps] == ["message_creation"]
+        assert steps[0].message_id == messages[1].id and steps[0].status == "completed"
+        assert (await client.get_run_step(thread, run.id, steps[0].id)).id == steps[0].id
+        updated = await client.update_run(thread, run.id, metadata={"k": "v"})
+        assert updated.metadata == {"k": "v"}
+        assert [r.id for r in (await client.list_runs(thread)).data] == [run.id]
+
+
+@pytest.mark.anyio
+async def test_parallel_function_calls_wait_for_every_output_then_the_run_resumes(
+    tmp_path: Path,
+) -> None:
+    app, backend = make_app(tmp_path)
+    async with in_process(app) as client:
+        bot, thread = await setup(client, "weather in Paris and Rome")
+        run = await client.wait_run(thread, (await client.create_run(thread, RunParams(assistant_id=bot))).id)
+        assert run.status == "requires_action"
+        calls = run.required_tool_calls
+        assert [c.args for c in calls] == [{"city": "Paris"}, {"city": "Rome"}]
+        assert len({c.id for c in calls}) == 2
+        with pytest.raises(ApiError) as info:
+            await client.submit_tool_outputs(thread, run.id, [ToolOutput(calls[0].id, "21C")])
+        assert info.value.status == 400
+        with pytest.raises(ApiError) as busy:
+            await client.create_message(thread, MessageParams("more"))
+        assert busy.value.status == 400 and "while a run" in busy.value.message
+        with pytest.raises(ApiError) as busy_run:
+            await client.create_run(thread, RunParams(assistant_id=bot))
+        assert busy_run.value.message == f"Thread {thread} already has an active run {run.id}."
+        resumed = await client.submit_tool_outputs(
+            thread, run.id, [ToolOutput(calls[1].id, "18C"), ToolOutput(calls[0].id, "21C")]
+        )
+        assert resumed.id == run.id and resumed.status in ("queued", "in_progress", "completed")
+        run = await client.wait_run(thread, run.id)
+        assert run.status == "completed"
+        messages = await client.list_all_messages(thread)
+        assert messages[-1].text == "Weather: 21C, 18C."
+        steps = (await client.list_run_steps(thread, run.id)).data
+        assert [s.type for s in steps] == ["tool_calls", "message_creation"]
+        assert [(c.name, c.output) for c in steps[0].tool_calls] == [
+            ("get_weather", "21C"),
+            ("get_weather", "18C"),
+        ]
+    last = backend.requests[-1]
+    assert [m.role for m in last.messages] == ["user", "assistant", "tool", "tool"]
+
+
+@pytest.mark.anyio
+async def test_dashscope_outputs_without_ids_match_by_position(tmp_path: Path) -> None:
+    app, _ = make_app(tmp_path)
+    async with in_process(app, dialect="dashscope") as client:
+        bot, thread = await setup(client, "weather in Oslo")
+        run = await client.wait_run(thread, (await client.create_run(thread, RunParams(assistant_id=bot))).id)
+        assert run.status == "requires_action"
+        await client.submit_tool_outputs(thread, run.id, [ToolOutput("", "-3C")])
+        run = await client.wait_run(thread, run.id)
+        assert run.status == "completed"
+        assert (await client.list_all_messages(thread))[-1].text == "Weather: -3C."
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("dialect", ["openai", "dashscope"])
+async def test_a_builtin_tool_runs_in_the_server_and_records_its_step(
+    tmp_path: Path, dialect: str
+) -> None:
+    app, backend = make_app(tmp_path)
+    async with in_process(app, dialect=dialect) as client:
+        bot, thread = await setup(
+            client, "compute 6*7", tools=[{"type": "code_interpreter"}, {"type": "wanx"}]
+        )
+        run = await client.wait_run(thread, (await client.create_run(thread, RunParams(assistant_id=bot))).id)
+        assert run.status == "completed"
+        assert (await client.list_all_messages(thread))[-1].text == "The result is <6*7>."
+        step = (await client.list_run_steps(thread, run.id)).data[0]
+        call = step.raw["step_details"]["tool_calls"][0]
+        assert call["type"] == "code_interpreter"
+        if dialect == "openai":
+            assert call["code_interpreter"] == {
+                "input": "6*7",
+                "outputs": [{"type": "logs", "logs": "ran 6*7"}],
+            }
+        else:
+            assert call["code_interpreter"]["outputs"] == []
+            assert call["code_interpreter"]["output"] == "<6*7>"
+    # wanx has no tool configured: the model never saw it
+    assert [t["function"]["name"] for t in backend.requests[0].tools] == ["calculator"]
+
+
+@pytest.mark.anyio
+async def test_the_step_cap_ends_a_tool_loop_with_tool_choice_none(tmp_path: Path) -> None:
+    app, backend = make_app(tmp_path, max_model_calls=3)
+    async with in_process(app) as client:
+        bot, thread = await setup(client, "loop forever", tools=[{"type": "code_interpreter"}])
+        run = await client.wait_run(thread, (await client.create_run(thread, RunParams(assistant_id=bot))).id)
+        assert run.status == "completed"
+    assert [r.tool_choice for r in backend.requests] == ["auto", "auto", "auto", "none"]
+
+
+@pytest.mark.anyio
+async def test_an_unroutable_model_fails_the_run_with_a_clear_last_error(tmp_path: Path) -> None:
+    app, _ = make_app(tmp_path, models={"demo": ScriptedBackend()})
+    async with in_process(app) as client:
+        bot, thread = await setup(client, "hi", model="nobody")
+        run = await client.wait_run(thread, (await client.create_run(thread, RunParams(assistant_id=bot))).id)
+        assert run.status == "failed"
+        assert run.last_error is not None and 'no backend for model "nobody"' in run.last_error["message"]
+
+
+@pytest.mark.anyio
+async def test_token_limits_end_the_run_incomplete(tmp_path: Path) -> None:
+    app, _ = make_app(tmp_path)
+    async with in_process(app) as client:
+        bot, thread = await setup(client, "long answer please")
+        run = await client.create_run(thread, RunParams(assistant_id=bot, max_completion_tokens=3))
+        run = await client.wait_run(thread, run.id)
+        assert run.status == "incomplete"
+        assert run.incomplete_details == {"reason": "max_completion_tokens"}
+        message = (await client.list_all_messages(thread))[-1]
+        assert message.text == "one two three" and message.status == "incomplete"
+        run = await client.create_run(thread, RunParams(assistant_id=bot, max_prompt_tokens=2))
+        run = await client.wait_run(thread, run.id)
+        assert run.status == "incomplete"
+        assert run.incomplete_details == {"reason": "max_prompt_tokens"}
+
+
+@pytest.mark.anyio
+async def test_truncation_last_messages_and_overrides_reach_the_model(tmp_path: Path) -> None:
+    app, backend = make_app(tmp_path)
+    async with in_process(app) as client:
+        bot, thread = await setup(client, "first")
+        params = RunParams(
+            assistant_id=bot,
+            instructions="Override.",
+            additional_instructions="Also this.",
+            additional_messages=[MessageParams("second"), MessageParams("third")],
+            truncation_strategy={"type": "last_messages", "last_messages": 2},
+            temperature=0.3,
+            tool_choice="none",
+        )
+        run = await client.wait_run(thread, (await client.create_run(thread, params)).id)
+        assert run.status == "completed"
+        assert run.raw["truncation_strategy"] == {"type": "last_messages", "last_messages": 2}
+    request = backend.requests[-1]
+    assert [(m.role, m.content) for m in request.messages] == [
+        ("system", "Override.\n\nAlso this."),
+        ("user", "second"),
+        ("user", "third"),
+    ]
+    assert request.temperature == 0.3 and request.tool_choice == "none"
+
+
+@pytest.mark.anyio
+async def test_cancel_from_requires_action_and_from_in_progress(tmp_path: Path) -> None:
+    app, _ = make_app(tmp_path, backend=ScriptedBackend(RULES, delay_ms=5000))
+    async with in_process(app) as client:
+        bot, thread = await setup(client, "hi")
+        run = await client.create_run(thread, RunParams(assistant_id=bot))
+        await asyncio.sleep(0.05)
+        cancelling = await client.cancel_run(thread, run.id)
+        assert cancelling.status in ("cancelling", "cancelled")
+        run = await client.wait_run(thread, run.id, timeout=5)
+        assert run.status == "cancelled"
+        with pytest.raises(ApiError) as info:
+            await client.cancel_run(thread, run.id)
+        assert info.value.status == 400
+    app, _ = make_app(tmp_path / "b")
+    async with in_process(app) as client:
+        bot, thread = await setup(client, "weather in Lima")
+        run = await client.wait_run(thread, (await client.create_run(thread, RunParams(assistant_id=bot))).id)
+        assert run.status == "requires_action"
+        await client.cancel_run(thread, run.id)
+        assert (await client.get_run(thread, run.id)).status == "cancelled"
+        # the thread is free again
+        await client.create_message(thread, MessageParams("hello again"))
+
+
+@pytest.mark.anyio
+async def test_runs_waiting_for_outputs_expire(tmp_path: Path) -> None:
+    app, _ = make_app(tmp_path, run_expiry_s=0.3)
+    async with in_process(app) as client:
+        bot, thread = await setup(client, "weather in Lima")
+        run = await client.create_run(thread, RunParams(assistant_id=bot))
+        assert run.expires_at is not None
+        run = await client.wait_run(thread, run.id)
+        assert run.status == "requires_action"
+        await asyncio.sleep(0.6)
+        run = await client.get_run(thread, run.id)
+        assert run.status == "expired" and run.expires_at is None
+        with pytest.raises(ApiError):
+            await client.submit_tool_outputs(thread, run.id, [ToolOutput("", "x")])
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("dialect", ["openai", "dashscope"])
+async def test_streams_carry_the_documented_event_order(tmp_path: Path, dialect: str) -> None:
+    app, _ = make_app(tmp_path)
+    async with in_process(app, dialect=dialect) as client:
+        bot, _thread = await setup(client, "unused")
+        events = [
+            e
+            async for e in client.stream_thread_and_run(
+                RunParams(assistant_id=bot), messages=[MessageParams("weather in Paris")]
+            )
+        ]
+        names = [e.event for e in events]
+        assert names == [
+            "thread.created",
+            "thread.run.created",
+            "thread.run.queued",
+            "thread.run.in_progress",
+            "thread.run.step.created",
+            "thread.run.step.in_progress",
+            "thread.run.step.delta",
+            "thread.run.step.delta",
+            "thread.run.requires_action",
+            "done",
+        ]
+        thread = events[0].object.id
+        run = events[-2].run
+        assert run is not None and run.requires_action
+        outputs = [ToolOutput(run.required_tool_calls[0].id, "21C")]
+        events = [e async for e in client.stream_submit_tool_outputs(thread, run.id, outputs)]
+        names = [e.event for e in events]
+        assert names[:3] == ["thread.run.step.completed", "thread.run.queued", "thread.run.in_progress"]
+        assert names[-3:] == ["thread.run.step.completed", "thread.run.completed", "done"]
+        assert "".join(e.text for e in events) == "Weather: 21C."
+        assert (await client.get_run(thread, run.id)).status == "completed"
