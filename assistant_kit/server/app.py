@@ -26,8 +26,8 @@ from starlette.routing import BaseRoute, Mount
 
 from assistant_kit.server.auth import Authenticator, check_bind
 from assistant_kit.server.endpoints import Api
-from assistant_kit.server.envelopes import DASHSCOPE, OPENAI, Dialect
 from assistant_kit.server.engine import EngineSettings, RunEngine
+from assistant_kit.server.envelopes import DASHSCOPE, OPENAI, Dialect
 from assistant_kit.server.models.base import ModelBackend
 from assistant_kit.server.models.routing import ModelRouter
 from assistant_kit.server.routes import dashscope, openai, runs

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from assistant_kit.errors import ApiError
-from assistant_kit.server.ids import new_id, now_ms
+from assistant_kit.server.ids import now_ms
 from assistant_kit.server.models.routing import ModelRouter
 from assistant_kit.server.runstore import (
     ACTIVE,
@@ -153,18 +153,11 @@ class RunEngine:
 
     # -- events ------------------------------------------------------------------------------
 
-    def notify(self, run_id: str, final: bool = False) -> None:
+    def notify(self, run_id: str) -> None:
+        """Wake the stream readers of ``run_id`` (new events were committed)."""
         signal = self._signals.pop(run_id, None)
         if signal is not None:
             signal.set()
-        if not final:
-            return
-
-    def commit_events(
-        self, db: Any, run: RunRecord | str, thread_id: str, events: Sequence[tuple[str, Any]]
-    ) -> None:
-        run_id = run if isinstance(run, str) else run.id
-        self.runs.append_events(db, run_id, thread_id, events)
 
     async def events(self, run_id: str, after: int = 0) -> AsyncIterator[Event]:
         """The run's events with ``seq > after``, live, up to and including the next ``done``."""
@@ -298,7 +291,10 @@ class RunEngine:
                     )
                     message = self.runs.get_message_in(db, message_id)
                     events.append(
-                        ("thread.message.incomplete", {"kind": "message", "record": record_data(message)})
+                        (
+                            "thread.message.incomplete",
+                            {"kind": "message", "record": record_data(message)},
+                        )
                     )
             final = self.runs.get_run_in(db, run_id)
             events.append((f"thread.run.{status}", {"kind": "run", "record": record_data(final)}))
@@ -322,7 +318,9 @@ class RunEngine:
                     db, step.id, {"status": "failed", "failed_at": now, "last_error": error}
                 )
                 updated = self.runs.get_step_in(db, step.id)
-                events.append(("thread.run.step.failed", {"kind": "step", "record": record_data(updated)}))
+                events.append(
+                    ("thread.run.step.failed", {"kind": "step", "record": record_data(updated)})
+                )
                 message_id = step.step_details.get("message_creation", {}).get("message_id")
                 if message_id:
                     self.runs.set_message(
@@ -417,7 +415,9 @@ class RunEngine:
                         call["output"] = by_id[call["id"]]
                 details["tool_calls"] = calls
                 self.runs.set_step(
-                    db, step_id, {"step_details": details, "status": "completed", "completed_at": now}
+                    db,
+                    step_id,
+                    {"step_details": details, "status": "completed", "completed_at": now},
                 )
                 updated = self.runs.get_step_in(db, step_id)
                 events.append(
@@ -451,9 +451,9 @@ def _match_outputs(
                 f"got {len(outputs)}.",
                 param="tool_outputs",
             )
-        return dict(zip(expected, texts))
+        return dict(zip(expected, texts, strict=True))
     got: dict[str, str] = {}
-    for position, (call_id, text) in enumerate(zip(ids, texts)):
+    for position, (call_id, text) in enumerate(zip(ids, texts, strict=True)):
         if not call_id:
             call_id = expected[position] if position < len(expected) else ""
         if call_id not in expected:
@@ -475,6 +475,3 @@ def _match_outputs(
         )
     return got
 
-
-def new_run_id() -> str:
-    return new_id()

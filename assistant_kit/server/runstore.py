@@ -194,7 +194,9 @@ class RunStore:
             ).fetchone()
         return None if row is None else str(row[0])
 
-    def runs_in(self, statuses: Sequence[str], expires_before: int | None = None) -> list[RunRecord]:
+    def runs_in(
+        self, statuses: Sequence[str], expires_before: int | None = None
+    ) -> list[RunRecord]:
         marks = ", ".join("?" for _ in statuses)
         sql = f"{RUNS.select} WHERE status IN ({marks})"
         params: list[Any] = list(statuses)

@@ -52,7 +52,6 @@ FLUSH_S = 0.02
 FLUSH_EVENTS = 64
 
 
-
 async def drive(engine: RunEngine, run_id: str) -> None:
     """The task of one run (see the module docstring)."""
     try:
@@ -193,7 +192,9 @@ class Turn:
             return await asyncio.to_thread(router.resolve, self.run.model)
         return router.resolve(self.run.model)
 
-    def _tools(self) -> tuple[list[dict[str, Any]], dict[str, tuple[str, BuiltinTool, Mapping[str, Any]]]]:
+    def _tools(
+        self,
+    ) -> tuple[list[dict[str, Any]], dict[str, tuple[str, BuiltinTool, Mapping[str, Any]]]]:
         """The functions offered to the model and the built-ins behind some of them."""
         offered: list[dict[str, Any]] = []
         builtins: dict[str, tuple[str, BuiltinTool, Mapping[str, Any]]] = {}
@@ -226,8 +227,10 @@ class Turn:
             if message.role == "user" or message.status == "completed":
                 text = message_text(message)
                 if text or message.role == "user":
-                    role = "assistant" if message.role == "assistant" else "user"
-                    items.append(ThreadMessage(role, text))
+                    if message.role == "assistant":
+                        items.append(ThreadMessage("assistant", text))
+                    else:
+                        items.append(ThreadMessage("user", text))
             items.extend(_tool_step(s) for s in by_position.get(seq, []))
         return items
 
@@ -297,13 +300,20 @@ class Turn:
         self.buffer.append(
             (
                 "thread.message.delta",
-                {"kind": "message_delta", "id": self.message.id, "text": text, "first": not self.text},
+                {
+                    "kind": "message_delta",
+                    "id": self.message.id,
+                    "text": text,
+                    "first": not self.text,
+                },
             )
         )
         self.text += text
 
     def _tool_fragment(
-        self, event: ToolCallDelta, builtins: Mapping[str, tuple[str, BuiltinTool, Mapping[str, Any]]]
+        self,
+        event: ToolCallDelta,
+        builtins: Mapping[str, tuple[str, BuiltinTool, Mapping[str, Any]]],
     ) -> None:
         if self.tool_step is None:
             if self.message is not None:
@@ -316,7 +326,10 @@ class Turn:
                     db,
                     self.run.id,
                     self.run.thread_id,
-                    [("thread.run.step.created", snapshot), ("thread.run.step.in_progress", snapshot)],
+                    [
+                        ("thread.run.step.created", snapshot),
+                        ("thread.run.step.in_progress", snapshot),
+                    ],
                 )
             self.engine.notify(self.run.id)
             self.tool_step = step
@@ -377,7 +390,9 @@ class Turn:
             runs = self.engine.runs
             runs.set_message(db, self.message.id, changes)
             runs.set_step(
-                db, self.message_step.id, {"status": "completed", "completed_at": now, "usage": usage}
+                db,
+                self.message_step.id,
+                {"status": "completed", "completed_at": now, "usage": usage},
             )
             message = runs.get_message_in(db, self.message.id)
             step = runs.get_step_in(db, self.message_step.id)
@@ -407,7 +422,11 @@ class Turn:
                 self.run.id,
                 "incomplete",
                 when=("in_progress",),
-                changes={"usage": usage, "incomplete_at": now, "incomplete_details": {"reason": reason}},
+                changes={
+                    "usage": usage,
+                    "incomplete_at": now,
+                    "incomplete_details": {"reason": reason},
+                },
                 events=("thread.run.incomplete",),
             ) or self._lost()
             return False
@@ -460,7 +479,11 @@ class Turn:
                 run.id,
                 "incomplete",
                 when=("in_progress",),
-                changes={"usage": usage, "incomplete_at": now, "incomplete_details": {"reason": reason}},
+                changes={
+                    "usage": usage,
+                    "incomplete_at": now,
+                    "incomplete_details": {"reason": reason},
+                },
                 events=("thread.run.incomplete",),
             ) or self._lost()
             return False
@@ -473,7 +496,9 @@ class Turn:
             self._step_done("completed")
             return True
         with engine.store.transaction() as db:
-            engine.runs.set_step(db, self.tool_step.id, {"step_details": details, "usage": step_usage})
+            engine.runs.set_step(
+                db, self.tool_step.id, {"step_details": details, "usage": step_usage}
+            )
         action = {"step_id": self.tool_step.id, "tool_calls": pending}
         engine.transition(
             run.id,
@@ -528,7 +553,11 @@ class Turn:
             self.run.id,
             "incomplete",
             when=("in_progress",),
-            changes={"usage": usage, "incomplete_at": now_ms(), "incomplete_details": {"reason": reason}},
+            changes={
+                "usage": usage,
+                "incomplete_at": now_ms(),
+                "incomplete_details": {"reason": reason},
+            },
             events=("thread.run.incomplete",),
         ) or self._lost()
         return False
@@ -548,7 +577,12 @@ class Turn:
 def _tool_step(step: StepRecord) -> ToolStep:
     calls = step.step_details.get("tool_calls") or []
     return ToolStep(
-        calls=tuple(ToolCall(str(c.get("id") or ""), str(c.get("name") or ""), str(c.get("arguments") or "")) for c in calls),
+        calls=tuple(
+            ToolCall(
+                str(c.get("id") or ""), str(c.get("name") or ""), str(c.get("arguments") or "")
+            )
+            for c in calls
+        ),
         outputs=tuple(c.get("output") for c in calls),
     )
 

@@ -113,7 +113,9 @@ def tool_call_object(dialect: Dialect, call: JSONObject) -> JSONObject:
             logs = call.get("logs") or ("" if output is None else str(output))
             if logs:
                 outputs.append({"type": "logs", "logs": logs})
-            outputs.extend({"type": "image", "image": {"file_id": f}} for f in call.get("images", []))
+            outputs.extend(
+                {"type": "image", "image": {"file_id": f}} for f in call.get("images", [])
+            )
             return {
                 "id": call["id"],
                 "type": "code_interpreter",
@@ -199,7 +201,11 @@ def message_delta(dialect: Dialect, data: JSONObject) -> JSONObject:
         }
     else:
         delta = {"content": [{"index": 0, "type": "text", "text": text}]}
-    return {"id": dialect.id("message", data["id"]), "object": "thread.message.delta", "delta": delta}
+    return {
+        "id": dialect.id("message", data["id"]),
+        "object": "thread.message.delta",
+        "delta": delta,
+    }
 
 
 def step_delta(dialect: Dialect, data: JSONObject) -> JSONObject:

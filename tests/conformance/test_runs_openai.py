@@ -71,7 +71,9 @@ def test_create_and_poll_completes_with_usage(client: OpenAI) -> None:
     assert messages.data[0].run_id == run.id
     steps = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id)
     assert steps.data[0].step_details.message_creation.message_id == messages.data[0].id
-    one = client.beta.threads.runs.steps.retrieve(steps.data[0].id, thread_id=thread.id, run_id=run.id)
+    one = client.beta.threads.runs.steps.retrieve(
+        steps.data[0].id, thread_id=thread.id, run_id=run.id
+    )
     assert one.usage is not None and one.usage.completion_tokens > 0
 
 
@@ -117,7 +119,10 @@ def test_parallel_calls_and_submit_tool_outputs_and_poll(client: OpenAI) -> None
 
     with pytest.raises(openai.BadRequestError) as busy:
         client.beta.threads.messages.create(thread, role="user", content="hello?")
-    assert busy.value.body["message"] == f"Can't add messages to {thread} while a run {run.id} is active."
+    assert (
+        busy.value.body["message"]
+        == f"Can't add messages to {thread} while a run {run.id} is active."
+    )
     with pytest.raises(openai.BadRequestError) as missing:
         client.beta.threads.runs.submit_tool_outputs(
             run.id, thread_id=thread, tool_outputs=[{"tool_call_id": calls[0].id, "output": "x"}]
@@ -170,7 +175,11 @@ def test_tool_calls_stream_then_submit_tool_outputs_stream(client: OpenAI) -> No
         event_handler=second,
     ) as stream:
         stream.until_done()
-    assert second.names[:3] == ["thread.run.step.completed", "thread.run.queued", "thread.run.in_progress"]
+    assert second.names[:3] == [
+        "thread.run.step.completed",
+        "thread.run.queued",
+        "thread.run.in_progress",
+    ]
     assert second.names[-1] == "thread.run.completed"
     assert second.text == "The weather is 5C, 5C."
 

@@ -26,7 +26,8 @@ from assistant_kit.errors import ApiError
 from assistant_kit.server.app import ServerConfig, create_app
 from assistant_kit.server.models import Rule, ScriptedBackend, ScriptedCall
 from assistant_kit.server.models.base import ModelEvent, ModelRequest
-from assistant_kit.server.tools.base import BuiltinTool, ToolContext, ToolOutput as BuiltinOutput
+from assistant_kit.server.tools.base import BuiltinTool, ToolContext
+from assistant_kit.server.tools.base import ToolOutput as BuiltinOutput
 
 WEATHER = {
     "type": "function",
@@ -109,7 +110,11 @@ def make_app(tmp_path: Path, **options: Any) -> Any:
 
 async def setup(client: AssistantClient, text: str, **assistant: Any) -> tuple[str, str]:
     bot = await client.create_assistant(
-        AssistantParams(model=assistant.pop("model", "demo"), tools=assistant.pop("tools", [WEATHER]), **assistant)
+        AssistantParams(
+            model=assistant.pop("model", "demo"),
+            tools=assistant.pop("tools", [WEATHER]),
+            **assistant,
+        )
     )
     thread = await client.create_thread(messages=[MessageParams(text)])
     return bot.id, thread.id
@@ -149,7 +154,9 @@ async def test_parallel_function_calls_wait_for_every_output_then_the_run_resume
     app, backend = make_app(tmp_path)
     async with in_process(app) as client:
         bot, thread = await setup(client, "weather in Paris and Rome")
-        run = await client.wait_run(thread, (await client.create_run(thread, RunParams(assistant_id=bot))).id)
+        run = await client.wait_run(
+            thread, (await client.create_run(thread, RunParams(assistant_id=bot))).id
+        )
         assert run.status == "requires_action"
         calls = run.required_tool_calls
         assert [c.args for c in calls] == [{"city": "Paris"}, {"city": "Rome"}]
@@ -186,7 +193,9 @@ async def test_dashscope_outputs_without_ids_match_by_position(tmp_path: Path) -
     app, _ = make_app(tmp_path)
     async with in_process(app, dialect="dashscope") as client:
         bot, thread = await setup(client, "weather in Oslo")
-        run = await client.wait_run(thread, (await client.create_run(thread, RunParams(assistant_id=bot))).id)
+        run = await client.wait_run(
+            thread, (await client.create_run(thread, RunParams(assistant_id=bot))).id
+        )
         assert run.status == "requires_action"
         await client.submit_tool_outputs(thread, run.id, [ToolOutput("", "-3C")])
         run = await client.wait_run(thread, run.id)
@@ -204,7 +213,9 @@ async def test_a_builtin_tool_runs_in_the_server_and_records_its_step(
         bot, thread = await setup(
             client, "compute 6*7", tools=[{"type": "code_interpreter"}, {"type": "wanx"}]
         )
-        run = await client.wait_run(thread, (await client.create_run(thread, RunParams(assistant_id=bot))).id)
+        run = await client.wait_run(
+            thread, (await client.create_run(thread, RunParams(assistant_id=bot))).id
+        )
         assert run.status == "completed"
         assert (await client.list_all_messages(thread))[-1].text == "The result is <6*7>."
         step = (await client.list_run_steps(thread, run.id)).data[0]
@@ -227,7 +238,9 @@ async def test_the_step_cap_ends_a_tool_loop_with_tool_choice_none(tmp_path: Pat
     app, backend = make_app(tmp_path, max_model_calls=3)
     async with in_process(app) as client:
         bot, thread = await setup(client, "loop forever", tools=[{"type": "code_interpreter"}])
-        run = await client.wait_run(thread, (await client.create_run(thread, RunParams(assistant_id=bot))).id)
+        run = await client.wait_run(
+            thread, (await client.create_run(thread, RunParams(assistant_id=bot))).id
+        )
         assert run.status == "completed"
     assert [r.tool_choice for r in backend.requests] == ["auto", "auto", "auto", "none"]
 
@@ -237,9 +250,14 @@ async def test_an_unroutable_model_fails_the_run_with_a_clear_last_error(tmp_pat
     app, _ = make_app(tmp_path, models={"demo": ScriptedBackend()})
     async with in_process(app) as client:
         bot, thread = await setup(client, "hi", model="nobody")
-        run = await client.wait_run(thread, (await client.create_run(thread, RunParams(assistant_id=bot))).id)
+        run = await client.wait_run(
+            thread, (await client.create_run(thread, RunParams(assistant_id=bot))).id
+        )
         assert run.status == "failed"
-        assert run.last_error is not None and 'no backend for model "nobody"' in run.last_error["message"]
+        assert (
+            run.last_error is not None
+            and 'no backend for model "nobody"' in run.last_error["message"]
+        )
 
 
 @pytest.mark.anyio
@@ -302,7 +320,9 @@ async def test_cancel_from_requires_action_and_from_in_progress(tmp_path: Path) 
     app, _ = make_app(tmp_path / "b")
     async with in_process(app) as client:
         bot, thread = await setup(client, "weather in Lima")
-        run = await client.wait_run(thread, (await client.create_run(thread, RunParams(assistant_id=bot))).id)
+        run = await client.wait_run(
+            thread, (await client.create_run(thread, RunParams(assistant_id=bot))).id
+        )
         assert run.status == "requires_action"
         await client.cancel_run(thread, run.id)
         assert (await client.get_run(thread, run.id)).status == "cancelled"
@@ -357,7 +377,11 @@ async def test_streams_carry_the_documented_event_order(tmp_path: Path, dialect:
         outputs = [ToolOutput(run.required_tool_calls[0].id, "21C")]
         events = [e async for e in client.stream_submit_tool_outputs(thread, run.id, outputs)]
         names = [e.event for e in events]
-        assert names[:3] == ["thread.run.step.completed", "thread.run.queued", "thread.run.in_progress"]
+        assert names[:3] == [
+            "thread.run.step.completed",
+            "thread.run.queued",
+            "thread.run.in_progress",
+        ]
         assert names[-3:] == ["thread.run.step.completed", "thread.run.completed", "done"]
         assert "".join(e.text for e in events) == "Weather: 21C."
         assert (await client.get_run(thread, run.id)).status == "completed"

@@ -303,4 +303,3 @@ def run_routes(api: Api, ctx: ServerContext) -> list[BaseRoute]:
 #: The route factories app.py puts ahead of the CRUD tables.
 openai_routes = run_routes
 dashscope_routes = run_routes
-
