@@ -89,7 +89,9 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with store.lifespan():
+        async with store.lifespan(), contextlib.AsyncExitStack() as stack:
+            for part in context.lifespans:
+                await stack.enter_async_context(part())
             yield
 
     # Plain mounts of route lists (no nested apps): one middleware stack per request.
