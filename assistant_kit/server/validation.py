@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from importlib import resources
 from typing import Any
 
-import jsonschema  # type: ignore[import-untyped]
-from jsonschema.exceptions import best_match  # type: ignore[import-untyped]
+import jsonschema  # type: ignore[import-untyped,unused-ignore]
+from jsonschema.exceptions import best_match  # type: ignore[import-untyped,unused-ignore]
 
 from assistant_kit.errors import ApiError
 
