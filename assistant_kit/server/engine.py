@@ -28,7 +28,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -228,21 +229,26 @@ class RunEngine:
         when: Sequence[str],
         changes: Mapping[str, Any] | None = None,
         events: Sequence[str] = (),
-        extra_events: Sequence[tuple[str, Any]] = (),
+        before: Callable[[sqlite3.Connection], list[tuple[str, Any]]] | None = None,
     ) -> RunRecord | None:
-        """Conditionally move a run to ``status``; returns the new run or None if it had moved."""
+        """Conditionally move a run to ``status``; returns the new run or None if it had moved.
+
+        ``before(db)`` runs first in the same transaction (a turn's pending writes) and returns
+        the events to log ahead of the run's own; those are committed either way.
+        """
         with self.store.transaction() as db:
-            if not self.runs.set_run(db, run_id, {"status": status, **(changes or {})}, when=when):
-                return None
+            out = before(db) if before is not None else []
+            moved = self.runs.set_run(db, run_id, {"status": status, **(changes or {})}, when=when)
             run = self.runs.get_run_in(db, run_id)
-            assert run is not None
-            snapshot = {"kind": "run", "record": record_data(run)}
-            out = [*extra_events, *((name, snapshot) for name in events)]
-            if status in STREAM_END:
-                out.append(("done", {}))
-            self.runs.append_events(db, run_id, run.thread_id, out)
+            if moved and run is not None:
+                snapshot = {"kind": "run", "record": record_data(run)}
+                out += [(name, snapshot) for name in events]
+                if status in STREAM_END:
+                    out.append(("done", {}))
+            if out and run is not None:
+                self.runs.append_events(db, run_id, run.thread_id, out)
         self.notify(run_id)
-        return run
+        return run if moved else None
 
     def finish(
         self, run_id: str, status: str, *, last_error: Mapping[str, Any] | None = None
@@ -474,4 +480,3 @@ def _match_outputs(
             param="tool_outputs",
         )
     return got
-

@@ -11,11 +11,13 @@ events) so a fast model does not cost one transaction per fragment.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
+import sqlite3
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,21 +57,20 @@ FLUSH_EVENTS = 64
 async def drive(engine: RunEngine, run_id: str) -> None:
     """The task of one run (see the module docstring)."""
     try:
-        while True:
-            run = engine.runs.get_run(run_id)
-            if run is None or run.status not in ("queued", "in_progress"):
-                return
+        run = engine.runs.get_run(run_id)
+        while run is not None:
             if run.status == "queued":
-                engine.transition(
+                run = engine.transition(
                     run_id,
                     "in_progress",
                     when=("queued",),
                     changes={"started_at": run.started_at or now_ms()},
                     events=("thread.run.in_progress",),
-                )
+                ) or engine.runs.get_run(run_id)
                 continue
-            if not await Turn(engine, run).call():
+            if run.status != "in_progress" or not await Turn(engine, run).call():
                 return
+            run = engine.runs.get_run(run_id)
     except asyncio.CancelledError:
         reason = engine._cancel_reason.pop(run_id, "stop")
         if reason == "cancel":
@@ -93,6 +94,8 @@ class Turn:
 
     engine: RunEngine
     run: RunRecord
+    #: Writes not yet committed: statements (``op(db)``) and the events announcing them.
+    ops: list[Callable[[sqlite3.Connection], object]] = field(default_factory=list)
     buffer: list[tuple[str, Any]] = field(default_factory=list)
     last_flush: float = 0.0
     message: MessageRecord | None = None
@@ -144,8 +147,8 @@ class Turn:
             max_tokens=max_tokens,
             response_format=response_format,
         )
-        with engine.store.transaction() as db:
-            engine.runs.set_run(db, run.id, {"model_calls": run.model_calls + 1})
+        calls_made = run.model_calls + 1
+        self.ops.append(lambda db: engine.runs.set_run(db, run.id, {"model_calls": calls_made}))
         finish: Finish | None = None
         try:
             async for event in backend.stream(request):
@@ -173,6 +176,7 @@ class Turn:
         }
         if self.calls and tool_choice == "none":
             self._step_done("failed")
+            self._flush()
             cap = engine.settings.max_model_calls
             return self._fail(
                 "server_error",
@@ -236,16 +240,25 @@ class Turn:
 
     # -- streaming into steps and messages ---------------------------------------------------
 
-    def _flush(self) -> None:
-        self.last_flush = time.monotonic()
-        if not self.buffer:
-            return
+    def _take(self, db: sqlite3.Connection) -> list[tuple[str, Any]]:
+        """Run the pending statements in ``db``; return the pending events."""
+        ops, self.ops = self.ops, []
         events, self.buffer = self.buffer, []
+        for op in ops:
+            op(db)
+        return events
+
+    def _flush(self) -> None:
+        """Commit pending writes and events in one transaction."""
+        self.last_flush = time.monotonic()
+        if not self.buffer and not self.ops:
+            return
         with self.engine.store.transaction() as db:
+            events = self._take(db)
             self.engine.runs.append_events(db, self.run.id, self.run.thread_id, events)
         self.engine.notify(self.run.id)
 
-    def _new_step(self, db: Any, kind: str, details: dict[str, Any]) -> StepRecord:
+    def _new_step(self, kind: str, details: dict[str, Any]) -> StepRecord:
         step = StepRecord(
             id=new_id(),
             run_id=self.run.id,
@@ -255,18 +268,26 @@ class Turn:
             type=kind,
             status="in_progress",
             step_details=details,
-            thread_position=self.engine.runs.thread_position(db, self.run.thread_id),
         )
-        self.engine.runs.insert_step(db, step)
+        runs = self.engine.runs
+
+        def insert(db: sqlite3.Connection) -> None:
+            position = runs.thread_position(db, step.thread_id)
+            runs.insert_step(db, dataclasses.replace(step, thread_position=position))
+
+        self.ops.append(insert)
+        snapshot = {"kind": "step", "record": record_data(step)}
+        self.buffer += [
+            ("thread.run.step.created", snapshot),
+            ("thread.run.step.in_progress", snapshot),
+        ]
         return step
 
     def _start_message(self) -> None:
-        self._flush()
-        now = now_ms()
         message = MessageRecord(
             id=new_id(),
             thread_id=self.run.thread_id,
-            created_at=now,
+            created_at=now_ms(),
             role="assistant",
             content=[],
             assistant_id=self.run.assistant_id,
@@ -274,23 +295,14 @@ class Turn:
             status="in_progress",
         )
         details = {"type": "message_creation", "message_creation": {"message_id": message.id}}
-        with self.engine.store.transaction() as db:
-            step = self._new_step(db, "message_creation", details)
-            self.engine.runs.insert_message(db, message)
-            snapshot = {"kind": "step", "record": record_data(step)}
-            msg = {"kind": "message", "record": record_data(message)}
-            self.engine.runs.append_events(
-                db,
-                self.run.id,
-                self.run.thread_id,
-                [
-                    ("thread.run.step.created", snapshot),
-                    ("thread.run.step.in_progress", snapshot),
-                    ("thread.message.created", msg),
-                    ("thread.message.in_progress", msg),
-                ],
-            )
-        self.engine.notify(self.run.id)
+        step = self._new_step("message_creation", details)
+        runs = self.engine.runs
+        self.ops.append(lambda db: runs.insert_message(db, message))
+        snapshot = {"kind": "message", "record": record_data(message)}
+        self.buffer += [
+            ("thread.message.created", snapshot),
+            ("thread.message.in_progress", snapshot),
+        ]
         self.message, self.message_step = message, step
 
     def _text(self, text: str) -> None:
@@ -318,21 +330,7 @@ class Turn:
         if self.tool_step is None:
             if self.message is not None:
                 self._complete_message(None, None)
-            self._flush()
-            with self.engine.store.transaction() as db:
-                step = self._new_step(db, "tool_calls", {"type": "tool_calls", "tool_calls": []})
-                snapshot = {"kind": "step", "record": record_data(step)}
-                self.engine.runs.append_events(
-                    db,
-                    self.run.id,
-                    self.run.thread_id,
-                    [
-                        ("thread.run.step.created", snapshot),
-                        ("thread.run.step.in_progress", snapshot),
-                    ],
-                )
-            self.engine.notify(self.run.id)
-            self.tool_step = step
+            self.tool_step = self._new_step("tool_calls", {"type": "tool_calls", "tool_calls": []})
         call = self.calls.get(event.index)
         if call is None:
             taken = {c.id for c in self.calls.values()}
@@ -370,12 +368,9 @@ class Turn:
                     )
                 )
 
-    def _complete_message(
-        self, usage: dict[str, int] | None, incomplete: str | None
-    ) -> list[tuple[str, Any]]:
-        """Finish the reply message and its step (inside the caller's flush order)."""
+    def _complete_message(self, usage: dict[str, int] | None, incomplete: str | None) -> None:
+        """Queue the completion of the reply message and its step."""
         assert self.message is not None and self.message_step is not None
-        self._flush()
         now = now_ms()
         content = [{"type": "text", "text": {"value": self.text, "annotations": []}}]
         changes: dict[str, Any] = {"content": content}
@@ -385,28 +380,36 @@ class Turn:
             )
         else:
             changes.update(status="completed", completed_at=now)
-        events: list[tuple[str, Any]] = []
-        with self.engine.store.transaction() as db:
-            runs = self.engine.runs
-            runs.set_message(db, self.message.id, changes)
-            runs.set_step(
-                db,
-                self.message_step.id,
-                {"status": "completed", "completed_at": now, "usage": usage},
-            )
-            message = runs.get_message_in(db, self.message.id)
-            step = runs.get_step_in(db, self.message_step.id)
-            name = "thread.message.incomplete" if incomplete else "thread.message.completed"
-            events = [
-                (name, {"kind": "message", "record": record_data(message)}),
-                ("thread.run.step.completed", {"kind": "step", "record": record_data(step)}),
-            ]
-            runs.append_events(db, self.run.id, self.run.thread_id, events)
-        self.engine.notify(self.run.id)
+        step_changes: dict[str, Any] = {"status": "completed", "completed_at": now, "usage": usage}
+        message = dataclasses.replace(self.message, **changes)
+        step = dataclasses.replace(self.message_step, **step_changes)
+        runs = self.engine.runs
+
+        def update(db: sqlite3.Connection) -> None:
+            runs.set_message(db, message.id, changes)
+            runs.set_step(db, step.id, step_changes)
+
+        self.ops.append(update)
+        name = "thread.message.incomplete" if incomplete else "thread.message.completed"
+        self.buffer += [
+            (name, {"kind": "message", "record": record_data(message)}),
+            ("thread.run.step.completed", {"kind": "step", "record": record_data(step)}),
+        ]
         self.message = None
-        return events
 
     # -- endings -----------------------------------------------------------------------------
+
+    def _end(self, status: str, changes: dict[str, Any]) -> bool:
+        """Commit what is pending together with the run's move to ``status``; never loops."""
+        self.engine.transition(
+            self.run.id,
+            status,
+            when=("in_progress",),
+            changes=changes,
+            events=(f"thread.run.{status}",),
+            before=self._take,
+        ) or self._lost()
+        return False
 
     def _after_text(
         self, finish: Finish, usage: dict[str, int], step_usage: dict[str, int], capped: bool
@@ -414,36 +417,21 @@ class Turn:
         if self.message is None:
             self._start_message()
         truncated = finish.reason == "length"
-        reason = "max_completion_tokens" if capped else "max_tokens"
         self._complete_message(step_usage, "max_tokens" if truncated else None)
         now = now_ms()
         if truncated:
-            self.engine.transition(
-                self.run.id,
+            reason = "max_completion_tokens" if capped else "max_tokens"
+            return self._end(
                 "incomplete",
-                when=("in_progress",),
-                changes={
-                    "usage": usage,
-                    "incomplete_at": now,
-                    "incomplete_details": {"reason": reason},
-                },
-                events=("thread.run.incomplete",),
-            ) or self._lost()
-            return False
-        self.engine.transition(
-            self.run.id,
-            "completed",
-            when=("in_progress",),
-            changes={"usage": usage, "completed_at": now},
-            events=("thread.run.completed",),
-        ) or self._lost()
-        return False
+                {"usage": usage, "incomplete_at": now, "incomplete_details": {"reason": reason}},
+            )
+        return self._end("completed", {"usage": usage, "completed_at": now})
 
     async def _after_calls(
         self, finish: Finish, usage: dict[str, int], step_usage: dict[str, int]
     ) -> bool:
         assert self.tool_step is not None
-        engine, run = self.engine, self.run
+        run = self.run
         entries: list[dict[str, Any]] = []
         pending: list[dict[str, Any]] = []
         for call in self.calls.values():
@@ -455,6 +443,7 @@ class Turn:
                 "output": None,
             }
             if call.builtin is not None:
+                self._flush()  # the stream shows the call before the tool runs
                 result = await self._call_builtin(call)
                 entry.update(
                     output=result.output,
@@ -467,62 +456,39 @@ class Turn:
                 pending.append({"id": call.id, "name": call.name, "arguments": call.arguments})
             entries.append(entry)
         details = {"type": "tool_calls", "tool_calls": entries}
+        step_changes: dict[str, Any] = {"step_details": details, "usage": step_usage}
         now = now_ms()
+        if finish.reason == "length" or not pending:
+            self._step_done("completed", step_changes)
+        else:
+            self._queue_step(step_changes)
         if finish.reason == "length":
-            with engine.store.transaction() as db:
-                engine.runs.set_step(
-                    db, self.tool_step.id, {"step_details": details, "usage": step_usage}
-                )
             reason = "max_completion_tokens" if run.max_completion_tokens else "max_tokens"
-            self._step_done("completed")
-            engine.transition(
-                run.id,
+            return self._end(
                 "incomplete",
-                when=("in_progress",),
-                changes={
-                    "usage": usage,
-                    "incomplete_at": now,
-                    "incomplete_details": {"reason": reason},
-                },
-                events=("thread.run.incomplete",),
-            ) or self._lost()
-            return False
+                {"usage": usage, "incomplete_at": now, "incomplete_details": {"reason": reason}},
+            )
         if not pending:
-            with engine.store.transaction() as db:
-                engine.runs.set_step(
-                    db, self.tool_step.id, {"step_details": details, "usage": step_usage}
-                )
-                engine.runs.set_run(db, run.id, {"usage": usage})
-            self._step_done("completed")
-            return True
-        with engine.store.transaction() as db:
-            engine.runs.set_step(
-                db, self.tool_step.id, {"step_details": details, "usage": step_usage}
-            )
-        action = {"step_id": self.tool_step.id, "tool_calls": pending}
-        engine.transition(
-            run.id,
-            "requires_action",
-            when=("in_progress",),
-            changes={"usage": usage, "required_action": action},
-            events=("thread.run.requires_action",),
-        ) or self._lost()
-        return False
-
-    def _step_done(self, status: str) -> None:
-        assert self.tool_step is not None
-        with self.engine.store.transaction() as db:
             runs = self.engine.runs
-            stamp = "completed_at" if status == "completed" else "failed_at"
-            runs.set_step(db, self.tool_step.id, {"status": status, stamp: now_ms()})
-            step = runs.get_step_in(db, self.tool_step.id)
-            runs.append_events(
-                db,
-                self.run.id,
-                self.run.thread_id,
-                [(f"thread.run.step.{status}", {"kind": "step", "record": record_data(step)})],
-            )
-        self.engine.notify(self.run.id)
+            self.ops.append(lambda db: runs.set_run(db, run.id, {"usage": usage}))
+            self._flush()
+            return True
+        action = {"step_id": self.tool_step.id, "tool_calls": pending}
+        return self._end("requires_action", {"usage": usage, "required_action": action})
+
+    def _queue_step(self, changes: dict[str, Any]) -> StepRecord:
+        assert self.tool_step is not None
+        step = self.tool_step = dataclasses.replace(self.tool_step, **changes)
+        runs = self.engine.runs
+        self.ops.append(lambda db: runs.set_step(db, step.id, changes))
+        return step
+
+    def _step_done(self, status: str, changes: dict[str, Any] | None = None) -> None:
+        stamp = "completed_at" if status == "completed" else "failed_at"
+        step = self._queue_step({**(changes or {}), "status": status, stamp: now_ms()})
+        self.buffer.append(
+            (f"thread.run.step.{status}", {"kind": "step", "record": record_data(step)})
+        )
 
     async def _call_builtin(self, call: _Call) -> ToolOutput:
         assert call.builtin is not None
