@@ -162,19 +162,26 @@ class RunEngine:
 
     async def events(self, run_id: str, after: int = 0) -> AsyncIterator[Event]:
         """The run's events with ``seq > after``, live, up to and including the next ``done``."""
+        async for batch in self.event_batches(run_id, after):
+            for event in batch:
+                yield event
+
+    async def event_batches(self, run_id: str, after: int = 0) -> AsyncIterator[list[Event]]:
+        """``events`` in the batches they were committed in (one write per batch for SSE)."""
         idle = 0.0
         while True:
             signal = self._signals.get(run_id)
             if signal is None:
                 signal = self._signals[run_id] = asyncio.Event()
             batch = self.runs.events_after(run_id, after)
-            for event in batch:
-                after = event.seq
-                yield event
+            for i, event in enumerate(batch):
                 if event.event == "done":
+                    yield batch[: i + 1]
                     return
             if batch:
+                after = batch[-1].seq
                 idle = 0.0
+                yield batch
                 continue
             if self._stopping:
                 return
@@ -217,7 +224,14 @@ class RunEngine:
             return
         task = asyncio.create_task(drive(self, run_id), name=f"run-{run_id}")
         self._tasks[run_id] = task
-        task.add_done_callback(lambda _t: self._tasks.pop(run_id, None))
+        task.add_done_callback(lambda done: self._task_done(run_id, done))
+
+    def _task_done(self, run_id: str, task: asyncio.Task[None]) -> None:
+        if self._tasks.get(run_id) is task:
+            del self._tasks[run_id]
+        # A task cancelled before it ever ran never reached its own handler.
+        if self._cancel_reason.pop(run_id, None) == "cancel" and not self._stopping:
+            self.finish(run_id, "cancelled")
 
     # -- transitions -------------------------------------------------------------------------
 

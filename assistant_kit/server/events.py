@@ -85,11 +85,13 @@ async def sse_body(
     dialect: Dialect, engine: RunEngine, run_id: str, after: int, request_id: str
 ) -> AsyncIterator[bytes]:
     try:
-        async for event in engine.events(run_id, after):
-            if event.event == "done":
-                yield frame(dialect, "done", None, request_id)
-                return
-            yield frame(dialect, event.event, event_object(dialect, event), request_id)
+        async for batch in engine.event_batches(run_id, after):
+            yield b"".join(
+                frame(dialect, "done", None, request_id)
+                if event.event == "done"
+                else frame(dialect, event.event, event_object(dialect, event), request_id)
+                for event in batch
+            )
     except Exception as exc:  # the run goes on; tell this reader and end its stream
         log.exception("stream of run %s failed", run_id)
         yield error_frame(dialect, f"The stream failed: {exc}", request_id)

@@ -3,9 +3,11 @@
 ``drive(engine, run_id)`` loops until the run stops: ``queued`` becomes ``in_progress``; each model
 call streams into a ``message_creation`` step (text) or a ``tool_calls`` step (calls). Built-in
 tools run here and the loop calls the model again; function calls move the run to
-``requires_action`` and the task ends (``submit_tool_outputs`` starts a new one). Deltas are
-written to the event log in small batches (at most every ``FLUSH_S`` seconds or ``FLUSH_EVENTS``
-events) so a fast model does not cost one transaction per fragment.
+``requires_action`` and the task ends (``submit_tool_outputs`` starts a new one). A turn's writes
+(steps, messages, deltas) are committed in batches: within ``FLUSH_S`` seconds of the first
+pending one, every ``FLUSH_EVENTS`` events, and with the run's final status in the same
+transaction, so a fast model costs a couple of commits per run, not one per fragment, while a
+slow one is still streamed as it goes.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import dataclasses
 import json
 import logging
 import sqlite3
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -97,7 +98,7 @@ class Turn:
     #: Writes not yet committed: statements (``op(db)``) and the events announcing them.
     ops: list[Callable[[sqlite3.Connection], object]] = field(default_factory=list)
     buffer: list[tuple[str, Any]] = field(default_factory=list)
-    last_flush: float = 0.0
+    timer: asyncio.TimerHandle | None = None
     message: MessageRecord | None = None
     message_step: StepRecord | None = None
     tool_step: StepRecord | None = None
@@ -134,7 +135,11 @@ class Turn:
         )
         if prompt.incomplete_reason:
             return self._incomplete(prompt.incomplete_reason, used)
-        response_format = run.response_format if isinstance(run.response_format, Mapping) else None
+        response_format = run.response_format
+        if response_format in ("json_object", "text"):  # DashScope's Java SDK sends the bare type
+            response_format = {"type": response_format}
+        if not isinstance(response_format, Mapping):
+            response_format = None
         request = ModelRequest(
             model=run.model,
             messages=prompt.messages,
@@ -159,14 +164,19 @@ class Turn:
                     self._tool_fragment(event, builtins)
                 elif isinstance(event, Finish):
                     finish = event
-                if len(self.buffer) >= FLUSH_EVENTS or (
-                    self.buffer and time.monotonic() - self.last_flush > FLUSH_S
-                ):
+                if len(self.buffer) >= FLUSH_EVENTS:
                     self._flush()
+                elif self.buffer and self.timer is None:
+                    # a slow model: show what came so far within FLUSH_S
+                    loop = asyncio.get_running_loop()
+                    self.timer = loop.call_later(FLUSH_S, self._flush)
         except ModelError as exc:
             self._flush()
             return self._fail(exc.code, str(exc))
-        self._flush()
+        finally:
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
         finish = finish or Finish("stop")
         total = used + finish.usage
         usage = {"prompt_tokens": total.prompt_tokens, "completion_tokens": total.completion_tokens}
@@ -250,7 +260,9 @@ class Turn:
 
     def _flush(self) -> None:
         """Commit pending writes and events in one transaction."""
-        self.last_flush = time.monotonic()
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         if not self.buffer and not self.ops:
             return
         with self.engine.store.transaction() as db:

@@ -226,3 +226,30 @@ def test_runs_waiting_for_outputs_expire(tmp_path_factory: pytest.TempPathFactor
             sdk.beta.threads.messages.create(thread, role="user", content="still there?")
         finally:
             sdk.close()
+
+
+def test_a_client_that_leaves_a_stream_does_not_stop_the_run(
+    server: KitServer, client: OpenAI
+) -> None:
+    import httpx
+
+    assistant = client.beta.assistants.create(model="slow")
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "count please"}])
+    with (
+        httpx.Client(trust_env=False, timeout=10) as http,
+        http.stream(
+            "POST",
+            f"{server.openai_url}/threads/{thread.id}/runs",
+            json={"assistant_id": assistant.id, "stream": True},
+            headers={"Authorization": f"Bearer {server.api_key}"},
+        ) as response,
+    ):
+        assert response.headers["content-type"].startswith("text/event-stream")
+        first = next(response.iter_lines())
+        assert first == "event: thread.run.created"
+        # the connection is closed here, mid-run
+    runs = client.beta.threads.runs.list(thread.id).data
+    run = client.beta.threads.runs.poll(runs[0].id, thread_id=thread.id, poll_interval_ms=50)
+    assert run.status == "completed"
+    reply = client.beta.threads.messages.list(thread.id).data[0].content[0].text.value
+    assert reply == "one two three four five six seven eight nine ten"

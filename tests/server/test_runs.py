@@ -385,3 +385,54 @@ async def test_streams_carry_the_documented_event_order(tmp_path: Path, dialect:
         assert names[-3:] == ["thread.run.step.completed", "thread.run.completed", "done"]
         assert "".join(e.text for e in events) == "Weather: 21C."
         assert (await client.get_run(thread, run.id)).status == "completed"
+
+
+class Stutter(ScriptedBackend):
+    """Says a word, thinks for a while, says the rest: a slow model's rhythm."""
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        from assistant_kit.server.models.base import Finish, TextDelta
+
+        yield TextDelta("Thinking")
+        await asyncio.sleep(0.4)
+        yield TextDelta(" done.")
+        yield Finish("stop")
+
+
+@pytest.mark.anyio
+async def test_a_slow_model_is_logged_as_it_goes_and_late_readers_miss_nothing(
+    tmp_path: Path,
+) -> None:
+    app, _ = make_app(tmp_path, backend=Stutter())
+    engine = app.state.context.extras["engine"]
+    async with in_process(app) as client:
+        bot, thread = await setup(client, "hi")
+        run = await client.create_run(thread, RunParams(assistant_id=bot))
+        await asyncio.sleep(0.2)
+        uid = run.id.removeprefix("run_")
+        so_far = [e.event for e in engine.runs.events_after(uid, 0)]
+        assert "thread.message.delta" in so_far and "thread.run.completed" not in so_far
+        run = await client.wait_run(thread, run.id)
+        assert run.status == "completed"
+        # a reader that comes after the end still gets the whole log, up to done
+        names = [e.event async for e in engine.events(uid, 0)]
+        assert names[0] == "thread.run.created" and names[-2:] == ["thread.run.completed", "done"]
+        assert (await client.list_all_messages(thread))[-1].text == "Thinking done."
+
+
+@pytest.mark.anyio
+async def test_a_run_cancelled_before_its_task_starts_ends_cancelled(tmp_path: Path) -> None:
+    app, _ = make_app(tmp_path)
+    engine = app.state.context.extras["engine"]
+    async with in_process(app) as client:
+        bot, thread = await setup(client, "hi")
+        created = await client.create_run(thread, RunParams(assistant_id=bot))
+        await client.wait_run(thread, created.id)
+        from assistant_kit.server.routes.runs import build_run
+
+        assistant = await app.state.context.services.get_assistant(bot.removeprefix("asst_"))
+        run = build_run(engine, assistant, thread.removeprefix("thread_"), {})
+        engine.create_run(run)
+        assert engine.cancel(run.thread_id, run.id).status == "cancelling"
+        await asyncio.sleep(0.05)
+        assert (await client.get_run(thread, f"run_{run.id}")).status == "cancelled"
