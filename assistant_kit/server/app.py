@@ -137,6 +137,9 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
             stack.push_async_callback(engine.stop)
             if own_router:
                 stack.push_async_callback(router.aclose)
+            closer = getattr(config.tools, "aclose", None)
+            if callable(closer):  # a tool registry built for this app (kit serve)
+                stack.push_async_callback(closer)
             for part in context.lifespans:
                 await stack.enter_async_context(part())
             yield

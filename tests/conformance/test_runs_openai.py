@@ -212,7 +212,9 @@ def test_cancel_an_in_progress_run(client: OpenAI) -> None:
 def test_runs_waiting_for_outputs_expire(tmp_path_factory: pytest.TempPathFactory) -> None:
     folder = write_project(tmp_path_factory.mktemp("kit-runs-expiry"))
     with running_kit_server(
-        database=str(folder / "server.db"), output_dir=folder, extra_args=["--run-expiry", "1"]
+        database=str(folder / "server.db"),
+        output_dir=folder,
+        extra_args=["--config", str(folder / "kit.yaml"), "--run-expiry", "1"],
     ) as server:
         sdk = OpenAI(base_url=server.openai_url, api_key=server.api_key, max_retries=0)
         try:

@@ -436,3 +436,47 @@ async def test_a_run_cancelled_before_its_task_starts_ends_cancelled(tmp_path: P
         assert engine.cancel(run.thread_id, run.id).status == "cancelling"
         await asyncio.sleep(0.05)
         assert (await client.get_run(thread, f"run_{run.id}")).status == "cancelled"
+
+
+@pytest.mark.anyio
+async def test_the_reaper_resumes_or_finishes_what_a_stop_left(tmp_path: Path) -> None:
+    import sqlite3
+
+    app, _ = make_app(tmp_path)
+    ids: dict[str, tuple[str, str]] = {}
+    async with in_process(app) as client:
+        for name, text in [
+            ("queued", "hi"),
+            ("in_progress", "hi"),
+            ("cancelling", "hi"),
+            ("waiting", "weather in Kyiv"),
+        ]:
+            bot, thread = await setup(client, text)
+            run = await client.wait_run(
+                thread, (await client.create_run(thread, RunParams(assistant_id=bot))).id
+            )
+            ids[name] = (thread, run.id)
+    # make the stored runs look like a crash caught them mid-way
+    db = sqlite3.connect(tmp_path / "kit.db")
+    for name in ("queued", "in_progress", "cancelling"):
+        uid = ids[name][1].removeprefix("run_")
+        db.execute("UPDATE runs SET status = ? WHERE id = ?", (name, uid))
+        db.execute("DELETE FROM messages WHERE run_id = ?", (uid,))
+        db.execute("DELETE FROM run_steps WHERE run_id = ?", (uid,))
+    db.commit()
+    db.close()
+
+    app, _ = make_app(tmp_path)
+    async with in_process(app) as client:
+        final = {
+            name: (await client.wait_run(thread, run_id, timeout=5)).status
+            for name, (thread, run_id) in ids.items()
+        }
+        assert final == {
+            "queued": "completed",
+            "in_progress": "completed",
+            "cancelling": "cancelled",
+            "waiting": "requires_action",
+        }
+        thread = ids["in_progress"][0]
+        assert (await client.list_all_messages(thread))[-1].text == "Hello there!"
