@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import sqlite3
@@ -250,16 +251,20 @@ class RunEngine:
         ``before(db)`` runs first in the same transaction (a turn's pending writes) and returns
         the events to log ahead of the run's own; those are committed either way.
         """
+        update = {"status": status, **(changes or {})}
         with self.store.transaction() as db:
+            current = self.runs.get_run_in(db, run_id)
+            if current is None:  # deleted with its thread: nothing left to write
+                return None
             out = before(db) if before is not None else []
-            moved = self.runs.set_run(db, run_id, {"status": status, **(changes or {})}, when=when)
-            run = self.runs.get_run_in(db, run_id)
-            if moved and run is not None:
+            moved = current.status in when and self.runs.set_run(db, run_id, update, when=when)
+            run = dataclasses.replace(current, **update) if moved else current
+            if moved:
                 snapshot = {"kind": "run", "record": record_data(run)}
                 out += [(name, snapshot) for name in events]
                 if status in STREAM_END:
                     out.append(("done", {}))
-            if out and run is not None:
+            if out:
                 self.runs.append_events(db, run_id, run.thread_id, out)
         self.notify(run_id)
         return run if moved else None
