@@ -464,6 +464,9 @@ class Turn:
                     urls=list(result.urls),
                     is_error=result.is_error,
                 )
+                shapes = _tool_shapes(call, result)
+                if shapes:
+                    entry["shapes"] = shapes
             else:
                 pending.append({"id": call.id, "name": call.name, "arguments": call.arguments})
             entries.append(entry)
@@ -563,6 +566,23 @@ def _tool_step(step: StepRecord) -> ToolStep:
         ),
         outputs=tuple(c.get("output") for c in calls),
     )
+
+
+def _tool_shapes(call: _Call, result: ToolOutput) -> dict[str, Any] | None:
+    """The step entry a tool renders itself per dialect (``BuiltinTool.step_tool_call``, when
+    the tool has it), kept with the call so the step reads the same after a restart."""
+    assert call.builtin is not None
+    render = getattr(call.builtin[1], "step_tool_call", None)
+    if not callable(render):
+        return None
+    try:
+        arguments = json.loads(call.arguments) if call.arguments.strip() else {}
+        if not isinstance(arguments, dict):
+            return None
+        return {d: render(call.id, arguments, result, d) for d in ("openai", "dashscope")}
+    except Exception:  # a tool's renderer failing leaves the generic shape
+        log.exception("built-in tool %s could not render its step", call.name)
+        return None
 
 
 def _call_id() -> str:

@@ -94,6 +94,10 @@ def run_object(dialect: Dialect, run: RunRecord) -> JSONObject:
 
 def tool_call_object(dialect: Dialect, call: JSONObject) -> JSONObject:
     """One neutral tool call entry of a step in ``dialect``'s shape."""
+    shapes = call.get("shapes")
+    if isinstance(shapes, dict) and isinstance(shapes.get(dialect.name), dict):
+        shape: JSONObject = shapes[dialect.name]
+        return shape
     kind = call.get("type", "function")
     output = call.get("output")
     if kind == "function" or (dialect is OPENAI and kind != "code_interpreter"):

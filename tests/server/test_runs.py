@@ -480,3 +480,31 @@ async def test_the_reaper_resumes_or_finishes_what_a_stop_left(tmp_path: Path) -
         }
         thread = ids["in_progress"][0]
         assert (await client.list_all_messages(thread))[-1].text == "Hello there!"
+
+
+class Painter(Calculator):
+    """A built-in that draws its own step entry (``step_tool_call``), as the real tools do."""
+
+    type = "text_to_image"
+
+    def definition(self) -> Mapping[str, Any]:
+        return {"name": "calculator", "parameters": {"type": "object"}}
+
+    def step_tool_call(
+        self, call_id: str, arguments: Mapping[str, Any], result: Any, dialect: str
+    ) -> dict[str, Any]:
+        return {"id": call_id, "type": "text_to_image", "text_to_image": {"dialect": dialect}}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("dialect", ["openai", "dashscope"])
+async def test_a_tool_that_renders_its_own_step_entry_is_shown_that_way(
+    tmp_path: Path, dialect: str
+) -> None:
+    app, _ = make_app(tmp_path, tools={"text_to_image": Painter()})
+    async with in_process(app, dialect=dialect) as client:
+        bot, thread = await setup(client, "compute 1", tools=[{"type": "wanx"}])
+        run = await client.create_run(thread, RunParams(assistant_id=bot))
+        run = await client.wait_run(thread, run.id)
+        step = (await client.list_run_steps(thread, run.id)).data[0]
+        assert step.raw["step_details"]["tool_calls"][0]["text_to_image"] == {"dialect": dialect}
