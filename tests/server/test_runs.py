@@ -508,3 +508,48 @@ async def test_a_tool_that_renders_its_own_step_entry_is_shown_that_way(
         run = await client.wait_run(thread, run.id)
         step = (await client.list_run_steps(thread, run.id)).data[0]
         assert step.raw["step_details"]["tool_calls"][0]["text_to_image"] == {"dialect": dialect}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        pytest.param({}, "assistant_id", id="no-assistant"),
+        pytest.param({"assistant_id": "asst_x", "temperature": "hot"}, "temperature", id="temp"),
+        pytest.param({"assistant_id": "asst_x", "tools": [1]}, "tools", id="tools"),
+        pytest.param(
+            {"assistant_id": "asst_x", "truncation_strategy": {"type": "x"}},
+            "truncation_strategy",
+            id="truncation",
+        ),
+        pytest.param({"assistant_id": "asst_x", "tool_choice": "maybe"}, "tool_choice", id="tc"),
+        pytest.param(
+            {"assistant_id": "asst_x", "metadata": {f"k{i}": "v" for i in range(17)}},
+            "metadata",
+            id="metadata",
+        ),
+    ],
+)
+async def test_bad_run_bodies_are_400s_never_500s(
+    tmp_path: Path, body: dict[str, Any], param: str
+) -> None:
+    import httpx
+
+    app, _ = make_app(tmp_path)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://kit",
+            headers={"Authorization": "Bearer k"},
+        ) as http,
+    ):
+        thread = (await http.post("/v1/threads", json={})).json()["id"]
+        response = await http.post(f"/v1/threads/{thread}/runs", json=body)
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["param"] == param
+        missing = await http.post(f"/v1/threads/{thread}/runs", json={"assistant_id": "asst_x"})
+        assert missing.status_code == 404
+        assert missing.json()["error"]["message"] == "No assistant found with id 'asst_x'."
+        ds = await http.post(f"/api/v1/threads/{thread}/runs", json=body)
+        assert ds.status_code == 400 and ds.json()["code"] == "InvalidParameter"
