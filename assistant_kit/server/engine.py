@@ -51,9 +51,6 @@ from assistant_kit.server.tools.base import BuiltinTool, SaveFile
 
 log = logging.getLogger("assistant_kit.server.engine")
 
-#: Older built-in type names and the canonical type they stand for.
-_ALIASES = {"search": "quark_search", "wanx": "text_to_image"}
-
 
 @dataclass(frozen=True, slots=True)
 class EngineSettings:
@@ -358,22 +355,6 @@ class RunEngine:
                         },
                     )
             self.runs.append_events(db, run.id, run.thread_id, events)
-
-    def find_tool(self, entry: Mapping[str, Any]) -> BuiltinTool | None:
-        """The built-in tool a tool entry enables (``None``: a function or an unknown type)."""
-        resolve = getattr(self.tools, "resolve", None)
-        if callable(resolve) and not isinstance(self.tools, dict):
-            found = resolve(entry)
-            return found if isinstance(found, BuiltinTool) else None
-        kind = entry.get("type")
-        if kind in ("plugin", "dashscope_plugin"):
-            kind = entry.get("id") or entry.get("plugin_id") or entry.get("name")
-        if not isinstance(kind, str) or kind == "function":
-            return None
-        tool = self.tools.get(kind) or self.tools.get(_ALIASES.get(kind, ""))
-        if tool is None:
-            tool = next((t for t in self.tools.values() if kind in (t.type, *t.aliases)), None)
-        return tool
 
     # -- requests on existing runs -----------------------------------------------------------
 

@@ -14,34 +14,33 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 import sqlite3
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from assistant_kit.errors import ModelError
+from assistant_kit.server.history import thread_history
 from assistant_kit.server.ids import new_id, now_ms
 from assistant_kit.server.models.base import (
     Finish,
     ModelBackend,
     ModelRequest,
     TextDelta,
-    ToolCall,
     ToolCallDelta,
     Usage,
 )
 from assistant_kit.server.runstore import RunRecord, StepRecord, record_data
-from assistant_kit.server.services import message_text
 from assistant_kit.server.store import MessageRecord
-from assistant_kit.server.tools.base import BuiltinTool, StoredFile, ToolContext, ToolOutput
+from assistant_kit.server.toolbox import (
+    Enabled,
+    call_builtin,
+    new_call_id,
+    offered_tools,
+    tool_shapes,
+)
 from assistant_kit.server.transcript import (
-    HistoryItem,
-    ThreadMessage,
-    ToolStep,
     Truncation,
     build_prompt,
 )
@@ -86,7 +85,7 @@ class _Call:
     id: str
     name: str
     arguments: str = ""
-    builtin: tuple[str, BuiltinTool, Mapping[str, Any]] | None = None
+    builtin: Enabled | None = None
 
 
 @dataclass(slots=True)
@@ -114,7 +113,7 @@ class Turn:
             backend = await self._backend()
         except ModelError as exc:
             return self._fail(exc.code, str(exc))
-        offered, builtins = self._tools()
+        offered, builtins = offered_tools(run.tools, engine.tools)
         used = Usage(**(run.usage or {}))
         tool_choice: Any = run.tool_choice if run.tool_choice is not None else "auto"
         if run.model_calls >= engine.settings.max_model_calls:
@@ -129,7 +128,7 @@ class Turn:
             backend,
             instructions=run.instructions,
             additional_instructions=run.additional_instructions,
-            history=self._history(),
+            history=thread_history(engine.runs, run.thread_id),
             truncation=Truncation.from_api(run.truncation_strategy),
             max_prompt_tokens=run.max_prompt_tokens,
         )
@@ -205,48 +204,6 @@ class Turn:
         if kind == "llama-cpp":  # the first resolve loads weights: keep the loop free
             return await asyncio.to_thread(router.resolve, self.run.model)
         return router.resolve(self.run.model)
-
-    def _tools(
-        self,
-    ) -> tuple[list[dict[str, Any]], dict[str, tuple[str, BuiltinTool, Mapping[str, Any]]]]:
-        """The functions offered to the model and the built-ins behind some of them."""
-        offered: list[dict[str, Any]] = []
-        builtins: dict[str, tuple[str, BuiltinTool, Mapping[str, Any]]] = {}
-        for entry in self.run.tools:
-            kind = entry.get("type")
-            if kind == "function":
-                function = entry.get("function") or {}
-                if isinstance(function, Mapping) and function.get("name"):
-                    offered.append({"type": "function", "function": dict(function)})
-                continue
-            tool = self.engine.find_tool(entry)
-            if tool is None:
-                continue  # a built-in type this server has no tool for: the model never sees it
-            definition = dict(tool.definition())
-            name = str(definition.get("name") or tool.type)
-            if name in builtins:
-                continue
-            builtins[name] = (str(kind), tool, entry)
-            offered.append({"type": "function", "function": definition})
-        return offered, builtins
-
-    def _history(self) -> list[HistoryItem]:
-        messages, steps = self.engine.runs.history(self.run.thread_id)
-        by_position: dict[int, list[StepRecord]] = {}
-        for step in steps:
-            if step.status == "completed":
-                by_position.setdefault(step.thread_position, []).append(step)
-        items: list[HistoryItem] = [_tool_step(s) for s in by_position.get(0, [])]
-        for seq, message in messages:
-            if message.role == "user" or message.status == "completed":
-                text = message_text(message)
-                if text or message.role == "user":
-                    if message.role == "assistant":
-                        items.append(ThreadMessage("assistant", text))
-                    else:
-                        items.append(ThreadMessage("user", text))
-            items.extend(_tool_step(s) for s in by_position.get(seq, []))
-        return items
 
     # -- streaming into steps and messages ---------------------------------------------------
 
@@ -337,7 +294,7 @@ class Turn:
     def _tool_fragment(
         self,
         event: ToolCallDelta,
-        builtins: Mapping[str, tuple[str, BuiltinTool, Mapping[str, Any]]],
+        builtins: Mapping[str, Enabled],
     ) -> None:
         if self.tool_step is None:
             if self.message is not None:
@@ -346,10 +303,10 @@ class Turn:
         call = self.calls.get(event.index)
         if call is None:
             taken = {c.id for c in self.calls.values()}
-            call_id = event.id if event.id and event.id not in taken else _call_id()
+            call_id = event.id if event.id and event.id not in taken else new_call_id()
             name = event.name or ""
             call = self.calls[event.index] = _Call(call_id, name, builtin=builtins.get(name))
-            kind = call.builtin[0] if call.builtin else "function"
+            kind = call.builtin.kind if call.builtin else "function"
             self.buffer.append(
                 (
                     "thread.run.step.delta",
@@ -449,14 +406,21 @@ class Turn:
         for call in self.calls.values():
             entry: dict[str, Any] = {
                 "id": call.id,
-                "type": call.builtin[0] if call.builtin else "function",
+                "type": call.builtin.kind if call.builtin else "function",
                 "name": call.name,
                 "arguments": call.arguments,
                 "output": None,
             }
             if call.builtin is not None:
                 self._flush()  # the stream shows the call before the tool runs
-                result = await self._call_builtin(call)
+                result = await call_builtin(
+                    call.builtin,
+                    call.name,
+                    call.arguments,
+                    thread_id=run.thread_id,
+                    run_id=run.id,
+                    save_file=self.engine.save_file,
+                )
                 entry.update(
                     output=result.output,
                     logs=result.logs,
@@ -464,7 +428,7 @@ class Turn:
                     urls=list(result.urls),
                     is_error=result.is_error,
                 )
-                shapes = _tool_shapes(call, result)
+                shapes = tool_shapes(call.builtin, call.id, call.arguments, result)
                 if shapes:
                     entry["shapes"] = shapes
             else:
@@ -505,43 +469,12 @@ class Turn:
             (f"thread.run.step.{status}", {"kind": "step", "record": record_data(step)})
         )
 
-    async def _call_builtin(self, call: _Call) -> ToolOutput:
-        assert call.builtin is not None
-        _kind, tool, entry = call.builtin
-        try:
-            arguments = json.loads(call.arguments) if call.arguments.strip() else {}
-            if not isinstance(arguments, dict):
-                raise ValueError("the arguments are not a JSON object")
-        except ValueError as exc:
-            return ToolOutput(f"error: bad arguments for {call.name}: {exc}", is_error=True)
-        context = ToolContext(
-            thread_id=self.run.thread_id,
-            run_id=self.run.id,
-            save_file=self.engine.save_file or _discard_file,
-            config=entry,
-        )
-        try:
-            return await tool.call(arguments, context)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # a tool never fails the run
-            log.exception("built-in tool %s failed", call.name)
-            return ToolOutput(f"error: {call.name} failed: {exc}", is_error=True)
-
     def _incomplete(self, reason: str, used: Usage) -> bool:
         usage = {"prompt_tokens": used.prompt_tokens, "completion_tokens": used.completion_tokens}
-        self.engine.transition(
-            self.run.id,
+        return self._end(
             "incomplete",
-            when=("in_progress",),
-            changes={
-                "usage": usage,
-                "incomplete_at": now_ms(),
-                "incomplete_details": {"reason": reason},
-            },
-            events=("thread.run.incomplete",),
-        ) or self._lost()
-        return False
+            {"usage": usage, "incomplete_at": now_ms(), "incomplete_details": {"reason": reason}},
+        )
 
     def _fail(self, code: str, message: str) -> bool:
         self.engine.finish(self.run.id, "failed", last_error={"code": code, "message": message})
@@ -553,47 +486,3 @@ class Turn:
         if current is not None and current.status == "cancelling":
             self.engine.finish(self.run.id, "cancelled")
         return False
-
-
-def _tool_step(step: StepRecord) -> ToolStep:
-    calls = step.step_details.get("tool_calls") or []
-    return ToolStep(
-        calls=tuple(
-            ToolCall(
-                str(c.get("id") or ""), str(c.get("name") or ""), str(c.get("arguments") or "")
-            )
-            for c in calls
-        ),
-        outputs=tuple(c.get("output") for c in calls),
-    )
-
-
-def _tool_shapes(call: _Call, result: ToolOutput) -> dict[str, Any] | None:
-    """The step entry a tool renders itself per dialect (``BuiltinTool.step_tool_call``, when
-    the tool has it), kept with the call so the step reads the same after a restart."""
-    assert call.builtin is not None
-    render = getattr(call.builtin[1], "step_tool_call", None)
-    if not callable(render):
-        return None
-    try:
-        arguments = json.loads(call.arguments) if call.arguments.strip() else {}
-        if not isinstance(arguments, dict):
-            return None
-        return {d: render(call.id, arguments, result, d) for d in ("openai", "dashscope")}
-    except Exception:  # a tool's renderer failing leaves the generic shape
-        log.exception("built-in tool %s could not render its step", call.name)
-        return None
-
-
-def _call_id() -> str:
-    return f"call_{uuid.uuid4().hex[:24]}"
-
-
-async def _discard_file(data: bytes, filename: str, mime_type: str) -> StoredFile:
-    """The file saver when the server has none configured: the file gets an id, not a home."""
-    return StoredFile(
-        id=f"file-{uuid.uuid4().hex[:24]}",
-        filename=Path(filename).name,
-        mime_type=mime_type,
-        size=len(data),
-    )
