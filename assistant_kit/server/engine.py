@@ -4,7 +4,7 @@
 
     engine = RunEngine(store, router, tools={"code_interpreter": CodeInterpreterTool()})
     await engine.start()                     # reaper (resume / finish what a crash left) + sweeper
-    run = engine.create_run(params, assistant)
+    engine.create_run(run)                   # a queued RunRecord (routes.runs.build_run)
     async for event in engine.events(run.id, after=0): ...     # the persisted event log
     await engine.stop()
 

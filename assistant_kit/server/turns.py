@@ -116,6 +116,11 @@ class Turn:
         offered, builtins = offered_tools(run.tools, engine.tools)
         used = Usage(**(run.usage or {}))
         tool_choice: Any = run.tool_choice if run.tool_choice is not None else "auto"
+        if isinstance(tool_choice, Mapping) and tool_choice.get("type") != "function":
+            # {"type": "code_interpreter"}: force the function that stands for that built-in
+            wanted = tool_choice.get("type")
+            name = next((n for n, e in builtins.items() if wanted in (e.kind, e.tool.type)), None)
+            tool_choice = {"type": "function", "function": {"name": name}} if name else "auto"
         if run.model_calls >= engine.settings.max_model_calls:
             tool_choice = "none"
         max_tokens = run.max_tokens

@@ -553,3 +553,17 @@ async def test_bad_run_bodies_are_400s_never_500s(
         assert missing.json()["error"]["message"] == "No assistant found with id 'asst_x'."
         ds = await http.post(f"/api/v1/threads/{thread}/runs", json=body)
         assert ds.status_code == 400 and ds.json()["code"] == "InvalidParameter"
+
+
+@pytest.mark.anyio
+async def test_a_builtin_tool_choice_forces_its_function(tmp_path: Path) -> None:
+    app, backend = make_app(tmp_path)
+    async with in_process(app) as client:
+        bot, thread = await setup(client, "hi", tools=[WEATHER, {"type": "code_interpreter"}])
+        params = RunParams(assistant_id=bot, tool_choice={"type": "code_interpreter"})
+        run = await client.wait_run(thread, (await client.create_run(thread, params)).id)
+        assert run.status == "completed"
+    assert backend.requests[0].tool_choice == {
+        "type": "function",
+        "function": {"name": "calculator"},
+    }
