@@ -30,6 +30,7 @@ import dataclasses
 import json
 import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -62,6 +63,8 @@ class EngineSettings:
     max_model_calls: int = 25
     #: How often the sweeper looks for expired runs (seconds).
     sweep_interval_s: float = 0.5
+    #: Seconds the event log of a finished run is kept (streams of it are long over by then).
+    event_retention_s: float = 3600.0
 
 
 class ThreadBusy(ApiError):
@@ -141,12 +144,22 @@ class RunEngine:
                 expired += 1
         return expired
 
+    def prune_events(self) -> int:
+        """Drop the event logs of runs that finished more than ``event_retention_s`` ago."""
+        cutoff = now_ms() - int(self.settings.event_retention_s * 1000)
+        with self.store.transaction() as db:
+            return self.runs.prune_events(db, cutoff)
+
     async def _sweep_forever(self) -> None:
         interval = max(0.05, min(self.settings.sweep_interval_s, self.settings.run_expiry_s / 4))
+        last_prune = 0.0
         while True:
             await asyncio.sleep(interval)
             try:
                 self.sweep()
+                if time.monotonic() - last_prune > 60:
+                    last_prune = time.monotonic()
+                    self.prune_events()
             except Exception:  # pragma: no cover - keep sweeping whatever one run did
                 log.exception("expiry sweep failed")
 

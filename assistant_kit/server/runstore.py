@@ -264,6 +264,15 @@ class RunStore:
             [(run_id, thread_id, now, name, _dumps(data)) for name, data in events],
         )
 
+    def prune_events(self, db: sqlite3.Connection, before_ms: int) -> int:
+        """Delete log entries older than ``before_ms`` of runs that have finished."""
+        marks = ", ".join("?" for _ in TERMINAL)
+        return db.execute(
+            "DELETE FROM run_events WHERE created_at < ? AND run_id IN "
+            f"(SELECT id FROM runs WHERE status IN ({marks}))",
+            (before_ms, *TERMINAL),
+        ).rowcount
+
     def insert_run(
         self,
         run: RunRecord,

@@ -8,6 +8,7 @@ streaming is checked against ``kit serve`` in ``tests/conformance``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -567,3 +568,21 @@ async def test_a_builtin_tool_choice_forces_its_function(tmp_path: Path) -> None
         "type": "function",
         "function": {"name": "calculator"},
     }
+
+
+@pytest.mark.anyio
+async def test_event_logs_of_finished_runs_are_pruned_after_the_retention(tmp_path: Path) -> None:
+    app, _ = make_app(tmp_path)
+    engine = app.state.context.extras["engine"]
+    async with in_process(app) as client:
+        bot, thread = await setup(client, "hi")
+        run = await client.wait_run(
+            thread, (await client.create_run(thread, RunParams(assistant_id=bot))).id
+        )
+        uid = run.id.removeprefix("run_")
+        assert engine.runs.events_after(uid, 0)
+        assert engine.prune_events() == 0  # still within the retention
+        engine.settings = dataclasses.replace(engine.settings, event_retention_s=-1)
+        assert engine.prune_events() > 0
+        assert engine.runs.events_after(uid, 0) == []
+        assert (await client.get_run(thread, run.id)).status == "completed"
