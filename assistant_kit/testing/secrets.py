@@ -40,10 +40,12 @@ SENSITIVE_HEADERS = frozenset(
 _AUTH_PATTERNS = (
     # "Authorization: Bearer abc", '"authorization": "Bearer abc"', authorization=abc
     re.compile(
-        r"""(?i)(\b(?:proxy-)?authorization\b["']?\s*[:=]\s*["']?)((?:bearer|basic|token)\s+)?"""
-        r"""[^\s"',}\]]+"""
+        r"""(?i)(\b(?:proxy-)?authorization\b["']?\s*[:=]\s*["']?)"""
+        r"""(?!(?:(?:bearer|basic|token)\s+)?\[REDACTED\])"""
+        r"""((?:bearer|basic|token)\s+)?[^\s"',}\]]+"""
     ),
-    re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/=-]{4,}"),
+    # a bearer token: 8+ token characters, at least one of them not a letter (spares prose)
+    re.compile(r"(?i)(\bbearer\s+)(?=[A-Za-z0-9._~+/=-]*[0-9._~+/=-])[A-Za-z0-9._~+/=-]{8,}"),
 )
 
 
