@@ -20,6 +20,7 @@ from assistant_kit.testing.checks import (
     Check,
     CheckContext,
     Contains,
+    EndsWith,
     Equals,
     ExpectationError,
     Invalid,
@@ -49,6 +50,7 @@ __all__ = [
     "ExpectationError",
     "build_check",
     "build_checks",
+    "build_expectation",
     "evaluate_turn",
 ]
 
@@ -128,6 +130,7 @@ ASSERTIONS: dict[str, Callable[[Any], Check]] = {
     "not_contains": lambda v: Contains(texts(v, "not_contains"), absent=True),
     "regex": _regex,
     "starts_with": _text("starts_with", StartsWith),
+    "ends_with": _text("ends_with", EndsWith),
     "one_of": _one_of,
     "json": _json,
     "tool_called": build_tool_called,
@@ -155,6 +158,16 @@ def build_check(item: Any) -> Check:
         known = ", ".join(sorted([*ASSERTIONS, "not"]))
         raise ExpectationError(f"unknown assertion {key!r} (known: {known})")
     return builder(value)
+
+
+def build_expectation(kind: str, value: Any, negate: bool = False, where: str = "") -> Check:
+    """A check from the spec model's ``Expectation(kind, value, negate)``; never raises: a bad
+    one becomes an ``Invalid`` check (an ERROR naming ``where`` and the problem)."""
+    try:
+        check = build_check({kind: value})
+    except ExpectationError as exc:
+        return Invalid(where or kind, str(exc))
+    return Not(check) if negate else check
 
 
 def build_checks(items: Iterable[Any] | None, where: str = "expect") -> tuple[Check, ...]:

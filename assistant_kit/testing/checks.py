@@ -194,6 +194,27 @@ class StartsWith(Check):
 
 
 @dataclass(frozen=True, slots=True)
+class EndsWith(Check):
+    """The reply (trailing whitespace ignored) ends with the text."""
+
+    suffix: str
+
+    @property
+    def label(self) -> str:
+        return f"ends_with: {excerpt(self.suffix, 60)}"
+
+    def evaluate(self, turn: TurnRecord, ctx: CheckContext) -> CheckResult:
+        if turn.reply.rstrip().endswith(self.suffix):
+            return self.result(True, f"the reply ends with {self.suffix!r}")
+        return self.result(
+            False,
+            f"expected the reply to end with {self.suffix!r}; reply: {excerpt(turn.reply)}",
+            expected=self.suffix,
+            actual=turn.reply,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class OneOf(Check):
     """The reply (surrounding whitespace ignored) equals one of the texts."""
 

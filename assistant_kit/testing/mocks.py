@@ -150,6 +150,43 @@ def parse_mocks(spec: Mapping[str, Any] | None) -> dict[str, ToolMock]:
     return {str(name): parse_mock(str(name), value) for name, value in spec.items()}
 
 
+def _outcome(outcome: Any) -> Rule:
+    error = getattr(outcome, "error", None)
+    if error is not None:
+        return Rule("error", (error,))
+    return Rule("returns", (getattr(outcome, "returns", None),))
+
+
+def tool_mock_from_spec(spec: Any) -> ToolMock:
+    """Adapt the spec model's ``MockSpec`` (``tool``, ``kind``, ``returns``, ``sequence``,
+    ``error``, ``when`` of ``MockCase(args, outcome)``, ``default``) to a ``ToolMock``."""
+    tool, kind = str(spec.tool), spec.kind
+    if kind == "returns":
+        return ToolMock(tool, rule=Rule("returns", (spec.returns,)))
+    if kind == "sequence":
+        if not spec.sequence:
+            raise MockError(f"mock {tool}: sequence must be a non-empty list")
+        return ToolMock(tool, rule=Rule("sequence", tuple(spec.sequence)))
+    if kind == "error":
+        return ToolMock(tool, rule=Rule("error", (spec.error,)))
+    if kind != "when":
+        raise MockError(f"mock {tool}: unknown kind {kind!r}")
+    cases = []
+    for i, case in enumerate(spec.when):
+        try:
+            check_expected(case.args, f"mock {tool}.when[{i}].args")
+        except MatcherError as exc:
+            raise MockError(str(exc)) from exc
+        cases.append((dict(case.args), _outcome(case.outcome)))
+    default = None if spec.default is None else _outcome(spec.default)
+    return ToolMock(tool, cases=tuple(cases), default=default)
+
+
+def mocks_from_spec(specs: Mapping[str, Any] | None) -> dict[str, ToolMock]:
+    """``{tool: MockSpec}`` (a test's or a turn's ``mocks``) -> ``{tool: ToolMock}``."""
+    return {str(name): tool_mock_from_spec(spec) for name, spec in (specs or {}).items()}
+
+
 class MockSession:
     """Answers function calls for one repetition of a test.
 

@@ -54,6 +54,8 @@ CASES = [
     pytest.param({"regex": r"^\d+$"}, TURN, FAILED, id="regex-fail"),
     pytest.param({"starts_with": "Your"}, TURN, PASSED, id="starts_with"),
     pytest.param({"starts_with": "Hello"}, TURN, FAILED, id="starts_with-fail"),
+    pytest.param({"ends_with": "Friday."}, TURN, PASSED, id="ends_with"),
+    pytest.param({"ends_with": "Monday."}, TURN, FAILED, id="ends_with-fail"),
     pytest.param({"one_of": ["Hello!", "Hi!"]}, QUIET_TURN, PASSED, id="one_of"),
     pytest.param({"one_of": ["Hi!", "Hey"]}, QUIET_TURN, FAILED, id="one_of-fail"),
     pytest.param({"json": True}, JSON_TURN, PASSED, id="json-fenced"),
@@ -192,6 +194,7 @@ CASES = [
     pytest.param({"not": {"tool_called": "cancel"}}, TURN, PASSED, id="not-tool_called"),
     pytest.param({"not": {"not": {"icontains": "friday"}}}, TURN, PASSED, id="not-not"),
     pytest.param({"not": {"max_tokens": 10}}, QUIET_TURN, ERROR, id="not-keeps-error"),
+    pytest.param({"not": {"ends_with": "Friday."}}, TURN, FAILED, id="not-ends_with-fail"),
 ]
 
 
@@ -422,3 +425,16 @@ async def test_a_crashing_check_becomes_an_error_result():
     (result,) = await evaluate_turn([Crashy()], TURN)
     assert result.status is ERROR
     assert "ValueError: oops" in result.message
+
+
+async def test_build_expectation_takes_the_spec_models_shape():
+    from assistant_kit.testing.assertions import build_expectation
+
+    negated = build_expectation("contains", "sorry", negate=True)
+    (ok,) = await evaluate_turn([negated], TURN)
+    assert ok.status is PASSED
+    assert ok.check == "not: contains: 'sorry'"
+    bad = build_expectation("contains", {"x": 1}, where="assistants/bot.yaml:12")
+    (err,) = await evaluate_turn([bad], TURN)
+    assert err.status is ERROR
+    assert err.check == "assistants/bot.yaml:12"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import pytest
 
@@ -11,6 +12,7 @@ from assistant_kit.testing.mocks import (
     MockError,
     MockMiss,
     MockSession,
+    mocks_from_spec,
     parse_mocks,
     unmocked_message,
 )
@@ -171,3 +173,61 @@ def test_bad_declarations_say_what_is_wrong(spec, fragment):
     with pytest.raises(MockError) as info:
         parse_mocks(spec)
     assert fragment in str(info.value)
+
+
+# The spec model's shapes (assistant_kit.spec.model.MockSpec and friends), attribute for attribute.
+
+
+@dataclass(frozen=True)
+class Outcome:
+    returns: object = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Case:
+    args: dict
+    outcome: Outcome
+
+
+@dataclass(frozen=True)
+class Spec:
+    tool: str
+    kind: str
+    returns: object = None
+    sequence: tuple = ()
+    error: str | None = None
+    when: tuple = ()
+    default: Outcome | None = None
+
+
+def test_mocks_from_the_spec_model():
+    mocks = mocks_from_spec(
+        {
+            "get_order": Spec("get_order", "returns", returns={"status": "shipped"}),
+            "get_rate": Spec("get_rate", "sequence", sequence=(1, 2)),
+            "charge": Spec("charge", "error", error="card declined"),
+            "get_city": Spec(
+                "get_city",
+                "when",
+                when=(
+                    Case({"city": "Paris"}, Outcome(returns={"temp": 21})),
+                    Case({"city": {"regex": "^L"}}, Outcome(error="unknown city")),
+                ),
+                default=Outcome(returns=None),
+            ),
+        }
+    )
+    s = MockSession(mocks)
+    assert s.resolve("get_order", {}).output == '{"status": "shipped"}'
+    assert [s.resolve("get_rate", {}).output for _ in range(3)] == ["1", "2", "2"]
+    assert s.resolve("charge", {}) == MockAnswer(
+        '{"error": "card declined"}', True, "test:charge.error"
+    )
+    assert s.resolve("get_city", {"city": "Paris"}).output == '{"temp": 21}'
+    assert s.resolve("get_city", {"city": "Lyon"}).is_error
+    assert s.resolve("get_city", {"city": "Rome"}) == MockAnswer(
+        "null", False, "test:get_city.default.returns"
+    )
+    with pytest.raises(MockError, match="bad regex"):
+        mocks_from_spec({"f": Spec("f", "when", when=(Case({"a": {"regex": "("}}, Outcome(1)),))})
