@@ -297,3 +297,45 @@ def test_cassette_paths_are_readable_and_distinct(tmp_path):
 def test_spec_digest_is_stable_and_order_insensitive():
     assert spec_digest({"a": 1, "b": [1, 2]}) == spec_digest({"b": [1, 2], "a": 1})
     assert spec_digest({"a": 1}) != spec_digest({"a": 2})
+
+
+def binary_target(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(
+        200, content=b"\x89PNG\r\n\x1a\n\x00\xff", headers={"content-type": "image/png"}
+    )
+
+
+async def test_binary_responses_and_text_bodies_round_trip(tmp_path):
+    store = CassetteStore(tmp_path)
+    cassette = store.new(TEST_ID, DIGEST)
+    recorder = cassette.recorder(httpx.MockTransport(binary_target))
+    async with httpx.AsyncClient(base_url="http://t", transport=recorder) as http:
+        live = await http.post("/files/file_1/content", content=b"plain text body")
+        upload = await http.post("/files", content=b"\xff\xfe binary")
+    store.save(cassette)
+    replayer = store.load(TEST_ID, DIGEST).replayer()
+    async with httpx.AsyncClient(base_url="http://t", transport=replayer) as http:
+        again = await http.post("/files/file_1/content", content=b"plain text body")
+        again_upload = await http.post("/files", content=b"\xff\xfe binary")
+    assert again.content == live.content == b"\x89PNG\r\n\x1a\n\x00\xff"
+    assert again_upload.content == upload.content
+    first, second = cassette.exchanges
+    assert first.request_body == "plain text body"
+    assert second.request_body == {"$base64": "//4gYmluYXJ5"}
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        pytest.param("{not json", "is not valid JSON", id="corrupt"),
+        pytest.param(
+            '{"format": "other", "version": 1}', "is not a version 1 kit cassette", id="alien"
+        ),
+    ],
+)
+def test_unreadable_cassettes_are_misses(tmp_path, content, fragment):
+    store = CassetteStore(tmp_path)
+    store.path_for(TEST_ID).write_text(content, encoding="utf-8")
+    with pytest.raises(CassetteMiss, match=fragment) as info:
+        store.load(TEST_ID, DIGEST)
+    assert "kit test --record DIR" in str(info.value)

@@ -167,3 +167,21 @@ def test_authorization_headers_are_scrubbed_even_without_configured_secrets():
     for text in (render_json(suite, scrubber=Scrubber()), render_html(suite, scrubber=Scrubber())):
         assert "Authorization: Bearer [REDACTED]" in text
         assert "Bearer abc123" not in text
+
+
+def test_html_shows_unparsable_arguments_and_setup_errors():
+    from assistant_kit.testing.records import SuiteResult, ToolCallRecord, TurnRecord, TurnResult
+    from assistant_kit.testing.verdicts import make_repetition, make_test_result
+
+    turn = TurnRecord(index=0, user="hi", tool_calls=(ToolCallRecord.function("c", "f", "{oops"),))
+    reps = [
+        make_repetition(0, [TurnResult(turn)]),
+        make_repetition(1, [], error="could not create a thread: 503"),
+    ]
+    suite = SuiteResult((make_test_result("bot::t", reps, repeat=2, min_pass=1),))
+    doc = render_html(suite)
+    assert "arguments are not JSON" in doc and "{oops" in doc
+    assert "error: could not create a thread: 503" in doc
+    text = render_text(suite)
+    assert text.startswith("PASS   bot::t    1/2    0.00s  (min_pass 1)\n")
+    assert "FLAKY  bot::t: 1/2 passed (min_pass 1, pass)" in text
