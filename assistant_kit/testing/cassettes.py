@@ -22,15 +22,17 @@ stored. The runner only swaps the transport of the ``httpx.AsyncClient`` it give
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
 import re
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -42,6 +44,8 @@ CASSETTE_VERSION = 1
 
 #: Where an exchange happened: ``"setup"``, a turn index, ``"teardown"`` (the runner's choice).
 Slot = int | str
+
+_T = TypeVar("_T", bound=httpx.AsyncBaseTransport)
 
 #: Response headers not worth keeping: they describe the transfer, not the answer.
 _DROP_RESPONSE_HEADERS = frozenset(
@@ -356,6 +360,46 @@ def _slot_text(slot: Slot) -> str:
 def _short(value: Any) -> str:
     text = json.dumps(value, ensure_ascii=False, sort_keys=True)
     return text if len(text) <= 160 else text[:159] + "…"
+
+
+_ROUTE: ContextVar[httpx.AsyncBaseTransport | None] = ContextVar("kit_cassette", default=None)
+
+
+class CassetteRouter(httpx.AsyncBaseTransport):
+    """One transport for a client shared by concurrent tests: each task's requests go to the
+    cassette transport it chose with ``use()``; requests outside any ``use()`` go to ``fallback``
+    (e.g. the real transport, for set-up shared by all tests), or raise ``CassetteMiss``::
+
+        router = CassetteRouter(fallback=None)              # replay: nothing reaches a network
+        http = httpx.AsyncClient(base_url=url, transport=router)
+        async def one_test():                               # each in its own task
+            with router.use(cassette.replayer(repetition=0)) as transport:
+                transport.at_turn(0)
+                ...
+    """
+
+    def __init__(self, fallback: httpx.AsyncBaseTransport | None = None) -> None:
+        self.fallback = fallback
+
+    @contextlib.contextmanager
+    def use(self, transport: _T) -> Iterator[_T]:
+        token = _ROUTE.set(transport)
+        try:
+            yield transport
+        finally:
+            _ROUTE.reset(token)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        transport = _ROUTE.get() or self.fallback
+        if transport is None:
+            raise CassetteMiss(
+                f"{request.method} {_path(request.url)} was sent outside any test's cassette"
+            )
+        return await transport.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        if self.fallback is not None:
+            await self.fallback.aclose()
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

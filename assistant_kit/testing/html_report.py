@@ -8,6 +8,7 @@ each check with its verdict and message, and timings and token usage per turn.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from html import escape
 
 from assistant_kit.testing.records import (
@@ -147,6 +148,10 @@ def _repetition(rep: RepetitionResult, many: bool) -> str:
     ]
     if rep.error:
         parts.append(f'<div class="problem">error: {escape(rep.error)}</div>')
+    used = Counter(c.mock for t in rep.turns for c in t.turn.tool_calls if c.mock)
+    if used:
+        shown = ", ".join(f"{escape(m)} ×{n}" for m, n in sorted(used.items()))
+        parts.append(f'<div class="timing">mocks used: {shown}</div>')
     parts.extend(_turn(t) for t in rep.turns)
     parts.append("</div>")
     return "".join(parts)

@@ -25,7 +25,7 @@ from typing import Any
 
 from assistant_kit.errors import KitError
 from assistant_kit.testing.matchers import MatcherError, check_expected, match_args
-from assistant_kit.testing.records import call_signature
+from assistant_kit.testing.records import CheckResult, ToolCallRecord, call_signature
 from assistant_kit.types import JSON
 
 _RULE_KEYS = ("returns", "sequence", "error")
@@ -228,6 +228,26 @@ class MockSession:
             f"({n} when-case{'s' if n != 1 else ''}, no default)"
         )
 
+    def answer(
+        self,
+        call: ToolCallRecord,
+        *,
+        turn: int = 0,
+        turn_mocks: Mapping[str, ToolMock] | None = None,
+    ) -> tuple[ToolCallRecord, MockMiss | None]:
+        """Answer a recorded function call: ``(call with output and mock filled in, None)``, or
+        ``(call unchanged, miss)`` when no mock answers it."""
+        found = self.resolve(
+            call.name,
+            call.arguments,
+            turn=turn,
+            turn_mocks=turn_mocks,
+            arguments_ok=call.arguments_ok,
+        )
+        if isinstance(found, MockMiss):
+            return call, found
+        return call.with_output(found.output, is_error=found.is_error, mock=found.source), None
+
     def _answer(self, rule: Rule, source: str, key: tuple[Any, ...]) -> MockAnswer:
         if rule.kind == "error":
             return MockAnswer(error_output(rule.values[0]), True, f"{source}.error")
@@ -239,3 +259,8 @@ class MockSession:
         return MockAnswer(
             serialize_output(rule.values[index]), False, f"{source}.sequence[{index}]"
         )
+
+
+def miss_result(miss: MockMiss) -> CheckResult:
+    """The FAIL an unmocked call adds to its turn's checks."""
+    return CheckResult.fail("mocks", miss.message, expected="a mock for every function call")

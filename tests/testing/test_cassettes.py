@@ -339,3 +339,27 @@ def test_unreadable_cassettes_are_misses(tmp_path, content, fragment):
     with pytest.raises(CassetteMiss, match=fragment) as info:
         store.load(TEST_ID, DIGEST)
     assert "kit test --record DIR" in str(info.value)
+
+
+async def test_a_shared_client_routes_each_task_to_its_own_cassette(tmp_path):
+    import anyio
+
+    from assistant_kit.testing.cassettes import CassetteRouter
+
+    store = await recorded_store(tmp_path, repetitions=2)
+    cassette = store.load(TEST_ID, DIGEST)
+    router = CassetteRouter()
+    results = {}
+    async with httpx.AsyncClient(base_url="http://t/api/v1", transport=router) as http:
+
+        async def one(rep: int) -> None:
+            with router.use(cassette.replayer(repetition=rep)) as transport:
+                results[rep] = await conversation(http, transport, user=f"question {rep}")
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(one, 0)
+            tg.start_soon(one, 1)
+        with pytest.raises(CassetteMiss, match="outside any test's cassette"):
+            await http.get("/assistants")
+    assert results[0][1][1]["echo"]["content"] == "question 0"
+    assert results[1][1][1]["echo"]["content"] == "question 1"

@@ -231,3 +231,27 @@ def test_mocks_from_the_spec_model():
     )
     with pytest.raises(MockError, match="bad regex"):
         mocks_from_spec({"f": Spec("f", "when", when=(Case({"a": {"regex": "("}}, Outcome(1)),))})
+
+
+def test_answer_fills_in_the_recorded_call():
+    from assistant_kit.testing.mocks import miss_result
+    from assistant_kit.testing.records import CheckStatus, ToolCallRecord
+
+    s = session()
+    call = ToolCallRecord.function("call_1", "get_city", '{"city": "Paris"}')
+    answered, miss = s.answer(call)
+    assert miss is None
+    assert (answered.output, answered.mock, answered.is_error) == (
+        '{"temp": 21}',
+        "test:get_city.when[0].returns",
+        False,
+    )
+    unknown = ToolCallRecord.function("call_2", "get_weather", '{"city": "Paris"}')
+    same, miss = s.answer(unknown)
+    assert same is unknown
+    result = miss_result(miss)
+    assert result.status is CheckStatus.FAILED
+    assert (
+        result.message
+        == 'the assistant called get_weather({"city": "Paris"}) but no mock is declared'
+    )

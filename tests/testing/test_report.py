@@ -130,6 +130,7 @@ def test_html_is_one_self_contained_file_with_the_transcripts():
     assert "Your order 42 has shipped <b>today</b> & will arrive soon." in text
     assert "&lt;b&gt;today&lt;/b&gt; &amp; will" in doc
     assert "get_order" in text and "mock test:get_order.returns" in text
+    assert "mocks used: test:get_order.returns ×1" in text
     assert "built-in quark_search" in text
     assert "error output" in text
     assert "812 ms" in text and "100 prompt + 20 completion tokens" in text
