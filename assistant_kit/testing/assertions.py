@@ -55,12 +55,6 @@ __all__ = [
 ]
 
 
-def _equals(value: Any) -> Check:
-    if isinstance(value, (Mapping, list)) or value is None:
-        raise ExpectationError(f"equals: expected a text, got {value!r}")
-    return Equals(value if isinstance(value, str) else str(value))
-
-
 def _text(key: str, build: Callable[[str], Check]) -> Callable[[Any], Check]:
     def builder(value: Any) -> Check:
         found = texts(value, key)
@@ -124,7 +118,7 @@ def _max_tokens(value: Any) -> Check:
 
 #: Every assertion key and the function that builds its check from the YAML value.
 ASSERTIONS: dict[str, Callable[[Any], Check]] = {
-    "equals": _equals,
+    "equals": _text("equals", Equals),
     "contains": lambda v: Contains(texts(v, "contains")),
     "icontains": lambda v: Contains(texts(v, "icontains"), ignore_case=True),
     "not_contains": lambda v: Contains(texts(v, "not_contains"), absent=True),

@@ -279,6 +279,10 @@ class JsonReply(Check):
         return self.result(True, f"the reply is JSON that fits the schema: {show(value)}")
 
 
+def _ms(value: float) -> str:
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:g}"
+
+
 @dataclass(frozen=True, slots=True)
 class MaxLatency(Check):
     """The turn took at most this many milliseconds."""
@@ -287,16 +291,17 @@ class MaxLatency(Check):
 
     @property
     def label(self) -> str:
-        return f"max_latency_ms: {self.limit_ms:g}"
+        return f"max_latency_ms: {_ms(self.limit_ms)}"
 
     def evaluate(self, turn: TurnRecord, ctx: CheckContext) -> CheckResult:
         took = f"{turn.latency_ms:.0f} ms"
+        limit = _ms(self.limit_ms)
         if turn.latency_ms <= self.limit_ms:
-            return self.result(True, f"the turn took {took} (limit {self.limit_ms:g} ms)")
+            return self.result(True, f"the turn took {took} (limit {limit} ms)")
         return self.result(
             False,
-            f"expected at most {self.limit_ms:g} ms; the turn took {took}",
-            expected=f"<= {self.limit_ms:g} ms",
+            f"expected at most {limit} ms; the turn took {took}",
+            expected=f"<= {limit} ms",
             actual=took,
         )
 

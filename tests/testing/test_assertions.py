@@ -43,6 +43,15 @@ CASES = [
         {"equals": "Your order 42 has SHIPPED. It arrives Friday."}, TURN, PASSED, id="equals"
     ),
     pytest.param({"equals": "Your order shipped."}, TURN, FAILED, id="equals-fail"),
+    pytest.param(
+        {"equals": True},
+        TurnRecord(index=0, user="?", reply=" true\n"),
+        PASSED,
+        id="equals-yaml-bool",
+    ),
+    pytest.param(
+        {"equals": 42}, TurnRecord(index=0, user="?", reply="42"), PASSED, id="equals-number"
+    ),
     pytest.param({"contains": "SHIPPED"}, TURN, PASSED, id="contains"),
     pytest.param({"contains": ["42", "Friday"]}, TURN, PASSED, id="contains-all"),
     pytest.param({"contains": "shipped"}, TURN, FAILED, id="contains-is-case-sensitive"),
@@ -179,10 +188,15 @@ CASES = [
     pytest.param({"no_tool_called": True}, QUIET_TURN, PASSED, id="no_tool_called"),
     pytest.param({"no_tool_called": True}, TURN, FAILED, id="no_tool_called-fail"),
     pytest.param({"no_tool_called": "cancel"}, TURN, PASSED, id="no_tool_called-name"),
+    pytest.param({"no_tool_called": ["cancel", "get_eta"]}, TURN, FAILED, id="no_tool_called-list"),
+    pytest.param(
+        {"tool_sequence": ["get_order", "get_eta"]}, TURN, PASSED, id="sequence-list-shorthand"
+    ),
     pytest.param({"no_tool_called": "get_eta"}, TURN, FAILED, id="no_tool_called-name-fail"),
     # measurements
     pytest.param({"max_latency_ms": 1000}, TURN, PASSED, id="max_latency_ms"),
     pytest.param({"max_latency_ms": 500}, TURN, FAILED, id="max_latency_ms-fail"),
+    pytest.param({"max_latency_ms": 849.5}, TURN, FAILED, id="max_latency_ms-fraction"),
     pytest.param({"max_tokens": 30}, TURN, PASSED, id="max_tokens"),
     pytest.param({"max_tokens": 29}, TURN, FAILED, id="max_tokens-fail"),
     pytest.param({"max_tokens": {"total": 150}}, TURN, PASSED, id="max_tokens-total"),
@@ -401,6 +415,48 @@ async def test_negated_python():
         pytest.param({"python": "no colon"}, "module:function", id="python-ref"),
         pytest.param({"not": {"nope": 1}}, "unknown assertion 'nope'", id="not-unknown"),
         pytest.param({"one_of": []}, "non-empty list", id="one_of-empty"),
+        pytest.param({"equals": None}, "expected a text", id="equals-null"),
+        pytest.param({"starts_with": ["a", "b"]}, "expected one text", id="starts_with-list"),
+        pytest.param({"regex": 5}, "expected a pattern", id="regex-number"),
+        pytest.param({"contains": []}, "at least one text", id="contains-empty"),
+        pytest.param({"max_tokens": {"cost": 5}}, "prompt|completion|total", id="tokens-kind"),
+        pytest.param({"judge": ["x"]}, "expected {rubric", id="judge-list"),
+        pytest.param({"judge": {"rubric": "x", "temp": 1}}, "unknown key temp", id="judge-key"),
+        pytest.param(
+            {"judge": {"rubric": "x", "model": 5}}, "model must be a name", id="judge-model"
+        ),
+        pytest.param({"tool_called": 5}, "a tool name or a mapping", id="tool_called-number"),
+        pytest.param(
+            {"tool_called": {"name": "f", "arg": {}}}, "unknown key arg", id="tool_called-key"
+        ),
+        pytest.param(
+            {"tool_called": {"name": "f", "args": [1]}}, "args must be a mapping", id="args-list"
+        ),
+        pytest.param(
+            {"tool_called": {"name": "f", "count": True}}, "integer or {min", id="count-bool"
+        ),
+        pytest.param(
+            {"tool_called": {"name": "f", "count": {"most": 1}}}, "only `min`", id="count-key"
+        ),
+        pytest.param(
+            {"tool_called": {"name": "f", "count": {"min": "1"}}},
+            "must be integers",
+            id="count-text",
+        ),
+        pytest.param(
+            {"tool_called": {"name": "f", "count": {"min": 3, "max": 1}}},
+            "below min",
+            id="count-range",
+        ),
+        pytest.param(
+            {"tool_called": {"name": "f", "count": "2"}}, "integer or {min", id="count-string"
+        ),
+        pytest.param({"tool_sequence": "a"}, "expected {calls", id="sequence-text"),
+        pytest.param(
+            {"tool_sequence": {"calls": ["a"], "strict": True}},
+            "unknown key strict",
+            id="sequence-key",
+        ),
     ],
 )
 async def test_malformed_expectation_is_an_error_result(item, fragment):
@@ -438,3 +494,72 @@ async def test_build_expectation_takes_the_spec_models_shape():
     (err,) = await evaluate_turn([bad], TURN)
     assert err.status is ERROR
     assert err.check == "assistants/bot.yaml:12"
+
+
+# flaky: the same expectation over three repetitions that answer differently ----------------------
+
+GOOD = TurnRecord(
+    index=0,
+    user="Where is order 42?",
+    reply='{"status": "shipped", "order": 42}',
+    tool_calls=(
+        ToolCallRecord.function("c1", "get_order", '{"id": 42}', output="{}"),
+        ToolCallRecord.function("c2", "notify", '{"id": 42}', output="{}"),
+    ),
+    usage=Usage(100, 20),
+    latency_ms=100.0,
+)
+BAD = TurnRecord(
+    index=0,
+    user="Where is order 42?",
+    reply="Sorry, I cannot help.",
+    tool_calls=(ToolCallRecord.function("c9", "escalate", "{}", output="{}"),),
+    usage=Usage(100, 400),
+    latency_ms=9000.0,
+)
+
+FLAKY_ITEMS = [
+    {"equals": '{"status": "shipped", "order": 42}'},
+    {"contains": "shipped"},
+    {"icontains": "SHIPPED"},
+    {"not_contains": "Sorry"},
+    {"regex": r"order\W+42"},
+    {"starts_with": "{"},
+    {"ends_with": "}"},
+    {"one_of": ['{"status": "shipped", "order": 42}', "shipped"]},
+    {"json": {"schema": {"type": "object", "required": ["status"]}}},
+    {"tool_called": {"name": "get_order", "args": {"id": 42}, "count": 1}},
+    {"tool_sequence": {"calls": ["get_order", "notify"], "order": "in_order"}},
+    {"no_tool_called": "escalate"},
+    {"max_latency_ms": 1000},
+    {"max_tokens": 100},
+    {"judge": {"rubric": "Says where the order is"}},
+    {"python": "kit_check_helpers:mentions_order"},
+    {"not": {"contains": "Sorry"}},
+]
+
+
+async def order_judge(rubric: str, transcript: str) -> tuple[bool, str]:
+    return "shipped" in transcript, "looked for the status"
+
+
+@pytest.mark.parametrize("item", FLAKY_ITEMS, ids=lambda item: next(iter(item)))
+async def test_each_assertion_can_be_flaky_over_repetitions(item):
+    from assistant_kit.testing.records import TurnResult, Verdict
+    from assistant_kit.testing.verdicts import make_repetition, make_test_result
+
+    ctx = CheckContext.with_judge(order_judge, import_paths=(HERE,))
+    checks = build_checks([item])
+    reps = []
+    for i, turn in enumerate([GOOD, BAD, GOOD]):
+        results = await evaluate_turn(checks, turn, ctx)
+        reps.append(make_repetition(i, [TurnResult(turn, results)]))
+    assert [r.verdict for r in reps] == [Verdict.PASS, Verdict.FAIL, Verdict.PASS]
+    two_of_three = make_test_result("bot::t", reps, repeat=3, min_pass=2)
+    all_three = make_test_result("bot::t", reps, repeat=3)
+    assert (two_of_three.verdict, two_of_three.flaky) == (Verdict.PASS, True)
+    assert (all_three.verdict, all_three.flaky) == (Verdict.FAIL, True)
+
+
+def test_flaky_table_covers_every_assertion():
+    assert {next(iter(i)) for i in FLAKY_ITEMS} == {*ASSERTIONS, "not"}
