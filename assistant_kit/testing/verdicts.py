@@ -69,7 +69,7 @@ def make_repetition(
     )
 
 
-def test_verdict(repetitions: Sequence[RepetitionResult], min_pass: int) -> Verdict:
+def overall_verdict(repetitions: Sequence[RepetitionResult], min_pass: int) -> Verdict:
     """The verdict over repetitions (see the module docstring)."""
     ran = [r for r in repetitions if r.verdict is not Verdict.SKIP]
     if not ran:
@@ -79,9 +79,6 @@ def test_verdict(repetitions: Sequence[RepetitionResult], min_pass: int) -> Verd
         return Verdict.PASS
     errors = sum(1 for r in ran if r.verdict is Verdict.ERROR)
     return Verdict.FAIL if passes + errors < min_pass else Verdict.ERROR
-
-
-test_verdict.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
 
 
 def make_test_result(
@@ -102,7 +99,7 @@ def make_test_result(
         test_id=test_id,
         assistant=assistant,
         name=name,
-        verdict=test_verdict(repetitions, k),
+        verdict=overall_verdict(repetitions, k),
         repetitions=tuple(repetitions),
         repeat=repeat,
         min_pass=k,

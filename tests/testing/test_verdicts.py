@@ -8,6 +8,7 @@ from assistant_kit.testing.records import (
     CheckResult,
     RepetitionResult,
     SuiteResult,
+    TestResult,
     TurnRecord,
     TurnResult,
     Verdict,
@@ -17,10 +18,10 @@ from assistant_kit.testing.verdicts import (
     exit_status,
     make_repetition,
     make_test_result,
+    overall_verdict,
     repeat_plan,
     repetition_verdict,
     skipped_test,
-    test_verdict,
 )
 
 P, F, E, S = Verdict.PASS, Verdict.FAIL, Verdict.ERROR, Verdict.SKIP
@@ -81,7 +82,7 @@ def test_k_of_n(verdicts, min_pass, verdict, flaky):
     result = make_test_result(
         "bot::t", reps(*verdicts), repeat=max(len(verdicts), 1), min_pass=min_pass
     )
-    assert test_verdict(reps(*verdicts), min_pass) is verdict
+    assert overall_verdict(reps(*verdicts), min_pass) is verdict
     assert result.verdict is verdict
     assert result.flaky is flaky
     assert result.passes == verdicts.count(P)
@@ -123,3 +124,7 @@ def test_exit_status_and_flaky_list():
     assert exit_status(SuiteResult((passing, skipped_test("a::z", True)))) == 0
     assert exit_status(SuiteResult((passing, failing))) == 1
     assert SuiteResult((passing, failing)).flaky == (passing,)
+
+
+def test_test_result_is_not_collected_by_pytest():
+    assert TestResult.__test__ is False
