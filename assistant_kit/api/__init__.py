@@ -1,1 +1,34 @@
-"""api"""
+"""Async clients of Assistant APIs, one per wire dialect, behind one interface."""
+
+from __future__ import annotations
+
+from assistant_kit.api.base import (
+    NOT_GIVEN,
+    AssistantClient,
+    AssistantParams,
+    MessageParams,
+    NotGiven,
+    Page,
+    RemoteAssistant,
+    RemoteMessage,
+    RemoteThread,
+)
+from assistant_kit.api.dashscope import DashScopeClient
+from assistant_kit.api.local import client_for, in_process
+from assistant_kit.api.openai import OpenAIClient
+
+__all__ = [
+    "NOT_GIVEN",
+    "AssistantClient",
+    "AssistantParams",
+    "DashScopeClient",
+    "MessageParams",
+    "NotGiven",
+    "OpenAIClient",
+    "Page",
+    "RemoteAssistant",
+    "RemoteMessage",
+    "RemoteThread",
+    "client_for",
+    "in_process",
+]

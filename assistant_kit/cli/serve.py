@@ -1,0 +1,108 @@
+"""`kit serve`: the Assistant API server on a port."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from assistant_kit.errors import ConfigError
+
+#: Where `kit serve` keeps its state unless --db says otherwise (relative to the project).
+DEFAULT_DB = Path(".kit") / "server.db"
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option(
+    "--port",
+    default=8900,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on.",
+)
+@click.option(
+    "--db",
+    "database",
+    default=None,
+    help="SQLite file of the store (default .kit/server.db; ':memory:' keeps nothing).",
+)
+@click.option(
+    "--api-key",
+    "api_keys",
+    multiple=True,
+    help="An accepted bearer key (repeatable; also KIT_SERVER_API_KEYS, comma separated).",
+)
+@click.option(
+    "--log-level",
+    default="warning",
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    help="uvicorn's log level (info shows each request).",
+)
+def serve(
+    host: str, port: int, database: str | None, api_keys: tuple[str, ...], log_level: str
+) -> None:
+    """Run the Assistant API server: DashScope under /api/v1, OpenAI Assistants v2 under /v1.
+
+    \b
+    Point the official SDKs at it:
+      DASHSCOPE_HTTP_BASE_URL=http://127.0.0.1:8900/api/v1
+      OPENAI_BASE_URL=http://127.0.0.1:8900/v1
+    With no key configured any non-empty key is accepted, and only on a loopback host.
+    """
+    import uvicorn
+
+    from assistant_kit.server.app import ServerConfig, create_app
+    from assistant_kit.server.auth import keys_from_env
+
+    keys = (*keys_from_env(os.environ), *api_keys)
+    config = ServerConfig(
+        database=database or str(Path.cwd() / DEFAULT_DB),
+        api_keys=keys,
+        host=host,
+        port=port,
+    )
+    app = create_app(config)  # raises ConfigError for a non-loopback host without keys
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level=log_level,
+            lifespan="on",
+            access_log=log_level in ("info", "debug"),
+            server_header=False,
+        )
+    )
+    shown = f"[{host}]" if ":" in host else host
+    base = f"http://{shown}:{port}"
+    click.echo(f"assistant-kit server, store {config.database}")
+    click.echo(f"  DashScope: {base}/api/v1")
+    click.echo(f"  OpenAI:    {base}/v1")
+    click.echo("Point the SDKs at it:")
+    click.echo(f"  export DASHSCOPE_HTTP_BASE_URL={base}/api/v1")
+    click.echo(f"  export OPENAI_BASE_URL={base}/v1")
+    if not keys:
+        click.echo("No API key configured: any non-empty key is accepted (loopback only).")
+    click.echo("Press Ctrl+C to stop.", nl=True)
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the handler
+    # that was installed before it ran; make that one a no-op so a requested stop exits 0.
+    previous = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.run()
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc}") from exc
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if not server.started:
+        raise ConfigError(f"the server did not start on {host}:{port}")
+    click.echo("Stopped.")
+
+
+def _stopped(signum: int, frame: FrameType | None) -> None:
+    """A stop signal uvicorn already acted on."""

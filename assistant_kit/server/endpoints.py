@@ -1,0 +1,208 @@
+"""The thin layer every route handler sits behind: auth, body, validation, envelope.
+
+A handler takes a ``Call`` and returns the object to send (a dict) or a ready ``Response`` (for
+streams). ``Api.route`` wraps it so that, in the dialect's envelope and never as a 500 for bad
+input: a missing or wrong key is a 401, a body over the limit a 413, a body that is not JSON a 400,
+a wrong content type a 415, a schema violation a 400, an unknown id a 404::
+
+    api = Api(OPENAI, authenticator, max_body_bytes=1 << 20)
+    routes = [api.route("/assistants", create_assistant, ["POST"], schema="assistant_create")]
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from assistant_kit.errors import ApiError
+from assistant_kit.server.auth import Authenticator
+from assistant_kit.server.envelopes import Dialect
+from assistant_kit.server.ids import parse_id
+from assistant_kit.server.services import NotFound
+from assistant_kit.server.store import PageQuery
+from assistant_kit.server.validation import validate
+
+log = logging.getLogger("assistant_kit.server")
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+@dataclass(slots=True)
+class Call:
+    """One request as a handler sees it: the parsed body, the path ids, the request id."""
+
+    request: Request
+    body: dict[str, Any]
+    request_id: str
+    dialect: Dialect
+
+    def id(self, kind: str, name: str | None = None) -> str:
+        """The neutral id in path parameter ``name`` (default ``<kind>_id``), or a 404."""
+        wire_id = self.request.path_params[name or f"{kind}_id"]
+        uid = parse_id(kind, wire_id)
+        if uid is None:
+            raise ApiError(404, "not_found", f"No {kind} found with id '{wire_id}'.")
+        return uid
+
+    def page(self, kind: str) -> PageQuery:
+        """The pagination query (limit 1..100, default 20; order desc by default)."""
+        query = self.request.query_params
+        raw_limit = query.get("limit")
+        limit = 20
+        if raw_limit is not None:
+            try:
+                limit = int(raw_limit)
+            except ValueError:
+                limit = 0
+            if not 1 <= limit <= 100:
+                raise ApiError(
+                    400,
+                    "invalid_value",
+                    f"Invalid 'limit': {raw_limit!r}. Expected an integer from 1 to 100.",
+                    param="limit",
+                )
+        order = query.get("order") or "desc"
+        if order not in ("asc", "desc"):
+            raise ApiError(
+                400,
+                "invalid_value",
+                f"Invalid 'order': {order!r}. Supported values are: 'asc' and 'desc'.",
+                param="order",
+            )
+        cursors: dict[str, str | None] = {}
+        for param in ("after", "before"):
+            value = query.get(param) or None
+            if value is not None:
+                uid = parse_id(kind, value)
+                if uid is None:
+                    raise ApiError(
+                        400,
+                        "invalid_value",
+                        f"Invalid '{param}': {value!r} is not a {kind} id.",
+                        param=param,
+                    )
+                value = uid
+            cursors[param] = value
+        return PageQuery(limit, order, cursors["after"], cursors["before"])  # type: ignore[arg-type]
+
+
+Handler = Callable[[Call], Awaitable["dict[str, Any] | Response"]]
+
+
+class Api:
+    """Builds the routes of one dialect: each handler wrapped in auth, body and error handling."""
+
+    def __init__(self, dialect: Dialect, auth: Authenticator, *, max_body_bytes: int) -> None:
+        self.dialect = dialect
+        self.auth = auth
+        self.max_body_bytes = max_body_bytes
+
+    def route(
+        self,
+        path: str,
+        handler: Handler,
+        methods: Sequence[str],
+        *,
+        schema: str | None = None,
+    ) -> Route:
+        dialect = self.dialect
+
+        async def endpoint(request: Request) -> Response:
+            request_id = dialect.new_request_id()
+            try:
+                self.auth.check(request.headers.get("authorization"))
+                body: dict[str, Any] = {}
+                if request.method in _BODY_METHODS:
+                    body = await self.read_body(request)
+                    if schema is not None:
+                        validate(schema, body)
+                result = await handler(Call(request, body, request_id, dialect))
+            except ApiError as exc:
+                return dialect.error(self.localise(exc), request_id)
+            except Exception:
+                log.exception("unexpected error in %s %s", request.method, request.url.path)
+                error = ApiError(500, "server_error", "The server had an error.")
+                return dialect.error(error, request_id)
+            if isinstance(result, Response):
+                return result
+            return dialect.ok(result, request_id)
+
+        endpoint.__name__ = handler.__name__
+        return Route(path, endpoint, methods=list(methods))
+
+    def localise(self, exc: ApiError) -> ApiError:
+        """Word a ``NotFound`` with this dialect's id form."""
+        if isinstance(exc, NotFound) and exc.wire_id is None:
+            return NotFound(exc.kind, exc.uid, wire_id=self.dialect.id(exc.kind, exc.uid))
+        return exc
+
+    async def read_body(self, request: Request) -> dict[str, Any]:
+        """The JSON object in the body; ``""``, ``null`` and an empty body mean ``{}``."""
+        limit = self.max_body_bytes
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            raise _too_large(limit)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            chunks.append(chunk)
+        raw = b"".join(chunks)
+        if not raw.strip():
+            return {}
+        media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if media_type != "application/json" and not media_type.endswith("+json"):
+            raise ApiError(
+                415,
+                "unsupported_media_type",
+                f"Unsupported content type {media_type or '(none)'!r}; send application/json.",
+            )
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ApiError(
+                400,
+                "invalid_json",
+                f"The request body is not valid JSON: {exc}.",
+            ) from exc
+        if body is None or body == "":
+            return {}
+        if not isinstance(body, dict):
+            raise ApiError(400, "invalid_json", "The request body must be a JSON object.")
+        return body
+
+    async def http_exception(self, request: Request, exc: Exception) -> Response:
+        """Unknown paths and methods: still authenticated, answered in the envelope."""
+        request_id = self.dialect.new_request_id()
+        assert isinstance(exc, HTTPException)
+        try:
+            self.auth.check(request.headers.get("authorization"))
+        except ApiError as denied:
+            return self.dialect.error(denied, request_id)
+        if exc.status_code == 405:
+            error = ApiError(
+                405,
+                "method_not_allowed",
+                f"Method {request.method} is not allowed on {request.url.path}.",
+            )
+        else:
+            error = ApiError(
+                exc.status_code,
+                "not_found" if exc.status_code == 404 else "invalid_request",
+                f"Unknown request URL: {request.method} {request.url.path}.",
+            )
+        return self.dialect.error(error, request_id)
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, "request_too_large", f"The request body is larger than {limit} bytes.")

@@ -1,0 +1,33 @@
+"""What a route table is built from: the dialect's ``Api`` wrapper and the app's parts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from starlette.routing import BaseRoute
+
+from assistant_kit.server.endpoints import Api
+
+if TYPE_CHECKING:
+    from assistant_kit.server.app import ServerConfig
+    from assistant_kit.server.services import Services
+    from assistant_kit.server.store import Store
+
+
+@dataclass(slots=True)
+class ServerContext:
+    """The parts of one app that handlers reach: config, store, services.
+
+    Later runtime parts (the run engine, model routing, tools) hang off ``extras`` or new fields.
+    """
+
+    config: ServerConfig
+    store: Store
+    services: Services
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+#: A route table: ``factory(api, context) -> routes`` (one per module and dialect).
+RouteFactory = Callable[[Api, ServerContext], list[BaseRoute]]

@@ -1,0 +1,131 @@
+"""DashScope's Assistant API under ``/api/v1``: assistants, threads and messages.
+
+Milliseconds for timestamps, ``message_`` ids, 200 on every success with ``request_id`` in the
+body, ``{code, message, request_id}`` errors. Bodies as the SDK sends them: ``""`` on thread
+create, ``metadata: null`` and ``file_ids: []`` meaning "unchanged" on updates, POST for updates.
+The ``*_object`` renderers are public so that other route modules (runs, streams) reuse them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.routing import BaseRoute
+
+from assistant_kit.server.endpoints import Api
+from assistant_kit.server.envelopes import DASHSCOPE
+from assistant_kit.server.routes.context import ServerContext
+from assistant_kit.server.routes.crud import Wire, crud_routes
+from assistant_kit.server.services import UNSET, AssistantFields, MessageInput
+from assistant_kit.server.store import AssistantRecord, MessageRecord, ThreadRecord
+
+D = DASHSCOPE
+
+_ASSISTANT_FIELDS = (
+    "model",
+    "name",
+    "description",
+    "instructions",
+    "tools",
+    "file_ids",
+    "tool_resources",
+    "metadata",
+    "temperature",
+    "top_p",
+    "top_k",
+    "max_tokens",
+    "response_format",
+)
+
+
+def assistant_object(a: AssistantRecord) -> dict[str, Any]:
+    return {
+        "id": D.id("assistant", a.id),
+        "object": "assistant",
+        "created_at": a.created_at,
+        "model": a.model,
+        "name": a.name,
+        "description": a.description,
+        "instructions": a.instructions,
+        "tools": a.tools,
+        "file_ids": a.file_ids,
+        "metadata": a.metadata,
+        "temperature": a.temperature,
+        "top_p": a.top_p,
+        "top_k": a.top_k,
+        "max_tokens": a.max_tokens,
+    }
+
+
+def thread_object(t: ThreadRecord) -> dict[str, Any]:
+    return {
+        "id": D.id("thread", t.id),
+        "object": "thread",
+        "created_at": t.created_at,
+        "metadata": t.metadata,
+    }
+
+
+def message_object(m: MessageRecord) -> dict[str, Any]:
+    file_ids = m.file_ids or [a["file_id"] for a in m.attachments if "file_id" in a]
+    return {
+        "id": D.id("message", m.id),
+        "object": "thread.message",
+        "created_at": m.created_at,
+        "thread_id": D.id("thread", m.thread_id),
+        "assistant_id": D.id("assistant", m.assistant_id) or "",
+        "run_id": D.id("run", m.run_id) or "",
+        "role": m.role,
+        "content": m.content,
+        "file_ids": file_ids,
+        "metadata": m.metadata,
+        "status": m.status,
+        "incomplete_details": m.incomplete_details,
+        "completed_at": m.completed_at,
+        "incomplete_at": m.incomplete_at,
+    }
+
+
+def deleted(kind: str, object_name: str, uid: str) -> dict[str, Any]:
+    return {"id": D.id(kind, uid), "object": object_name, "deleted": True}
+
+
+def assistant_fields(body: dict[str, Any], update: bool) -> AssistantFields:
+    """The body's fields; ``metadata: null`` and (on update) ``file_ids: []`` mean unchanged."""
+    given = {k: body[k] for k in _ASSISTANT_FIELDS if k in body}
+    if given.get("metadata", UNSET) is None:
+        del given["metadata"]
+    if update and given.get("file_ids", UNSET) in ([], None):
+        del given["file_ids"]
+    return AssistantFields(**given)
+
+
+def message_input(body: dict[str, Any]) -> MessageInput:
+    return MessageInput(
+        content=body["content"],
+        role=body.get("role") or "user",
+        file_ids=body.get("file_ids") or (),
+        attachments=body.get("attachments") or (),
+        metadata=body.get("metadata") or {},
+    )
+
+
+def update_metadata(body: dict[str, Any]) -> Any:
+    value = body.get("metadata", UNSET)
+    return UNSET if value is None else value
+
+
+WIRE = Wire(
+    assistant_object=assistant_object,
+    thread_object=thread_object,
+    message_object=message_object,
+    deleted=deleted,
+    assistant_fields=assistant_fields,
+    message_input=message_input,
+    update_metadata=update_metadata,
+)
+
+
+def routes(api: Api, ctx: ServerContext) -> list[BaseRoute]:
+    """Assistants, threads and messages in the DashScope dialect."""
+    return crud_routes(api, ctx, WIRE)

@@ -1,0 +1,278 @@
+"""Dialect-neutral operations on assistants, threads and messages.
+
+Both route tables call these with neutral ids (bare UUIDs, see ``ids.py``) and neutral values
+(``AssistantFields``, ``MessageInput``); they get records back and render them in their dialect.
+A field left as ``UNSET`` means "not given": creates use the default, updates leave it alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from assistant_kit.errors import ApiError
+from assistant_kit.server.ids import new_id, now_ms
+from assistant_kit.server.store import (
+    AssistantRecord,
+    CursorNotFound,
+    MessageRecord,
+    Page,
+    PageQuery,
+    Store,
+    ThreadRecord,
+)
+
+
+class _Unset:
+    """The type of ``UNSET``: a value that was not given (``None`` means null)."""
+
+    _instance: _Unset | None = None
+
+    def __new__(cls) -> _Unset:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+UNSET: Final = _Unset()
+
+
+class NotFound(ApiError):
+    """No object of ``kind`` with neutral id ``uid``; each dialect words it with its own id."""
+
+    def __init__(self, kind: str, uid: str, *, wire_id: str | None = None) -> None:
+        self.kind = kind
+        self.uid = uid
+        self.wire_id = wire_id
+        super().__init__(404, "not_found", f"No {kind} found with id '{wire_id or uid}'.")
+
+
+@dataclass(frozen=True, slots=True)
+class AssistantFields:
+    """Assistant fields as a request gave them; ``UNSET`` ones were not given."""
+
+    model: Any = UNSET
+    name: Any = UNSET
+    description: Any = UNSET
+    instructions: Any = UNSET
+    tools: Any = UNSET
+    file_ids: Any = UNSET
+    tool_resources: Any = UNSET
+    metadata: Any = UNSET
+    temperature: Any = UNSET
+    top_p: Any = UNSET
+    top_k: Any = UNSET
+    max_tokens: Any = UNSET
+    response_format: Any = UNSET
+
+    def given(self) -> dict[str, Any]:
+        """The fields that were given, by name."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) is not UNSET
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class MessageInput:
+    """A message to add: ``content`` is a string or a list of input or output parts."""
+
+    content: str | Sequence[Mapping[str, Any]]
+    role: str = "user"
+    file_ids: Sequence[str] = ()
+    attachments: Sequence[Mapping[str, Any]] = ()
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    assistant_id: str | None = None
+    run_id: str | None = None
+
+
+def content_parts(content: str | Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Message content in output form: a string or input parts become stored parts."""
+    if isinstance(content, str):
+        return [{"type": "text", "text": {"value": content, "annotations": []}}]
+    parts: list[dict[str, Any]] = []
+    for part in content:
+        if part.get("type") == "text":
+            text = part.get("text")
+            if isinstance(text, Mapping):
+                value = str(text.get("value", ""))
+                annotations = list(text.get("annotations") or [])
+            else:
+                value, annotations = str(text or ""), []
+            parts.append({"type": "text", "text": {"value": value, "annotations": annotations}})
+        else:
+            parts.append(dict(part))
+    return parts
+
+
+def message_text(message: MessageRecord) -> str:
+    """The text parts of a message joined together."""
+    return "".join(str(p["text"]["value"]) for p in message.content if p.get("type") == "text")
+
+
+class Services:
+    """The operations both wire dialects expose, over one ``Store``."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # -- assistants --------------------------------------------------------------------------
+
+    async def create_assistant(self, fields: AssistantFields) -> AssistantRecord:
+        given = fields.given()
+        if not isinstance(given.get("model"), str) or not given["model"]:
+            raise ApiError(
+                400,
+                "missing_required_parameter",
+                "Missing required parameter: 'model'.",
+                param="model",
+            )
+        for key in ("tools", "file_ids", "tool_resources", "metadata"):
+            if given.get(key) is None:
+                given.pop(key, None)
+        record = AssistantRecord(id=new_id(), created_at=now_ms(), **given)
+        await self.store.insert_assistant(record)
+        return record
+
+    async def get_assistant(self, uid: str) -> AssistantRecord:
+        record = await self.store.get_assistant(uid)
+        if record is None:
+            raise NotFound("assistant", uid)
+        return record
+
+    async def update_assistant(self, uid: str, fields: AssistantFields) -> AssistantRecord:
+        changes = fields.given()
+        if changes.get("model", "") is None:
+            raise ApiError(400, "invalid_value", "'model' cannot be null.", param="model")
+        for key in ("tools", "file_ids", "tool_resources", "metadata"):
+            if key in changes and changes[key] is None:
+                changes[key] = [] if key in ("tools", "file_ids") else {}
+        record = await self.store.update_assistant(uid, changes)
+        if record is None:
+            raise NotFound("assistant", uid)
+        return record
+
+    async def delete_assistant(self, uid: str) -> None:
+        if not await self.store.delete_assistant(uid):
+            raise NotFound("assistant", uid)
+
+    async def list_assistants(self, page: PageQuery) -> Page[AssistantRecord]:
+        try:
+            return await self.store.list_assistants(page)
+        except CursorNotFound as exc:
+            raise _bad_cursor(exc) from exc
+
+    # -- threads -----------------------------------------------------------------------------
+
+    async def create_thread(
+        self,
+        *,
+        messages: Sequence[MessageInput] = (),
+        metadata: Mapping[str, str] | None = None,
+        tool_resources: Mapping[str, Any] | None = None,
+    ) -> ThreadRecord:
+        thread = ThreadRecord(
+            id=new_id(),
+            created_at=now_ms(),
+            metadata=dict(metadata or {}),
+            tool_resources=dict(tool_resources or {}),
+        )
+        records = [self._message_record(thread.id, m, thread.created_at) for m in messages]
+        await self.store.insert_thread(thread, records)
+        return thread
+
+    async def get_thread(self, uid: str) -> ThreadRecord:
+        record = await self.store.get_thread(uid)
+        if record is None:
+            raise NotFound("thread", uid)
+        return record
+
+    async def update_thread(
+        self, uid: str, *, metadata: Any = UNSET, tool_resources: Any = UNSET
+    ) -> ThreadRecord:
+        changes = {
+            k: v
+            for k, v in (("metadata", metadata), ("tool_resources", tool_resources))
+            if v is not UNSET and v is not None
+        }
+        record = await self.store.update_thread(uid, changes)
+        if record is None:
+            raise NotFound("thread", uid)
+        return record
+
+    async def delete_thread(self, uid: str) -> None:
+        if not await self.store.delete_thread(uid):
+            raise NotFound("thread", uid)
+
+    # -- messages ----------------------------------------------------------------------------
+
+    async def create_message(self, thread_id: str, message: MessageInput) -> MessageRecord:
+        await self.get_thread(thread_id)
+        record = self._message_record(thread_id, message, now_ms())
+        await self.store.insert_message(record)
+        return record
+
+    async def get_message(self, thread_id: str, uid: str) -> MessageRecord:
+        record = await self.store.get_message(thread_id, uid)
+        if record is None:
+            await self.get_thread(thread_id)
+            raise NotFound("message", uid)
+        return record
+
+    async def update_message(self, thread_id: str, uid: str, *, metadata: Any) -> MessageRecord:
+        changes = {} if metadata is UNSET or metadata is None else {"metadata": metadata}
+        record = await self.store.update_message(thread_id, uid, changes)
+        if record is None:
+            await self.get_thread(thread_id)
+            raise NotFound("message", uid)
+        return record
+
+    async def delete_message(self, thread_id: str, uid: str) -> None:
+        if not await self.store.delete_message(thread_id, uid):
+            await self.get_thread(thread_id)
+            raise NotFound("message", uid)
+
+    async def list_messages(
+        self, thread_id: str, page: PageQuery, *, run_id: str | None = None
+    ) -> Page[MessageRecord]:
+        await self.get_thread(thread_id)
+        try:
+            return await self.store.list_messages(thread_id, page, run_id=run_id)
+        except CursorNotFound as exc:
+            raise _bad_cursor(exc) from exc
+
+    @staticmethod
+    def _message_record(thread_id: str, message: MessageInput, created_at: int) -> MessageRecord:
+        return MessageRecord(
+            id=new_id(),
+            thread_id=thread_id,
+            created_at=created_at,
+            role=message.role,
+            content=content_parts(message.content),
+            assistant_id=message.assistant_id,
+            run_id=message.run_id,
+            file_ids=list(message.file_ids),
+            attachments=[dict(a) for a in message.attachments],
+            metadata=dict(message.metadata),
+            status="completed",
+            completed_at=created_at if message.role == "assistant" else None,
+        )
+
+
+def _bad_cursor(exc: CursorNotFound) -> ApiError:
+    """An unknown pagination cursor is a 400 naming the parameter."""
+    return ApiError(
+        400,
+        "invalid_value",
+        f"Invalid '{exc.param}': no object with id '{exc.value}' in this list.",
+        param=exc.param,
+    )

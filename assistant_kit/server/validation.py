@@ -1,0 +1,89 @@
+"""Request bodies checked against the JSON Schemas in ``assistant_kit/schemas/api/``.
+
+A failure becomes one ``ApiError(400)`` in OpenAI's style (``Missing required parameter: 'model'.``,
+``param`` set to the offending path), which each dialect then wraps in its envelope.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping
+from importlib import resources
+from typing import Any
+
+import jsonschema  # type: ignore[import-untyped]
+from jsonschema.exceptions import best_match  # type: ignore[import-untyped]
+from referencing import Registry, Resource
+
+from assistant_kit.errors import ApiError
+
+_BASE = "https://assistant-kit.dev/schemas/api/"
+
+
+@functools.cache
+def _registry() -> Registry:
+    folder = resources.files("assistant_kit").joinpath("schemas").joinpath("api")
+    schemas = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".json"):
+            schema = json.loads(entry.read_text(encoding="utf-8"))
+            schemas.append((schema["$id"], Resource.from_contents(schema)))
+    return Registry().with_resources(schemas)
+
+
+@functools.cache
+def validator(name: str) -> jsonschema.Draft202012Validator:
+    """The validator of ``schemas/api/<name>.json``."""
+    registry = _registry()
+    schema = registry.contents(f"{_BASE}{name}.json")
+    return jsonschema.Draft202012Validator(schema, registry=registry)
+
+
+def _param(path: Any) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def validate(name: str, body: Mapping[str, Any]) -> None:
+    """Raise ``ApiError(400)`` describing the most relevant problem of ``body``, if any."""
+    error = best_match(validator(name).iter_errors(body))
+    if error is None:
+        return
+    param = _param(error.absolute_path)
+    if error.validator == "required":
+        missing = next((f for f in error.validator_value if f not in (error.instance or {})), "?")
+        param = f"{param}.{missing}" if param else str(missing)
+        raise ApiError(
+            400,
+            "missing_required_parameter",
+            f"Missing required parameter: '{param}'.",
+            param=param,
+        )
+    if error.validator == "type":
+        raise ApiError(
+            400,
+            "invalid_type",
+            f"Invalid type for '{param or 'body'}': {error.message}.",
+            param=param or None,
+        )
+    raise ApiError(
+        400,
+        "invalid_value",
+        f"Invalid '{param or 'body'}': {_explain(error)}.",
+        param=param or None,
+    )
+
+
+def _explain(error: jsonschema.ValidationError) -> str:
+    limit, instance = error.validator_value, error.instance
+    if error.validator == "maxLength":
+        return f"string too long, at most {limit} characters are allowed, got {len(instance)}"
+    if error.validator == "maxProperties":
+        return f"at most {limit} keys are allowed, got {len(instance)}"
+    if error.validator == "maxItems":
+        return f"at most {limit} items are allowed, got {len(instance)}"
+    message = str(error.message)
+    return message if len(message) <= 200 else message[:197] + "..."

@@ -1,0 +1,449 @@
+"""Find spec files and parse YAML, keeping ``file:line:col`` for every node.
+
+PyYAML's own loaders forget positions, keep the last of two duplicate keys without a word and
+expand aliases blindly. This module drives the YAML *event* stream (libyaml when available)
+and builds plain Python values itself, so it can
+
+* record the position of every value and every mapping key (``Document.positions``),
+* refuse duplicate keys, tags it does not know and recursive aliases,
+* count nodes while composing, aliases included at their full expanded size, and refuse an
+  alias bomb ("billion laughs") long before anything is expanded: an alias only stores a
+  reference to the anchored value, never a copy,
+* refuse files over ``MAX_FILE_BYTES`` without reading them, and bytes that are not UTF-8.
+
+Every refusal is a ``SpecError`` whose issues carry the 1-based position of the offending text.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.events import (
+    AliasEvent,
+    DocumentEndEvent,
+    DocumentStartEvent,
+    Event,
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+    StreamEndEvent,
+    StreamStartEvent,
+)
+
+from assistant_kit.errors import SpecError, SpecIssue
+
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_FILE_BYTES",
+    "MAX_NODES",
+    "Document",
+    "JsonPath",
+    "Position",
+    "display_path",
+    "find_spec_files",
+    "parse_yaml",
+    "read_document",
+]
+
+#: A spec file larger than this is refused without being read.
+MAX_FILE_BYTES = 1_000_000
+#: Most values one document may hold, counting an alias at the size of what it refers to.
+MAX_NODES = 100_000
+#: Deepest nesting of mappings and lists.
+MAX_DEPTH = 64
+
+#: Where a value sits inside a document: keys and list indexes from the root.
+JsonPath = tuple[str | int, ...]
+
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_resolver = yaml.resolver.Resolver()
+_constructor = yaml.constructor.SafeConstructor()
+_TAG = "tag:yaml.org,2002:"
+#: Tags whose scalars are kept as the text written (timestamps stay strings: JSON has no dates).
+_TEXT_TAGS = {_TAG + "str", _TAG + "timestamp"}
+_BUILD_TAGS = {
+    _TAG + "int": _constructor.construct_yaml_int,
+    _TAG + "float": _constructor.construct_yaml_float,
+    _TAG + "bool": _constructor.construct_yaml_bool,
+    _TAG + "null": _constructor.construct_yaml_null,
+}
+_COLLECTION_TAGS = {
+    "!",
+    _TAG + "map",
+    _TAG + "seq",
+    _TAG + "omap",  # accepted as plain mappings / lists
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A 1-based line and column in a file; ``style`` is the YAML scalar style (``|``, ``>``...)."""
+
+    line: int
+    col: int
+    style: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One parsed YAML file: plain data plus the position of every value and mapping key.
+
+    ``positions[path]`` is where the value at ``path`` starts; ``key_positions[path]`` is where
+    its key is written (for values inside mappings).
+    """
+
+    file: str
+    data: Any
+    text: str = ""
+    positions: dict[JsonPath, Position] = field(default_factory=dict)
+    key_positions: dict[JsonPath, Position] = field(default_factory=dict)
+
+    def position(self, path: Sequence[str | int]) -> Position:
+        """Where the value at ``path`` starts, or its nearest recorded ancestor."""
+        key = tuple(path)
+        while key:
+            found = self.positions.get(key)
+            if found is not None:
+                return found
+            key = key[:-1]
+        return self.positions.get((), Position(1, 1))
+
+    def key_position(self, path: Sequence[str | int]) -> Position:
+        """Where the key of the value at ``path`` is written (else where the value starts)."""
+        found = self.key_positions.get(tuple(path))
+        return found if found is not None else self.position(path)
+
+    def issue(self, path: Sequence[str | int], message: str, *, at_key: bool = False) -> SpecIssue:
+        """A ``SpecIssue`` pointing at the value (or its key) at ``path``."""
+        pos = self.key_position(path) if at_key else self.position(path)
+        return SpecIssue(self.file, pos.line, pos.col, message)
+
+
+class _Refused(Exception):
+    """A problem that stops parsing of one file."""
+
+    def __init__(self, line: int, col: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.col = col
+        self.message = message
+
+
+def display_path(path: Path) -> str:
+    """The path as users see it in messages: relative to the working directory when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def read_document(path: Path, file: str | None = None) -> Document:
+    """Read and parse one YAML file; raises ``SpecError`` with the position of any problem.
+
+    >>> doc = read_document(Path("assistants/art-maestro.yaml"))
+    >>> doc.data["model"], doc.position(["model"]).line
+    """
+    shown = file if file is not None else display_path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise SpecError(
+                [
+                    SpecIssue(
+                        shown,
+                        1,
+                        1,
+                        f"file is too large: {size:,} bytes (spec files are limited to "
+                        f"{MAX_FILE_BYTES:,} bytes)",
+                    )
+                ]
+            )
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SpecError([SpecIssue(shown, 1, 1, f"cannot read file: {exc.strerror}")]) from exc
+    return parse_yaml(raw, shown)
+
+
+def parse_yaml(source: bytes | str, file: str) -> Document:
+    """Parse one YAML document, keeping positions; raises ``SpecError`` on any problem."""
+    if isinstance(source, bytes):
+        if len(source) > MAX_FILE_BYTES:
+            raise SpecError(
+                [
+                    SpecIssue(
+                        file,
+                        1,
+                        1,
+                        f"file is too large: {len(source):,} bytes (limit {MAX_FILE_BYTES:,})",
+                    )
+                ]
+            )
+        try:
+            text = source.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            line = source.count(b"\n", 0, exc.start) + 1
+            col = exc.start - (source.rfind(b"\n", 0, exc.start) + 1) + 1
+            bad = source[exc.start : exc.start + 1].hex()
+            raise SpecError(
+                [
+                    SpecIssue(
+                        file, line, col, f"file is not valid UTF-8 (byte 0x{bad}); save it as UTF-8"
+                    )
+                ]
+            ) from None
+    else:
+        text = source
+    builder = _Builder(file, text)
+    try:
+        data = builder.build(yaml.parse(text, Loader=_Loader))
+    except _Refused as exc:
+        raise SpecError([SpecIssue(file, exc.line, exc.col, exc.message)]) from None
+    except yaml.MarkedYAMLError as exc:
+        raise SpecError([_syntax_issue(file, text, exc)]) from None
+    except yaml.YAMLError as exc:  # pragma: no cover - libyaml reports unmarked errors rarely
+        raise SpecError([SpecIssue(file, 1, 1, f"YAML error: {exc}")]) from None
+    if builder.issues:
+        raise SpecError(builder.issues)
+    return Document(file, data, text, builder.positions, builder.key_positions)
+
+
+def _syntax_issue(file: str, text: str, exc: yaml.MarkedYAMLError) -> SpecIssue:
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark is not None else 1
+    col = mark.column + 1 if mark is not None else 1
+    problem = exc.problem or "syntax error"
+    lines = text.splitlines()
+    # A tab in the indentation is the most common cause; say so plainly, at the tab.
+    for number in range(min(line, len(lines)), 0, -1):
+        content = lines[number - 1]
+        indent = content[: len(content) - len(content.lstrip(" \t"))]
+        if "\t" in indent:
+            return SpecIssue(
+                file,
+                number,
+                indent.index("\t") + 1,
+                "tab character in indentation: YAML indents with spaces only",
+            )
+        if content.strip() and number < line:
+            break
+    if "\t" in problem or "tab" in problem:
+        return SpecIssue(file, line, col, "tab character where YAML expects spaces")
+    context = f" ({exc.context})" if exc.context and exc.context != problem else ""
+    return SpecIssue(file, line, col, f"YAML syntax error: {problem}{context}")
+
+
+def _line_col(event: Event) -> tuple[int, int]:
+    mark = event.start_mark
+    return (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+
+
+class _Builder:
+    """Composes plain values from YAML events, recording positions and counting nodes."""
+
+    def __init__(self, file: str, text: str) -> None:
+        self.file = file
+        self.text = text
+        self.positions: dict[JsonPath, Position] = {}
+        self.key_positions: dict[JsonPath, Position] = {}
+        self.issues: list[SpecIssue] = []
+        self.anchors: dict[str, tuple[Any, int]] = {}
+        self.open_anchors: set[str] = set()
+        self.nodes = 0
+
+    def build(self, events: Iterable[Event]) -> Any:
+        stream: Iterator[Event] = iter(events)
+        first = next(stream)
+        assert isinstance(first, StreamStartEvent)
+        event = next(stream)
+        if isinstance(event, StreamEndEvent):
+            raise _Refused(1, 1, "file is empty: a spec needs at least `name` and `model`")
+        assert isinstance(event, DocumentStartEvent)
+        data, _ = self._node(next(stream), stream, (), 0)
+        end = next(stream)
+        assert isinstance(end, DocumentEndEvent)
+        after = next(stream)
+        if isinstance(after, DocumentStartEvent):
+            raise _Refused(
+                *_line_col(after),
+                "a spec file holds one YAML document; remove the second `---` document",
+            )
+        return data
+
+    def _count(self, size: int, event: Event) -> None:
+        self.nodes += size
+        if self.nodes > MAX_NODES:
+            raise _Refused(
+                *_line_col(event),
+                f"document too large: more than {MAX_NODES:,} values once aliases are "
+                "expanded (is this an alias bomb?)",
+            )
+
+    def _node(
+        self, event: Event, stream: Iterator[Event], path: JsonPath, depth: int
+    ) -> tuple[Any, int]:
+        pos = Position(*_line_col(event))
+        if isinstance(event, AliasEvent):
+            anchor = event.anchor
+            if anchor in self.open_anchors:
+                raise _Refused(pos.line, pos.col, f"recursive alias `*{anchor}` refers to itself")
+            if anchor not in self.anchors:
+                raise _Refused(
+                    pos.line, pos.col, f"alias `*{anchor}` has no anchor `&{anchor}` before it"
+                )
+            shared, size = self.anchors[anchor]
+            self._count(size, event)
+            self.positions[path] = pos
+            return shared, size
+        if depth > MAX_DEPTH:
+            raise _Refused(pos.line, pos.col, f"nested more than {MAX_DEPTH} levels deep")
+        self._count(1, event)
+        anchor = getattr(event, "anchor", None)
+        if anchor is not None:
+            self.open_anchors.add(anchor)
+        if isinstance(event, ScalarEvent):
+            pos = Position(pos.line, pos.col, event.style or None)
+            value: Any = self._scalar(event)
+            size = 1
+        elif isinstance(event, SequenceStartEvent):
+            self._check_collection_tag(event, "list")
+            value, size = self._sequence(stream, path, depth)
+        elif isinstance(event, MappingStartEvent):
+            self._check_collection_tag(event, "mapping")
+            value, size = self._mapping(stream, path, depth)
+        else:  # pragma: no cover - the parser guarantees a node event here
+            raise _Refused(pos.line, pos.col, f"unexpected YAML event {type(event).__name__}")
+        self.positions[path] = pos
+        if anchor is not None:
+            self.open_anchors.discard(anchor)
+            self.anchors[anchor] = (value, size)
+        return value, size
+
+    def _check_collection_tag(self, event: Event, kind: str) -> None:
+        tag = getattr(event, "tag", None)
+        if tag is not None and tag not in _COLLECTION_TAGS:
+            raise _Refused(
+                *_line_col(event), f"unsupported YAML tag `{tag.replace(_TAG, '!!')}` on a {kind}"
+            )
+
+    def _scalar(self, event: ScalarEvent) -> Any:
+        tag = event.tag
+        if tag is None:
+            tag = _resolver.resolve(yaml.ScalarNode, event.value, event.implicit)  # type: ignore[no-untyped-call]
+        elif tag == "!":
+            tag = _TAG + "str"
+        if tag in _TEXT_TAGS:
+            return event.value
+        build = _BUILD_TAGS.get(tag)
+        if build is None:
+            shown = tag.replace(_TAG, "!!")
+            raise _Refused(*_line_col(event), f"unsupported YAML tag `{shown}`")
+        try:
+            return build(yaml.ScalarNode(tag, event.value))
+        except (ValueError, yaml.YAMLError) as exc:
+            raise _Refused(*_line_col(event), f"bad `{tag}` value: {exc}") from None
+
+    def _sequence(
+        self, stream: Iterator[Event], path: JsonPath, depth: int
+    ) -> tuple[list[Any], int]:
+        items: list[Any] = []
+        size = 1
+        for event in stream:
+            if isinstance(event, SequenceEndEvent):
+                return items, size
+            value, n = self._node(event, stream, (*path, len(items)), depth + 1)
+            items.append(value)
+            size += n
+        raise AssertionError("unterminated sequence")  # pragma: no cover
+
+    def _mapping(
+        self, stream: Iterator[Event], path: JsonPath, depth: int
+    ) -> tuple[dict[str, Any], int]:
+        result: dict[str, Any] = {}
+        merged: list[tuple[dict[str, Any], Position]] = []
+        size = 1
+        for event in stream:
+            if isinstance(event, MappingEndEvent):
+                break
+            key_pos = Position(*_line_col(event))
+            if isinstance(event, ScalarEvent):
+                key = event.value
+                is_merge = key == "<<" and event.tag is None and not event.style
+            elif isinstance(event, AliasEvent) and isinstance(
+                self.anchors.get(str(event.anchor), (None, 0))[0], str
+            ):
+                key, is_merge = self.anchors[str(event.anchor)][0], False
+            else:
+                raise _Refused(
+                    key_pos.line,
+                    key_pos.col,
+                    "mapping keys must be plain text, not lists or mappings",
+                )
+            value_event = next(stream)
+            if is_merge:
+                value, n = self._node(value_event, stream, (*path, "<<"), depth + 1)
+                self.positions.pop((*path, "<<"), None)
+                sources = value if isinstance(value, list) else [value]
+                for source in sources:
+                    if not isinstance(source, dict):
+                        raise _Refused(key_pos.line, key_pos.col, "`<<` merges mappings only")
+                    merged.append((source, key_pos))
+                size += n
+                continue
+            child = (*path, key)
+            if key in result:
+                first = self.key_positions[child]
+                self.issues.append(
+                    SpecIssue(
+                        self.file,
+                        key_pos.line,
+                        key_pos.col,
+                        f"duplicate key `{key}` (first defined at line {first.line}); "
+                        "YAML would silently keep only the last one",
+                    )
+                )
+                _, n = self._node(value_event, stream, (*path, f"<duplicate {key}>"), depth + 1)
+                size += n
+                continue
+            self.key_positions[child] = key_pos
+            result[key], n = self._node(value_event, stream, child, depth + 1)
+            size += n
+        for source, key_pos in merged:
+            for key, value in source.items():
+                if key not in result:
+                    result[key] = value
+                    merged_path: JsonPath = (*path, key)
+                    self.key_positions[merged_path] = key_pos
+                    self.positions[merged_path] = key_pos
+        return result, size
+
+
+def find_spec_files(paths: Iterable[Path], *, exclude: Iterable[Path] = ()) -> list[Path]:
+    """Every ``*.yaml`` / ``*.yml`` file named or found (recursively) under ``paths``, sorted.
+
+    Hidden folders and the ``exclude`` folders (the partials folder) are skipped; a file named
+    explicitly is always taken.
+    """
+    skip = {p.resolve() for p in exclude}
+    found: dict[Path, None] = {}
+    for path in paths:
+        if path.is_file():
+            found[path] = None
+            continue
+        if not path.is_dir():
+            continue
+        for root, dirs, files in os.walk(path):
+            here = Path(root)
+            dirs[:] = sorted(
+                d for d in dirs if not d.startswith(".") and (here / d).resolve() not in skip
+            )
+            for name in sorted(files):
+                if name.endswith((".yaml", ".yml")) and not name.startswith("."):
+                    found[here / name] = None
+    return sorted(found)

@@ -1,0 +1,292 @@
+"""The project: kit.yaml, its targets, and the rendered specs for one target.
+
+``load_project()`` is the front door of the spec layer::
+
+    project = load_project()                      # kit.yaml found upward from the cwd
+    project = load_project(["assistants/art-maestro.yaml"], target="staging")
+    for spec in project.specs: ...                # rendered AssistantSpec objects
+    project.targets["staging"].base_url
+    project.config["server"]["models"]            # plain mappings for the server and test layers
+
+Without a kit.yaml the project is: specs in ``assistants/``, partials in ``assistants/partials``,
+one ``local`` target. Problems in specs raise ``SpecError`` with every issue of every file, sorted;
+problems in kit.yaml or the options (an unknown target, a missing folder) raise ``ConfigError``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from assistant_kit.errors import ConfigError, SpecError, SpecIssue
+from assistant_kit.spec.load import Document, display_path, find_spec_files, read_document
+from assistant_kit.spec.model import AssistantSpec, Dialect
+from assistant_kit.spec.render import Renderer, merge_vars
+from assistant_kit.spec.validate import check_assistant, check_kit, suggest
+
+__all__ = ["DEFAULT_SPECS", "KIT_FILE", "Project", "Target", "find_kit_file", "load_project"]
+
+#: Name of the project file.
+KIT_FILE = "kit.yaml"
+#: Spec folder when kit.yaml names none (or there is no kit.yaml).
+DEFAULT_SPECS = "assistants"
+#: The target every project has unless kit.yaml defines its own ``local``.
+LOCAL_TARGET: Mapping[str, Any] = {"provider": "local"}
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A place assistants are synced to and tested against.
+
+    ``provider`` is ``local`` (the embedded server), ``dashscope`` or ``openai``; ``dialect`` is
+    the wire dialect to speak (``local`` with a ``base_url`` speaks ``openai`` unless kit.yaml says
+    ``dialect: dashscope``). ``options`` is the target's whole kit.yaml mapping.
+    """
+
+    name: str
+    provider: str
+    dialect: Dialect
+    base_url: str | None = None
+    api_key_env: str | None = None
+    vars: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def embedded(self) -> bool:
+        """True for the in-process embedded server (a ``local`` target with no ``base_url``)."""
+        return self.provider == "local" and self.base_url is None
+
+    def api_key(self, environ: Mapping[str, str] | None = None) -> str | None:
+        """The API key from the environment variable ``api_key_env`` names (None if unset)."""
+        if self.api_key_env is None:
+            return None
+        return (os.environ if environ is None else environ).get(self.api_key_env)
+
+    @classmethod
+    def from_config(cls, name: str, data: Mapping[str, Any]) -> Target:
+        provider = data["provider"]
+        dialect = data.get("dialect", "openai") if provider == "local" else provider
+        return cls(
+            name=name,
+            provider=provider,
+            dialect=dialect,
+            base_url=data.get("base_url"),
+            api_key_env=data.get("api_key_env"),
+            vars=dict(data.get("vars") or {}),
+            options=dict(data),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    """kit.yaml (or its defaults) plus the specs rendered for ``target``."""
+
+    root: Path
+    config: Mapping[str, Any]
+    targets: Mapping[str, Target]
+    target: Target
+    specs: tuple[AssistantSpec, ...] = ()
+    config_file: Path | None = None
+    partials: Path | None = None
+    files: tuple[str, ...] = ()
+
+    @property
+    def server(self) -> Mapping[str, Any]:
+        """kit.yaml's ``server`` section (``{}`` when absent)."""
+        server: Mapping[str, Any] = self.config.get("server") or {}
+        return server
+
+    @property
+    def test(self) -> Mapping[str, Any]:
+        """kit.yaml's ``test`` section (``{}`` when absent)."""
+        test: Mapping[str, Any] = self.config.get("test") or {}
+        return test
+
+    def spec(self, name: str) -> AssistantSpec:
+        """The spec called ``name``; ``ConfigError`` (with a suggestion) if there is none."""
+        for spec in self.specs:
+            if spec.name == name:
+                return spec
+        names = [s.name for s in self.specs]
+        hint = suggest(name, names) or (f"; assistants: {', '.join(names)}" if names else "")
+        raise ConfigError(f"no assistant named `{name}`{hint}")
+
+
+def find_kit_file(start: Path) -> Path | None:
+    """kit.yaml in ``start`` or the nearest folder above it."""
+    here = start.resolve()
+    if here.is_file():
+        here = here.parent
+    for folder in (here, *here.parents):
+        candidate = folder / KIT_FILE
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_project(
+    paths: Iterable[str | os.PathLike[str]] = (),
+    target: str | None = None,
+    *,
+    cwd: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Project:
+    """Load kit.yaml and every spec, rendered for ``target`` (default: kit.yaml's default).
+
+    ``paths`` narrows the specs to those files or folders; kit.yaml is looked for upward from the
+    first of them (else from ``cwd``). Raises ``SpecError`` with all issues, sorted, or
+    ``ConfigError``.
+    """
+    base = (cwd or Path.cwd()).resolve()
+    chosen = [Path(p) if Path(p).is_absolute() else base / p for p in paths]
+    for path in chosen:
+        if not path.exists():
+            raise ConfigError(f"no such file or folder: {display_path(path)}")
+    kit_file = find_kit_file(chosen[0] if chosen else base)
+    env = os.environ if environ is None else environ
+    config, root = _read_config(kit_file, base)
+
+    spec_dirs = [root / folder for folder in config["specs"]]
+    sources: list[Path] = []
+    if chosen:
+        for path in chosen:
+            if path.is_dir() and kit_file is not None and path.resolve() == root:
+                sources.extend(spec_dirs)
+            else:
+                sources.append(path)
+    else:
+        missing = [d for d in spec_dirs if not d.is_dir()]
+        if missing:
+            where = "kit.yaml names" if kit_file is not None else "there is no kit.yaml and no"
+            raise ConfigError(
+                f"{where} spec folder {display_path(missing[0])}; run `kit init` or pass spec paths"
+            )
+        sources = spec_dirs
+    if config.get("partials"):
+        partials: Path | None = root / config["partials"]
+    elif kit_file is None and chosen:
+        first = chosen[0] if chosen[0].is_dir() else chosen[0].parent
+        partials = first / "partials"
+    else:
+        partials = spec_dirs[0] / "partials"
+    if partials is not None and not partials.is_dir():
+        partials = None
+
+    targets = {name: Target.from_config(name, data) for name, data in config["targets"].items()}
+    target_name = target or config["default_target"]
+    if target_name not in targets:
+        hint = suggest(target_name, targets) or f"; targets: {', '.join(sorted(targets))}"
+        raise ConfigError(f"unknown target `{target_name}`{hint}")
+    chosen_target = targets[target_name]
+
+    kit_vars, unset = _resolve_env(config.get("vars") or {}, env)
+    target_vars, target_unset = _resolve_env(chosen_target.vars, env)
+    unset = {k: v for k, v in unset.items() if k not in target_vars}
+    unset.update(target_unset)
+    layered = merge_vars(kit_vars, target_vars)
+
+    files = find_spec_files(sources, exclude=[partials] if partials is not None else [])
+    renderer = Renderer(partials, unset_env=unset)
+    issues: list[SpecIssue] = []
+    specs: list[AssistantSpec] = []
+    for path in files:
+        try:
+            doc = read_document(path)
+        except SpecError as exc:
+            issues.extend(exc.issues)
+            continue
+        found = check_assistant(doc)
+        if found:
+            issues.extend(found)
+            continue
+        variables = merge_vars(layered, doc.data.get("vars"))
+        instructions, found = renderer.render(doc, variables)
+        if found:
+            issues.extend(found)
+            continue
+        specs.append(_build(doc, instructions))
+    issues.extend(_duplicate_names(specs))
+    if issues:
+        raise SpecError(issues)
+    return Project(
+        root=root,
+        config=config,
+        targets=targets,
+        target=chosen_target,
+        specs=tuple(sorted(specs, key=lambda s: s.name)),
+        config_file=kit_file,
+        partials=partials,
+        files=tuple(display_path(p) for p in files),
+    )
+
+
+def _build(doc: Document, instructions: str | None) -> AssistantSpec:
+    return AssistantSpec.from_data(
+        doc.data,
+        instructions=instructions,
+        file=doc.file,
+        line_of=lambda path: doc.position(path).line,
+    )
+
+
+def _duplicate_names(specs: list[AssistantSpec]) -> list[SpecIssue]:
+    by_name: dict[str, list[AssistantSpec]] = {}
+    for spec in specs:
+        by_name.setdefault(spec.name, []).append(spec)
+    issues = []
+    for name, same in by_name.items():
+        if len(same) < 2:
+            continue
+        for spec in same:
+            others = ", ".join(f"{o.file}:{o.line}" for o in same if o is not spec)
+            issues.append(
+                SpecIssue(
+                    spec.file, spec.line, 1, f"assistant name `{name}` is also declared in {others}"
+                )
+            )
+    return issues
+
+
+def _read_config(kit_file: Path | None, base: Path) -> tuple[dict[str, Any], Path]:
+    """kit.yaml with its defaults filled in, and the project root."""
+    data: dict[str, Any] = {}
+    root = base
+    if kit_file is not None:
+        root = kit_file.parent.resolve()
+        try:
+            doc = read_document(kit_file)
+        except SpecError as exc:
+            raise ConfigError(str(exc)) from None
+        issues = check_kit(doc)
+        if issues:
+            raise ConfigError(str(SpecError(issues)))
+        data = dict(doc.data or {})
+    specs = data.get("specs", DEFAULT_SPECS)
+    data["specs"] = [specs] if isinstance(specs, str) else list(specs)
+    data.setdefault("vars", {})
+    data["targets"] = {"local": dict(LOCAL_TARGET), **(data.get("targets") or {})}
+    data.setdefault("default_target", "local")
+    data.setdefault("server", {})
+    data.setdefault("test", {})
+    return data, root
+
+
+def _resolve_env(
+    variables: Mapping[str, Any], environ: Mapping[str, str]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Values ``{env: NAME}`` replaced by the environment; returns (vars, {var: NAME} unset)."""
+    resolved: dict[str, Any] = {}
+    unset: dict[str, str] = {}
+    for key, value in variables.items():
+        if isinstance(value, Mapping) and set(value) == {"env"}:
+            name = value["env"]
+            if name in environ:
+                resolved[key] = environ[name]
+            else:
+                unset[key] = name
+        else:
+            resolved[key] = value
+    return resolved, unset

@@ -1,0 +1,173 @@
+"""Render instructions with Jinja2: sandboxed, strict about undefined names, one partials folder.
+
+Variables come from kit.yaml ``vars``, overridden by the target's ``vars``, overridden by the
+spec's own ``vars``. ``{% include "name" %}`` reads from the project's partials folder and nowhere
+else. A template problem becomes a ``SpecIssue`` at the spec file and, for literal block scalars
+(``instructions: |``), the very line inside the block; otherwise at the ``instructions`` value.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+from assistant_kit.errors import SpecIssue
+from assistant_kit.spec.load import Document
+
+__all__ = ["MAX_INSTRUCTIONS", "Renderer", "merge_vars"]
+
+#: Longest rendered instructions the hosted APIs accept.
+MAX_INSTRUCTIONS = 32_768
+
+_TEMPLATE_NAME = "<instructions>"
+
+
+def merge_vars(*layers: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Later layers override earlier ones, key by key (kit.yaml < target < spec)."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        if layer:
+            merged.update(layer)
+    return merged
+
+
+class _PartialsLoader(jinja2.FileSystemLoader):
+    """Loads partials from one folder; says which folder when a name is missing."""
+
+    def __init__(self, folder: Path | None) -> None:
+        super().__init__([str(folder)] if folder is not None else [])
+        self.folder = folder
+
+
+class Renderer:
+    """Renders the instructions of spec documents; one Jinja2 environment per project.
+
+    >>> renderer = Renderer(Path("assistants/partials"), unset_env={"region": "ACME_REGION"})
+    >>> text, issues = renderer.render(doc, {"company": "Acme"})
+    """
+
+    def __init__(
+        self, partials: Path | None, *, unset_env: Mapping[str, str] | None = None
+    ) -> None:
+        self.partials = partials
+        self.unset_env = dict(unset_env or {})
+        self.env = SandboxedEnvironment(
+            loader=_PartialsLoader(partials),
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,
+            auto_reload=False,
+        )
+
+    def render(
+        self, doc: Document, variables: Mapping[str, Any]
+    ) -> tuple[str | None, list[SpecIssue]]:
+        """The rendered ``instructions`` of ``doc`` and any issues (text is None on failure)."""
+        source = doc.data.get("instructions")
+        if source is None:
+            return None, []
+        try:
+            template = self.env.from_string(source)
+            text = template.render(**variables)
+        except jinja2.TemplateSyntaxError as exc:
+            return None, [self._issue(doc, exc.lineno, _syntax_words(exc))]
+        except jinja2.TemplateNotFound as exc:
+            line = _template_line(exc)
+            folder = (
+                f" in {self.partials}" if self.partials is not None else " (no partials folder)"
+            )
+            return None, [self._issue(doc, line, f"include not found: `{exc.name}`{folder}")]
+        except jinja2.UndefinedError as exc:
+            words = self._undefined_words(exc) + _partial_words(exc, self.partials)
+            return None, [self._issue(doc, _template_line(exc), words)]
+        except jinja2.TemplateError as exc:
+            return None, [self._issue(doc, _template_line(exc), f"template error: {exc}")]
+        except Exception as exc:  # a filter or a sandbox refusal raised something else
+            return None, [
+                self._issue(
+                    doc, _template_line(exc), f"template error: {type(exc).__name__}: {exc}"
+                )
+            ]
+        issues = []
+        if len(text) > MAX_INSTRUCTIONS:
+            issues.append(
+                doc.issue(
+                    ("instructions",),
+                    f"`instructions`: rendered text is too long: {len(text):,} characters "
+                    f"(at most {MAX_INSTRUCTIONS:,})",
+                    at_key=True,
+                )
+            )
+        return text, issues
+
+    def _undefined_words(self, exc: jinja2.UndefinedError) -> str:
+        message = str(exc.message or exc)
+        for name, env in self.unset_env.items():
+            if f"'{name}'" in message:
+                return (
+                    f"undefined template variable `{name}`: kit.yaml maps it to the environment "
+                    f"variable {env}, which is not set"
+                )
+        if message.endswith("is undefined"):
+            name = message.removesuffix(" is undefined").strip("'")
+            return (
+                f"undefined template variable `{name}`; define it in the spec's `vars`, "
+                "the target's or kit.yaml's"
+            )
+        return f"undefined template variable: {message}"
+
+    def _issue(self, doc: Document, template_line: int | None, message: str) -> SpecIssue:
+        """Map a line of the template to the spec file where the block scalar allows it."""
+        value = doc.position(("instructions",))
+        if template_line and value.style == "|" and doc.text:
+            line = value.line + template_line
+            lines = doc.text.splitlines()
+            if line <= len(lines):
+                content = lines[line - 1]
+                col = len(content) - len(content.lstrip(" ")) + 1
+                return SpecIssue(doc.file, line, col, message)
+        if template_line and value.style is None and template_line == 1:
+            return SpecIssue(doc.file, value.line, value.col, message)
+        where = f" (template line {template_line})" if template_line else ""
+        key = doc.key_position(("instructions",))
+        return SpecIssue(doc.file, key.line, key.col, message + where)
+
+
+def _syntax_words(exc: jinja2.TemplateSyntaxError) -> str:
+    if exc.name and exc.name != _TEMPLATE_NAME and exc.filename:
+        return f"template syntax error in partial `{exc.name}` line {exc.lineno}: {exc.message}"
+    return f"template syntax error: {exc.message}"
+
+
+def _partial_words(exc: BaseException, partials: Path | None) -> str:
+    """`` (in partial `x` line n)`` when the error was raised inside an included partial."""
+    if partials is None:
+        return ""
+    tb: types.TracebackType | None = exc.__traceback__
+    found = ""
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        try:
+            name = Path(filename).resolve().relative_to(partials.resolve())
+        except (ValueError, OSError):
+            name = None
+        if name is not None:
+            found = f" (in partial `{name}` line {tb.tb_lineno})"
+        tb = tb.tb_next
+    return found
+
+
+def _template_line(exc: BaseException) -> int | None:
+    """The line of the instructions template the exception came from (Jinja2 rewrites
+    tracebacks so that template frames carry template line numbers)."""
+    tb: types.TracebackType | None = exc.__traceback__
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line

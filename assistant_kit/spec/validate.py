@@ -1,0 +1,514 @@
+"""JSON Schema validation of parsed documents: every issue at once, each with a position.
+
+The schemas live in ``assistant_kit/schemas`` (the repo's ``schemas/`` links there). Each is
+compiled once per process (``schema_validator`` is cached), so validating a thousand files costs a
+thousand validations, not a thousand compilations.
+
+Errors from jsonschema are rewritten for people: the offending node's ``file:line:col``, the
+dotted path of the value, and "did you mean" for unknown keys and enum values. Checks a schema
+cannot express (unique test names, function ``parameters`` that must themselves be JSON Schemas,
+mocks naming declared tools, regexes that compile) run after the schema, on the same document.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
+from jsonschema.exceptions import ValidationError  # type: ignore[import-untyped]
+from referencing import Registry, Resource
+
+from assistant_kit.errors import SpecIssue
+from assistant_kit.spec.load import Document
+
+__all__ = [
+    "SCHEMA_DIR",
+    "check_assistant",
+    "check_kit",
+    "dotted",
+    "load_schema",
+    "schema_issues",
+    "schema_validator",
+    "suggest",
+]
+
+#: Folder of the JSON Schemas shipped with the package.
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+
+BUILTIN_TOOLS = ("code_interpreter", "quark_search", "text_to_image")
+_TYPE_WORDS = {
+    "object": "a mapping",
+    "array": "a list",
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "null": "null",
+}
+_PATTERN_WORDS = {
+    "^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$": (
+        "use 1-64 lowercase letters, digits, `-` or `_`, starting and ending with a letter or digit"
+    ),
+    "^[a-zA-Z0-9_-]{1,64}$": "use 1-64 letters, digits, `_` or `-`",
+    "^[A-Za-z_][A-Za-z0-9_]*$": "use letters, digits and `_`, not starting with a digit",
+    "^https?://": "it must start with http:// or https://",
+}
+
+
+@functools.cache
+def load_schema(name: str) -> dict[str, Any]:
+    """The parsed JSON Schema ``name`` (e.g. ``"assistant"``) from ``SCHEMA_DIR``."""
+    with open(SCHEMA_DIR / f"{name}.schema.json", encoding="utf-8") as fh:
+        schema: dict[str, Any] = json.load(fh)
+    return schema
+
+
+@functools.cache
+def _registry() -> Registry[Any]:
+    resources = []
+    for path in sorted(SCHEMA_DIR.glob("*.schema.json")):
+        schema = load_schema(path.name.removesuffix(".schema.json"))
+        resources.append((schema["$id"], Resource.from_contents(schema)))
+    return Registry().with_resources(resources)
+
+
+@functools.cache
+def schema_validator(name: str) -> Draft202012Validator:
+    """The compiled validator of schema ``name``; built once per process."""
+    return Draft202012Validator(load_schema(name), registry=_registry())
+
+
+@functools.cache
+def _metaschema_validator() -> Draft202012Validator:
+    return Draft202012Validator(Draft202012Validator.META_SCHEMA)
+
+
+def dotted(path: Sequence[str | int]) -> str:
+    """``("tools", 0, "name")`` -> ``tools[0].name``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def suggest(word: str, choices: Iterable[str]) -> str:
+    """``"; did you mean `x`?"`` for the closest choice, else ``""``."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean `{close[0]}`?" if close else ""
+
+
+def schema_issues(
+    doc: Document, name: str, *, data: Any = None, base: Sequence[str | int] = ()
+) -> list[SpecIssue]:
+    """Every error of ``doc.data`` (or ``data`` found at ``base``) under schema ``name``."""
+    instance = doc.data if data is None else data
+    issues: dict[tuple[int, int, str], SpecIssue] = {}
+    for error in schema_validator(name).iter_errors(instance):
+        for issue in _explain(doc, error, tuple(base)):
+            issues.setdefault((issue.line, issue.col, issue.message), issue)
+    return list(issues.values())
+
+
+def _explain(
+    doc: Document, error: ValidationError, base: tuple[str | int, ...]
+) -> Iterator[SpecIssue]:
+    path = (*base, *error.absolute_path)
+    where = dotted(path)
+    prefix = f"`{where}`: " if where else ""
+    kind = error.validator
+    value = error.validator_value
+    instance = error.instance
+    if kind in ("anyOf", "oneOf") and error.context:
+        branch = _best_branch(error)
+        if branch:
+            for sub in branch:
+                yield from _explain(doc, sub, base)
+            return
+        yield doc.issue(path, prefix + _anyof_words(error))
+        return
+    if kind == "additionalProperties" and isinstance(instance, dict):
+        known = list(error.schema.get("properties", {}))
+        for key in instance:
+            if key in known:
+                continue
+            hint = suggest(key, known) or (
+                f"; expected one of: {', '.join(known)}" if known else ""
+            )
+            yield doc.issue((*path, key), f"{prefix}unknown key `{key}`{hint}", at_key=True)
+        return
+    if kind == "required" and isinstance(instance, dict):
+        for key in value:
+            if key not in instance:
+                yield doc.issue(path, f"{prefix}missing required key `{key}`")
+        return
+    if "propertyNames" in error.relative_schema_path and isinstance(instance, str):
+        key_path = (*path, instance)
+        message = _property_name_words(instance, error)
+        yield doc.issue(key_path, f"{prefix}{message}", at_key=True)
+        return
+    yield doc.issue(path, prefix + _words(error))
+
+
+def _best_branch(error: ValidationError) -> list[ValidationError] | None:
+    """The errors of the one anyOf/oneOf branch that fits the instance's type, if exactly one."""
+    branches: dict[int, list[ValidationError]] = {}
+    for sub in error.context or ():
+        branches.setdefault(int(sub.relative_schema_path[0]), []).append(sub)
+    fitting = [
+        subs
+        for subs in branches.values()
+        if not any(s.validator == "type" and not s.relative_path for s in subs)
+    ]
+    return fitting[0] if len(fitting) == 1 else None
+
+
+def _anyof_words(error: ValidationError) -> str:
+    kinds: list[str] = []
+    for option in error.validator_value:
+        option = _resolve_ref(option)
+        words = _TYPE_WORDS.get(str(option.get("type")), "")
+        if "const" in option:
+            words = json.dumps(option["const"])
+        elif "enum" in option:
+            words = "one of " + ", ".join(str(v) for v in option["enum"])
+        if words and words not in kinds:
+            kinds.append(words)
+    return f"must be {' or '.join(kinds)}" if kinds else error.message
+
+
+def _resolve_ref(option: Mapping[str, Any]) -> Mapping[str, Any]:
+    ref = option.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        for schema_name in ("assistant", "test", "kit"):
+            found = load_schema(schema_name).get("$defs", {}).get(ref.removeprefix("#/$defs/"))
+            if found is not None:
+                return dict(found)
+    return option
+
+
+def _property_name_words(name: str, error: ValidationError) -> str:
+    schema = error.schema
+    reserved = schema.get("not", {}).get("enum", [])
+    if name in reserved:
+        return f"key `{name}` is reserved for the kit's own marks"
+    limit = schema.get("maxLength")
+    if limit is not None and len(name) > limit:
+        return f"key `{name[:20]}...` is too long: {len(name)} characters (at most {limit})"
+    if schema.get("minLength") and not name:
+        return "keys must not be empty"
+    pattern = schema.get("pattern")
+    if pattern is not None:
+        rule = _PATTERN_WORDS.get(pattern, "it must match " + pattern)
+        return f"key `{name}` is not a valid name: {rule}"
+    return f"key `{name}` is not allowed"
+
+
+def _words(error: ValidationError) -> str:
+    kind = error.validator
+    value: Any = error.validator_value
+    instance = error.instance
+    shown = (
+        json.dumps(instance, ensure_ascii=False) if not isinstance(instance, (dict, list)) else ""
+    )
+    if kind == "type":
+        expected = [value] if isinstance(value, str) else list(value)
+        words = " or ".join(_TYPE_WORDS.get(t, t) for t in expected)
+        return f"must be {words}, not {_type_name(instance)}"
+    if kind == "enum":
+        hint = suggest(instance, [str(v) for v in value]) if isinstance(instance, str) else ""
+        return f"{shown} is not one of: {', '.join(str(v) for v in value)}{hint}"
+    if kind == "const":
+        return f"must be {json.dumps(value)}"
+    if kind == "pattern":
+        return f"{shown} is not valid: {_PATTERN_WORDS.get(value, 'it must match ' + value)}"
+    if kind in ("minimum", "exclusiveMinimum"):
+        rel = "at least" if kind == "minimum" else "greater than"
+        return f"{shown} is too small: must be {rel} {value}"
+    if kind in ("maximum", "exclusiveMaximum"):
+        rel = "at most" if kind == "maximum" else "less than"
+        return f"{shown} is too large: must be {rel} {value}"
+    if kind == "maxLength":
+        return f"too long: {len(instance):,} characters (at most {value:,})"
+    if kind == "minLength":
+        return "must not be empty" if value == 1 else f"too short: at least {value} characters"
+    if kind == "maxItems":
+        return f"too many items: {len(instance)} (at most {value})"
+    if kind == "minItems":
+        return "must not be empty" if value == 1 else f"needs at least {value} items"
+    if kind == "uniqueItems":
+        return "holds the same item twice"
+    if kind == "maxProperties":
+        if error.schema.get("title") == "Assertion":
+            keys = ", ".join(f"`{k}`" for k in instance)
+            return (
+                f"an expectation holds exactly one assertion, found {keys}: "
+                "put each in its own list item"
+            )
+        if error.schema.get("title") == "Metadata":
+            return (
+                f"too many metadata pairs: {len(instance)} (at most {value}; the API allows 16 and "
+                "the kit keeps 2 for its own marks)"
+            )
+        if error.schema.get("title") == "Mock case":
+            return "a `when` case holds `args` and exactly one of `returns` or `error`"
+        if error.schema.get("title") == "Default outcome":
+            return "`default` holds exactly one of `returns` or `error`"
+        return f"too many keys: {len(instance)} (at most {value})"
+    if kind == "minProperties":
+        if error.schema.get("title") == "Assertion":
+            return "empty expectation: write one assertion such as `contains: text`"
+        if error.schema.get("title") == "Mock case":
+            return "a `when` case needs `returns` or `error` beside `args`"
+        return "must not be empty"
+    return str(error.message)
+
+
+def _type_name(instance: Any) -> str:
+    if instance is None:
+        return "null"
+    if isinstance(instance, bool):
+        return "true/false"
+    if isinstance(instance, dict):
+        return "a mapping"
+    if isinstance(instance, list):
+        return "a list"
+    if isinstance(instance, str):
+        return f"the string {json.dumps(instance, ensure_ascii=False)[:60]}"
+    return f"the number {instance}"
+
+
+def _root_issues(doc: Document, what: str) -> list[SpecIssue]:
+    if doc.data is None:
+        return [doc.issue((), f"file is empty: {what} needs at least `name` and `model`")]
+    if not isinstance(doc.data, dict):
+        kind = _type_name(doc.data)
+        return [
+            doc.issue((), f"the top level of a spec must be a mapping (one {what}), not {kind}")
+        ]
+    return []
+
+
+def check_assistant(doc: Document) -> list[SpecIssue]:
+    """Every problem of one assistant spec document: schema errors, then the extra checks."""
+    root = _root_issues(doc, "an assistant")
+    if root:
+        return root
+    issues = schema_issues(doc, "assistant")
+    issues.extend(_extra_checks(doc, doc.data))
+    return issues
+
+
+def check_kit(doc: Document) -> list[SpecIssue]:
+    """Every problem of a kit.yaml document (an empty kit.yaml is fine)."""
+    if doc.data is None:
+        return []
+    if not isinstance(doc.data, dict):
+        return [doc.issue((), f"kit.yaml must be a mapping, not {_type_name(doc.data)}")]
+    return schema_issues(doc, "kit")
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _extra_checks(doc: Document, data: dict[str, Any]) -> Iterator[SpecIssue]:
+    tools = _list(data.get("tools"))
+    functions: dict[str, int] = {}
+    tool_names: set[str] = set(BUILTIN_TOOLS) | {"search", "wanx"}
+    for index, tool in enumerate(tools):
+        if not isinstance(tool, dict):
+            continue
+        if tool.get("type") == "plugin" and isinstance(tool.get("id"), str):
+            tool_names.add(tool["id"])
+        if tool.get("type") != "function" or not isinstance(tool.get("name"), str):
+            continue
+        name = tool["name"]
+        if name in functions:
+            yield doc.issue(
+                ("tools", index, "name"),
+                f"function `{name}` is declared twice (first as `tools[{functions[name]}]`)",
+            )
+        else:
+            functions[name] = index
+        tool_names.add(name)
+        params = tool.get("parameters")
+        if isinstance(params, dict):
+            yield from _parameter_issues(doc, ("tools", index, "parameters"), name, params)
+
+    variables = data.get("vars")
+    if isinstance(variables, dict):
+        for key, value in variables.items():
+            if isinstance(value, dict) and set(value) == {"env"}:
+                yield doc.issue(
+                    ("vars", key),
+                    f"`vars.{key}`: environment variables can only be mapped in kit.yaml `vars`",
+                )
+
+    tests = _list(data.get("tests"))
+    seen: dict[str, int] = {}
+    for index, test in enumerate(tests):
+        if not isinstance(test, dict):
+            continue
+        path: tuple[str | int, ...] = ("tests", index)
+        name = test.get("name")
+        if isinstance(name, str):
+            if name in seen:
+                first = doc.position(("tests", seen[name], "name")).line
+                yield doc.issue(
+                    (*path, "name"), f"duplicate test name `{name}` (first used at line {first})"
+                )
+            else:
+                seen[name] = index
+        repeat, min_pass = test.get("repeat", 1), test.get("min_pass")
+        if isinstance(repeat, int) and isinstance(min_pass, int) and min_pass > repeat:
+            yield doc.issue(
+                (*path, "min_pass"), f"`min_pass` ({min_pass}) is more than `repeat` ({repeat})"
+            )
+        yield from _mock_issues(doc, (*path, "mocks"), test.get("mocks"), functions)
+        turns = _list(test.get("turns"))
+        for t, turn in enumerate(turns):
+            if not isinstance(turn, dict):
+                continue
+            turn_path = (*path, "turns", t)
+            yield from _mock_issues(doc, (*turn_path, "mocks"), turn.get("mocks"), functions)
+            expect = _list(turn.get("expect"))
+            for e, item in enumerate(expect):
+                yield from _assertion_issues(doc, (*turn_path, "expect", e), item, tool_names)
+
+
+def _parameter_issues(
+    doc: Document, path: tuple[str | int, ...], name: str, params: dict[str, Any]
+) -> Iterator[SpecIssue]:
+    for error in _metaschema_validator().iter_errors(params):
+        at = (*path, *error.absolute_path)
+        if error.validator == "anyOf" and error.absolute_path and error.absolute_path[-1] == "type":
+            types = ", ".join(sorted(_TYPE_WORDS))
+            words = f"{json.dumps(error.instance)} is not a JSON Schema type (use one of: {types})"
+        else:
+            words = error.message
+        yield doc.issue(at, f"function `{name}` parameters are not a valid JSON Schema: {words}")
+
+
+def _mock_issues(
+    doc: Document, path: tuple[str | int, ...], mocks: Any, functions: Mapping[str, int]
+) -> Iterator[SpecIssue]:
+    if not isinstance(mocks, dict):
+        return
+    for tool, mock in mocks.items():
+        if tool not in functions:
+            hint = suggest(tool, functions) or (
+                f"; declared function tools: {', '.join(functions)}" if functions else ""
+            )
+            yield doc.issue(
+                (*path, tool),
+                f"mock for `{tool}`, but the assistant declares no function tool `{tool}`{hint}",
+                at_key=True,
+            )
+        if not isinstance(mock, dict):
+            continue
+        kinds = [k for k in ("returns", "sequence", "error", "when") if k in mock]
+        if len(kinds) > 1:
+            yield doc.issue(
+                (*path, tool),
+                f"mock `{tool}` holds {', '.join(f'`{k}`' for k in kinds)}: use exactly one of "
+                "`returns`, `sequence`, `error` or `when`",
+            )
+        elif not kinds:
+            yield doc.issue(
+                (*path, tool),
+                f"mock `{tool}` needs one of `returns`, `sequence`, `error` or `when`",
+            )
+        if "default" in mock and "when" not in mock:
+            yield doc.issue(
+                (*path, tool, "default"),
+                f"mock `{tool}`: `default` only goes with `when`",
+                at_key=True,
+            )
+        for c, case in enumerate(mock.get("when") or []):
+            if isinstance(case, dict) and isinstance(case.get("args"), dict):
+                yield from _matcher_issues(doc, (*path, tool, "when", c, "args"), case["args"])
+
+
+def _matcher_issues(
+    doc: Document, path: tuple[str | int, ...], args: Mapping[str, Any]
+) -> Iterator[SpecIssue]:
+    for key, value in args.items():
+        if isinstance(value, dict) and set(value) == {"regex"}:
+            yield from _regex_issues(doc, (*path, key, "regex"), value["regex"])
+        elif (
+            isinstance(value, dict)
+            and set(value) == {"schema"}
+            and isinstance(value["schema"], dict)
+        ):
+            for error in _metaschema_validator().iter_errors(value["schema"]):
+                yield doc.issue(
+                    (*path, key, "schema", *error.absolute_path),
+                    f"not a valid JSON Schema: {error.message}",
+                )
+
+
+def _regex_issues(doc: Document, path: tuple[str | int, ...], pattern: Any) -> Iterator[SpecIssue]:
+    if not isinstance(pattern, str):
+        yield doc.issue(path, f"`{dotted(path)}`: a regex must be a string")
+        return
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        yield doc.issue(path, f"`{dotted(path)}`: invalid regular expression: {exc}")
+
+
+def _assertion_issues(
+    doc: Document, path: tuple[str | int, ...], item: Any, tool_names: set[str]
+) -> Iterator[SpecIssue]:
+    if not isinstance(item, dict) or len(item) != 1:
+        return
+    ((kind, value),) = item.items()
+    at = (*path, kind)
+    if kind == "not":
+        yield from _assertion_issues(doc, at, value, tool_names)
+    elif kind == "regex":
+        yield from _regex_issues(doc, at, value)
+    elif kind in ("tool_called", "tool_sequence", "no_tool_called"):
+        calls: list[tuple[tuple[str | int, ...], Any]] = []
+        if kind == "tool_called" and isinstance(value, dict):
+            calls.append((at, value))
+        elif (
+            kind == "tool_sequence"
+            and isinstance(value, dict)
+            and isinstance(value.get("calls"), list)
+        ):
+            calls.extend(((*at, "calls", i), call) for i, call in enumerate(value["calls"]))
+        elif kind == "no_tool_called" and isinstance(value, str):
+            calls.append((at, {"name": value}))
+        for call_path, call in calls:
+            if not isinstance(call, dict):
+                continue
+            name = call.get("name")
+            if isinstance(name, str) and name not in tool_names:
+                where = (*call_path, "name") if kind != "no_tool_called" else call_path
+                yield doc.issue(
+                    where, f"the assistant has no tool `{name}`{suggest(name, tool_names)}"
+                )
+            if isinstance(call.get("args"), dict):
+                yield from _matcher_issues(doc, (*call_path, "args"), call["args"])
+            schema = call.get("args_schema")
+            if isinstance(schema, dict):
+                for error in _metaschema_validator().iter_errors(schema):
+                    yield doc.issue(
+                        (*call_path, "args_schema", *error.absolute_path),
+                        f"not a valid JSON Schema: {error.message}",
+                    )
+    elif kind == "json" and isinstance(value, dict) and isinstance(value.get("schema"), dict):
+        for error in _metaschema_validator().iter_errors(value["schema"]):
+            yield doc.issue(
+                (*at, "schema", *error.absolute_path), f"not a valid JSON Schema: {error.message}"
+            )

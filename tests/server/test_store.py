@@ -1,0 +1,208 @@
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from assistant_kit.server import migrations
+from assistant_kit.server.ids import new_id
+from assistant_kit.server.store import (
+    ASSISTANTS,
+    AssistantRecord,
+    CursorNotFound,
+    MessageRecord,
+    PageQuery,
+    Store,
+    ThreadRecord,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    s = Store(tmp_path / "sub" / "kit.db")
+    s.open()
+    yield s
+    s.close()
+
+
+def assistants(n: int, created_at: int = 1_700_000_000_000) -> list[AssistantRecord]:
+    """``n`` assistants sharing one timestamp, so only insertion order tells them apart."""
+    return [AssistantRecord(id=new_id(), created_at=created_at, model=f"m{i}") for i in range(n)]
+
+
+def test_the_store_file_is_in_wal_mode_with_every_migration_recorded(store: Store) -> None:
+    assert Path(store.database).exists()
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    names = [r[0] for r in store.db.execute("SELECT name FROM schema_migrations ORDER BY version")]
+    assert names == [m.__name__ for m in migrations.MIGRATIONS]
+    assert store.schema_version() == len(migrations.MIGRATIONS)
+
+
+async def test_reopening_keeps_rows_and_applies_no_migration_twice(tmp_path: Path) -> None:
+    first = Store(tmp_path / "kit.db")
+    first.open()
+    record = assistants(1)[0]
+    await first.insert_assistant(record)
+    first.close()
+    second = Store(tmp_path / "kit.db")
+    second.open()
+    try:
+        assert await second.get_assistant(record.id) == record
+        assert migrations.migrate(second.db) == []
+    finally:
+        second.close()
+
+
+async def test_a_new_migration_is_applied_once_and_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def m999_add_notes(db: sqlite3.Connection) -> None:
+        db.execute("CREATE TABLE notes (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE)")
+
+    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, m999_add_notes])
+    db = sqlite3.connect(tmp_path / "kit.db", isolation_level=None)
+    try:
+        assert migrations.migrate(db)[-1] == "m999_add_notes"
+        assert migrations.migrate(db) == []
+        assert migrations.schema_version(db) == len(migrations.MIGRATIONS)
+    finally:
+        db.close()
+
+
+async def test_a_failing_migration_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def m999_broken(db: sqlite3.Connection) -> None:
+        db.execute("CREATE TABLE half (id TEXT)")
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, m999_broken])
+    db = sqlite3.connect(tmp_path / "kit.db", isolation_level=None)
+    try:
+        with pytest.raises(RuntimeError):
+            migrations.migrate(db)
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert "half" not in tables
+        assert migrations.schema_version(db) == len(migrations.MIGRATIONS) - 1
+    finally:
+        db.close()
+
+
+async def test_equal_timestamps_list_in_insertion_order_both_ways(store: Store) -> None:
+    records = assistants(5)
+    for record in records:
+        await store.insert_assistant(record)
+    asc = await store.list_assistants(PageQuery(limit=10, order="asc"))
+    desc = await store.list_assistants(PageQuery(limit=10, order="desc"))
+    assert [a.id for a in asc.items] == [r.id for r in records]
+    assert [a.id for a in desc.items] == [r.id for r in reversed(records)]
+    assert not asc.has_more
+
+
+@pytest.mark.parametrize("order", ["asc", "desc"])
+async def test_after_and_before_walk_45_objects_in_pages_of_20(store: Store, order: str) -> None:
+    records = assistants(45)
+    await store.insert(ASSISTANTS, *records)
+    expected = [r.id for r in (records if order == "asc" else list(reversed(records)))]
+
+    seen: list[str] = []
+    after = None
+    pages = 0
+    while True:
+        page = await store.list_assistants(PageQuery(limit=20, order=order, after=after))
+        seen += [a.id for a in page.items]
+        pages += 1
+        if not page.has_more:
+            break
+        after = page.items[-1].id
+    assert seen == expected
+    assert pages == 3
+
+    back: list[str] = []
+    before = expected[-1]
+    while True:
+        page = await store.list_assistants(PageQuery(limit=20, order=order, before=before))
+        back = [a.id for a in page.items] + back
+        if not page.has_more:
+            break
+        before = page.items[0].id
+    assert back == expected[:-1]
+
+
+async def test_an_unknown_cursor_is_reported(store: Store) -> None:
+    with pytest.raises(CursorNotFound) as info:
+        await store.list_assistants(PageQuery(after=new_id()))
+    assert info.value.param == "after"
+
+
+async def test_deleting_a_thread_deletes_its_messages(store: Store) -> None:
+    thread = ThreadRecord(id=new_id(), created_at=1)
+    other = ThreadRecord(id=new_id(), created_at=1)
+    messages = [
+        MessageRecord(id=new_id(), thread_id=t.id, created_at=1, role="user", content=[])
+        for t in (thread, thread, other)
+    ]
+    await store.insert_thread(thread, messages[:2])
+    await store.insert_thread(other, messages[2:])
+    assert await store.delete_thread(thread.id)
+    assert not await store.delete_thread(thread.id)
+    count = store.db.execute("SELECT COUNT(*) FROM messages WHERE thread_id = ?", (thread.id,))
+    assert count.fetchone()[0] == 0
+    assert await store.get_message(other.id, messages[2].id) == messages[2]
+
+
+async def test_a_message_is_only_found_under_its_thread(store: Store) -> None:
+    thread = ThreadRecord(id=new_id(), created_at=1)
+    message = MessageRecord(id=new_id(), thread_id=thread.id, created_at=1, role="user", content=[])
+    await store.insert_thread(thread, [message])
+    assert await store.get_message(thread.id, message.id) == message
+    assert await store.get_message(new_id(), message.id) is None
+
+
+async def test_updates_change_only_the_given_columns(store: Store) -> None:
+    record = AssistantRecord(id=new_id(), created_at=5, model="a", name="n", metadata={"k": "v"})
+    await store.insert_assistant(record)
+    updated = await store.update_assistant(record.id, {"model": "b", "tools": [{"type": "x"}]})
+    assert updated == AssistantRecord(
+        id=record.id, created_at=5, model="b", name="n", metadata={"k": "v"}, tools=[{"type": "x"}]
+    )
+    assert await store.update_assistant(new_id(), {"model": "c"}) is None
+    with pytest.raises(ValueError):
+        await store.update_assistant(record.id, {"id": "x"})
+
+
+async def test_concurrent_writers_lose_nothing(store: Store) -> None:
+    records = assistants(200)
+    await asyncio.gather(*(store.insert_assistant(r) for r in records))
+    assert store.db.execute("SELECT COUNT(*) FROM assistants").fetchone()[0] == 200
+
+
+async def test_writers_on_threads_are_serialised(store: Store) -> None:
+    records = assistants(100)
+
+    def insert_all(chunk: list[AssistantRecord]) -> None:
+        for record in chunk:
+            asyncio.run(store.insert_assistant(record))
+
+    await asyncio.gather(
+        asyncio.to_thread(insert_all, records[:50]), asyncio.to_thread(insert_all, records[50:])
+    )
+    assert store.db.execute("SELECT COUNT(*) FROM assistants").fetchone()[0] == 100
+
+
+def test_an_in_memory_store_works_without_a_file() -> None:
+    s = Store(":memory:")
+    s.open()
+    try:
+        assert s.schema_version() == len(migrations.MIGRATIONS)
+    finally:
+        s.close()
