@@ -29,7 +29,7 @@ class SelectionError(ConfigError):
 
 
 _TOKEN = re.compile(
-    r"""\s*(?:(?P<paren>[()])|'(?P<sq>[^']*)'|"(?P<dq>[^"]*)"|(?P<word>[^\s()'"]+))"""
+    r"""\s*(?:(?P<paren>[()])|'(?P<sq>[^']*)'|"(?P<dq>[^"]*)"|(?P<word>[^\s()'"][^\s()]*))"""
 )
 _KEYWORDS = ("and", "or", "not")
 

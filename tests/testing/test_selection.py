@@ -29,6 +29,7 @@ SUITE = [
     Case("billing-bot::looks up an order", ("billing",)),
     Case("art-maestro::looks up an artwork", ("smoke",)),
     Case("art-maestro::draws a cat", ("slow",)),
+    Case("art-maestro::doesn't draw faces", ()),
 ]
 
 
@@ -40,11 +41,13 @@ def chosen(**kw) -> list[str]:
     ("expr", "ids"),
     [
         pytest.param(None, [c.id for c in SUITE], id="none"),
+        pytest.param("doesn't", [SUITE[4].id], id="apostrophe-inside-a-word"),
         pytest.param("", [c.id for c in SUITE], id="empty"),
         pytest.param("billing", [SUITE[0].id, SUITE[1].id], id="substring-and-tag"),
         pytest.param("ORDER", [SUITE[1].id], id="case-insensitive"),
         pytest.param("looks up", [SUITE[1].id, SUITE[2].id], id="phrase"),
         pytest.param("looks and not art", [SUITE[1].id], id="and-not"),
+        pytest.param("draw and not cat", [SUITE[4].id], id="and-not-2"),
         pytest.param("cat or refunds", [SUITE[0].id, SUITE[3].id], id="or"),
         pytest.param("smoke and (art or refunds)", [SUITE[0].id, SUITE[2].id], id="parens"),
         pytest.param("not not slow", [SUITE[3].id], id="double-not"),
