@@ -67,8 +67,8 @@ def load_passages(folder: Path) -> list[Passage]:
         size = 0
         for paragraph in re.split(r"\n\s*\n", text):
             paragraph = paragraph.strip()
-            if not paragraph:
-                continue
+            if not paragraph or (paragraph.startswith("#") and _title(paragraph, path) == title):
+                continue  # empty, or the heading already shown as the title
             if chunk and size + len(paragraph) > _PASSAGE_CHARS:
                 passages.append(Passage(title, "\n\n".join(chunk), source))
                 chunk, size = [], 0
@@ -129,7 +129,8 @@ class CorpusIndex:
             if score <= 0:
                 continue
             passage = self.passages[int(index)]
-            hits.append(SearchHit(passage.title, _snippet(passage.text), passage.source, score))
+            snippet = _snippet(passage.text)
+            hits.append(SearchHit(passage.title, snippet, passage.source, float(score)))
         return hits
 
 
