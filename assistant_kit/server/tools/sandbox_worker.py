@@ -17,6 +17,7 @@ import base64
 import contextlib
 import io
 import json
+import math
 import os
 import resource
 import signal
@@ -51,7 +52,7 @@ def _on_xcpu(signum: int, frame: Any) -> None:
 def _set_cpu_budget(seconds: int) -> None:
     """Allow ``seconds`` more CPU seconds from now (the soft limit is cumulative per process)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    used = int(usage.ru_utime + usage.ru_stime) + 1
+    used = math.ceil(usage.ru_utime + usage.ru_stime)
     _soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
     soft = used + seconds
     if hard != resource.RLIM_INFINITY:

@@ -1,4 +1,4 @@
-"""Custom plugins: declared endpoints on loopback, schema-checked, auth from env, allowlisted hosts."""
+"""Custom plugins: endpoints on loopback, schema-checked, auth from env, allowlisted hosts."""
 
 from __future__ import annotations
 
@@ -152,7 +152,7 @@ async def test_a_redirect_is_refused_and_not_followed(loopback, context):
 
 def test_a_plugin_on_a_host_outside_the_allowlist_is_a_config_error():
     spec = PluginSpec.from_config({"id": "evil", "url": "http://169.254.169.254/latest/meta-data"})
-    with pytest.raises(ConfigError, match="not in server.allowed_hosts"):
+    with pytest.raises(ConfigError, match=r"not in server\.allowed_hosts"):
         PluginTool(spec, HostAllowlist(["api.example.com"]))
 
 

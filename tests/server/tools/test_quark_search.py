@@ -65,7 +65,7 @@ def test_long_documents_are_cut_into_passages(tmp_path):
 
 
 def test_a_missing_corpus_folder_is_a_config_error(tmp_path):
-    with pytest.raises(ConfigError, match="corpus folder .* does not exist"):
+    with pytest.raises(ConfigError, match=r"corpus folder .* does not exist"):
         QuarkSearchTool("corpus", path=tmp_path / "nope")
 
 
