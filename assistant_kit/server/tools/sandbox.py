@@ -325,6 +325,8 @@ class LocalSandbox(Executor):
         config: dict[str, object] = {
             "uid": uid,
             "max_processes": limits.max_processes,
+            # Only where the count is ours alone: a uid of its own, or a user namespace.
+            "limit_processes": isolation.namespaces,
             "memory_bytes": limits.memory_mb * 1024 * 1024,
             "file_bytes": limits.file_mb * 1024 * 1024,
             "cpu_s": limits.cpu_s,

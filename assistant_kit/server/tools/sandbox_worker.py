@@ -146,9 +146,10 @@ def main() -> None:
     sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", buffering=0), write_through=True)
     sys.stderr = io.TextIOWrapper(os.fdopen(2, "wb", buffering=0), write_through=True)
 
-    if config.get("uid") is not None:
-        # The limit on processes counts per real uid, and is ignored for root: set it, then drop.
+    if config.get("limit_processes"):
+        # Counted per real uid (and per user namespace); root ignores it, hence the uid drop.
         _limit(resource.RLIMIT_NPROC, config["max_processes"])
+    if config.get("uid") is not None:
         _drop_privileges(config["uid"])
     _limit(resource.RLIMIT_AS, config["memory_bytes"])
     _limit(resource.RLIMIT_FSIZE, config["file_bytes"])
