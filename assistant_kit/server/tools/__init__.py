@@ -1,4 +1,4 @@
-"""The built-in tools the server runs itself: code_interpreter, text_to_image, quark_search, plugins.
+"""The built-in tools the server runs: code_interpreter, text_to_image, quark_search, plugins.
 
 ``build_tools(server_config)`` makes them from kit.yaml's ``server`` section; see ``registry.py``.
 """
