@@ -55,6 +55,10 @@ class CodeInterpreterTool(BuiltinTool):
     async def aclose(self) -> None:
         await self.executor.aclose()
 
+    async def forget_thread(self, thread_id: str) -> None:
+        """Stop the thread's interpreter (e.g. when the thread is deleted)."""
+        await self.executor.reset(thread_id)
+
     async def _run(self, arguments: Mapping[str, Any], context: ToolContext) -> ToolOutput:
         code = string_argument(arguments, "code", "input")
         session = context.thread_id or context.run_id

@@ -182,7 +182,8 @@ class PluginTool(BuiltinTool):
         if not self.allowlist.allows(url):
             raise ToolError(f"host {url.host!r} is not allowed (server.allowed_hosts)")
         headers = self._auth_headers(context)
-        request: dict[str, Any] = {"headers": headers}
+        # Per request, so that a shared client configured to follow redirects cannot undo this.
+        request: dict[str, Any] = {"headers": headers, "follow_redirects": False}
         if self.spec.method in ("GET", "DELETE"):
             request["params"] = {k: _query_value(v) for k, v in rest.items()}
         else:

@@ -215,7 +215,7 @@ class QuarkSearchTool(BuiltinTool):
                 raise ToolError(f"no API key: set the {self.api_key_env} environment variable")
             headers["Authorization"] = f"Bearer {key}"
         params = {**self.params, "q": query, "format": "json"}
-        response = await http.get(self.url, params=params, headers=headers)
+        response = await http.get(self.url, params=params, headers=headers, follow_redirects=False)
         if response.status_code >= 300:
             raise ToolError(f"search API answered HTTP {response.status_code}")
         try:

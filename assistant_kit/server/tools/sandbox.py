@@ -292,9 +292,12 @@ class LocalSandbox(Executor):
             return worker, was_running
 
     async def _evict(self) -> None:
+        """Make room for a worker: stop the least recently used idle ones (busy ones stay)."""
         while len(self._workers) >= self.limits.max_workers:
-            oldest = min(self._workers, key=lambda s: self._workers[s].last_used)
-            await self._discard(self._workers[oldest])
+            idle = [w for w in self._workers.values() if not w.lock.locked()]
+            if not idle:
+                return
+            await self._discard(min(idle, key=lambda w: w.last_used))
 
     def _ensure_reaper(self) -> None:
         if self._reaper is None or self._reaper.done():
@@ -371,16 +374,18 @@ class LocalSandbox(Executor):
             argv = [*python, json.dumps(config)]
         env["HOME"] = home
         env["MPLCONFIGDIR"] = f"{home}/.matplotlib"
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-            env=env,
-            cwd=folder,
-            start_new_session=True,
-            limit=_READ_LIMIT,
-        )
+        errors = folder / "startup-errors.txt"  # what the launcher says before the worker runs
+        with errors.open("wb") as stderr:
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=stderr,
+                env=env,
+                cwd=folder,
+                start_new_session=True,
+                limit=_READ_LIMIT,
+            )
         worker = _Worker(process, folder)
         assert process.stdout is not None
         try:
@@ -388,6 +393,7 @@ class LocalSandbox(Executor):
         except asyncio.TimeoutError:
             ready = b""
         if not ready.startswith(b'{"ready"'):
+            said = errors.read_text(encoding="utf-8", errors="replace").strip()[-500:]
             await worker.stop()
-            raise RuntimeError("the code interpreter's worker failed to start")
+            raise RuntimeError(f"the code interpreter's worker failed to start: {said or '?'}")
         return worker

@@ -124,14 +124,20 @@ class TextToImageTool(BuiltinTool):
         body: dict[str, Any] = {"model": self.model, "input": {"prompt": prompt}, "parameters": {}}
         if self.size:
             body["parameters"]["size"] = self.size.replace("x", "*")
-        response = await http.post(f"{self.base_url}{_DASHSCOPE_PATH}", json=body, headers=headers)
+        response = await http.post(
+            f"{self.base_url}{_DASHSCOPE_PATH}", json=body, headers=headers, follow_redirects=False
+        )
         answer = _json(response, "dashscope")
         task_id = (answer.get("output") or {}).get("task_id")
         if not task_id:
             raise ToolError(f"dashscope returned no task id: {_snippet(answer)}")
         while True:
             polled = _json(
-                await http.get(f"{self.base_url}/tasks/{task_id}", headers=self._headers()),
+                await http.get(
+                    f"{self.base_url}/tasks/{task_id}",
+                    headers=self._headers(),
+                    follow_redirects=False,
+                ),
                 "dashscope",
             )
             output = polled.get("output") or {}
@@ -151,7 +157,10 @@ class TextToImageTool(BuiltinTool):
         if self.size:
             body["size"] = self.size
         response = await self._client().post(
-            f"{self.base_url}/images/generations", json=body, headers=self._headers()
+            f"{self.base_url}/images/generations",
+            json=body,
+            headers=self._headers(),
+            follow_redirects=False,
         )
         answer = _json(response, "openai")
         files: list[StoredFile] = []

@@ -201,3 +201,15 @@ def test_host_allowlist(url, allowed):
 def test_bad_plugin_entries_are_config_errors(entry, message):
     with pytest.raises(ConfigError, match=message):
         PluginSpec.from_config(entry)
+
+
+async def test_a_shared_client_that_follows_redirects_still_does_not_follow(loopback, context):
+    target = loopback(weather)
+    redirector = loopback(lambda seen: (307, {"Location": f"{target.url}/weather"}, ""))
+    spec = PluginSpec.from_config({"id": "hop", "url": f"{redirector.url}/go"})
+    async with httpx.AsyncClient(follow_redirects=True) as shared:
+        tool = PluginTool(spec, HostAllowlist(["127.0.0.1"]), http=shared)
+        result = await tool.call({}, context)
+    assert result.is_error
+    assert "redirect refused" in result.output
+    assert target.seen == []

@@ -14,7 +14,12 @@ import pytest
 
 from assistant_kit.server.tools.base import ToolContext
 from assistant_kit.server.tools.code_interpreter import CodeInterpreterTool
-from assistant_kit.server.tools.sandbox import LocalSandbox, SandboxLimits, probe_isolation
+from assistant_kit.server.tools.sandbox import (
+    Isolation,
+    LocalSandbox,
+    SandboxLimits,
+    probe_isolation,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -244,3 +249,35 @@ async def test_an_idle_worker_is_stopped(context):
     finally:
         await tool.aclose()
     assert "NameError: name 'kept' is not defined" in after.output
+
+
+async def test_forgetting_a_thread_stops_its_interpreter(tool, context):
+    await tool.call({"code": "kept = 1"}, context)
+    await tool.forget_thread("thread_1")
+    after = await tool.call({"code": "kept"}, context)
+    assert "NameError: name 'kept' is not defined" in after.output
+
+
+async def test_past_max_workers_the_least_recently_used_thread_is_stopped(context):
+    tool = CodeInterpreterTool(LocalSandbox(replace(LIMITS, max_workers=2)))
+    try:
+        for thread in ("a", "b", "c"):
+            await tool.call({"code": f"name = {thread!r}"}, in_thread(context, thread))
+        oldest = await tool.call({"code": "name"}, in_thread(context, "a"))
+        newest = await tool.call({"code": "name"}, in_thread(context, "c"))
+    finally:
+        await tool.aclose()
+    assert "NameError" in oldest.output
+    assert newest.output == "'c'"
+
+
+async def test_a_worker_that_cannot_start_is_an_error_output(context):
+    sandbox = LocalSandbox(LIMITS)
+    sandbox._isolation = Isolation(namespaces=True, separate_uid=False, unshare="/bin/false")
+    tool = CodeInterpreterTool(sandbox)
+    result = await tool.call({"code": "1"}, context)
+    await tool.aclose()
+    assert result.is_error
+    assert result.output.startswith(
+        "code_interpreter failed: RuntimeError: the code interpreter's worker failed to start"
+    )
