@@ -255,15 +255,29 @@ class LocalSandbox(Executor):
                 "it was restarted and its variables are lost",
                 restarted=True,
             )
-        images = tuple(base64.b64decode(item) for item in answer.get("images") or ())
+        # The cell could have written this line itself: check what it claims against the limits.
+        images: list[bytes] = []
+        dropped = int(answer.get("dropped_images") or 0)
+        for item in answer.get("images") or ():
+            try:
+                data = base64.b64decode(str(item), validate=True)
+            except ValueError:
+                dropped += 1
+                continue
+            if len(images) < limits.max_images and len(data) <= limits.max_image_bytes:
+                images.append(data)
+            else:
+                dropped += 1
         error = answer.get("error")
-        if answer.get("dropped_images"):
-            note = f"{answer['dropped_images']} figure(s) dropped (too many or too large)"
-            error = f"{error}\n{note}" if error else None
+        error = str(error) if error is not None else None
+        logs = str(answer.get("logs", ""))[: limits.max_output_bytes]
+        if dropped:
+            separator = "\n" if logs and not logs.endswith("\n") else ""
+            logs += f"{separator}[{dropped} figure(s) left out: too many or too large]\n"
         return Execution(
-            logs=str(answer.get("logs", "")),
+            logs=logs,
             error=error,
-            images=images,
+            images=tuple(images),
             truncated=bool(answer.get("truncated")),
             restarted=restarted,
         )

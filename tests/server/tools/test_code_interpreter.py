@@ -139,3 +139,12 @@ async def test_an_executor_failure_becomes_an_error_output(context):
     result = await CodeInterpreterTool(BrokenExecutor()).call({"code": "1"}, context)
     assert result.is_error
     assert result.output == "code_interpreter failed: ConnectionError: executor unreachable"
+
+
+async def test_figures_past_the_image_limit_are_left_out_with_a_note(context):
+    tool = CodeInterpreterTool(LocalSandbox(SandboxLimits(timeout_s=20, cpu_s=10, max_images=1)))
+    code = "import matplotlib.pyplot as plt\nfor n in range(3):\n    plt.figure()\n"
+    result = await tool.call({"code": code}, context)
+    await tool.aclose()
+    assert len(result.images) == 1
+    assert result.output.startswith("[2 figure(s) left out: too many or too large]\n[image: ")
