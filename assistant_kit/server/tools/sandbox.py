@@ -178,10 +178,12 @@ class _Worker:
         self.last_used = time.monotonic()
 
     async def stop(self) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError):
-            self.process.kill()
+        if self.process.returncode is None:
+            # The group is ours while its leader lives (after that its id could be reused).
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
         await self.process.wait()
         if self.process.stdin is not None:
             self.process.stdin.close()
@@ -205,13 +207,16 @@ class LocalSandbox(Executor):
 
     async def execute(self, session: str, code: str) -> Execution:
         self._ensure_reaper()
-        worker, restarted = await self._worker(session)
-        async with worker.lock:
-            worker.last_used = time.monotonic()
-            try:
-                return await self._send(worker, code, restarted)
-            finally:
+        while True:
+            worker, restarted = await self._worker(session)
+            async with worker.lock:
+                if self._workers.get(session) is not worker:
+                    continue  # stopped (timeout, idle, evicted) while this call waited
                 worker.last_used = time.monotonic()
+                try:
+                    return await self._send(worker, code, restarted)
+                finally:
+                    worker.last_used = time.monotonic()
 
     async def reset(self, session: str) -> None:
         worker = self._workers.pop(session, None)
@@ -301,7 +306,10 @@ class LocalSandbox(Executor):
             if worker is not None:
                 await self._discard(worker)
             await self._evict()
-            worker = await self._spawn()
+            try:
+                worker = await self._spawn()
+            finally:
+                self._starting.pop(session, None)
             self._workers[session] = worker
             return worker, was_running
 

@@ -281,3 +281,40 @@ async def test_a_worker_that_cannot_start_is_an_error_output(context):
     assert result.output.startswith(
         "code_interpreter failed: RuntimeError: the code interpreter's worker failed to start"
     )
+
+
+async def test_calls_on_one_thread_run_one_after_another(tool, context):
+    import anyio
+
+    results = {}
+
+    async def run(name: str, code: str) -> None:
+        results[name] = await tool.call({"code": code}, context)
+
+    await tool.call({"code": "log = []"}, context)
+    async with anyio.create_task_group() as group:
+        group.start_soon(run, "slow", "import time\ntime.sleep(0.3)\nlog.append('slow')")
+        await anyio.sleep(0.1)
+        group.start_soon(run, "fast", "log.append('fast')\nlog")
+    assert results["slow"].output == "(no output)"
+    assert results["fast"].output == "['slow', 'fast']"
+
+
+async def test_a_call_waiting_behind_a_timeout_gets_a_fresh_interpreter(context):
+    import anyio
+
+    tool = CodeInterpreterTool(LocalSandbox(replace(LIMITS, timeout_s=1)))
+    results = {}
+
+    async def run(name: str, code: str) -> None:
+        results[name] = await tool.call({"code": code}, context)
+
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(run, "stuck", "import time\ntime.sleep(60)")
+            await anyio.sleep(0.2)
+            group.start_soon(run, "next", "print('fresh')")
+    finally:
+        await tool.aclose()
+    assert results["stuck"].output.startswith("TimeoutError")
+    assert (results["next"].output, results["next"].is_error) == ("fresh", False)
