@@ -94,7 +94,7 @@ def _parameters(value: Any) -> Any:
     params = _plain(value)
     if params.get("required") == []:
         del params["required"]
-    if params == {"type": "object", "properties": {}} or params == {"type": "object"}:
+    if params in ({}, {"type": "object"}, {"type": "object", "properties": {}}):
         return None
     return params
 

@@ -37,6 +37,8 @@ DASHSCOPE_BASE_URL = "https://dashscope.aliyuncs.com/api/v1"
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 #: The embedded server's store, relative to the project root.
 EMBEDDED_DB = Path(".kit") / "server.db"
+#: Seconds one request may take unless the target's ``timeout_s`` says otherwise.
+DEFAULT_TIMEOUT = 30.0
 #: Key sent to a local server when the target names none (`kit serve` accepts any on loopback).
 LOCAL_KEY = "local"
 
@@ -77,14 +79,17 @@ async def open_target(
     *,
     environ: Mapping[str, str] | None = None,
     wrap: Wrap | None = None,
-    timeout: float = 30.0,
+    timeout: float | None = None,
     database: str | Path | None = None,
 ) -> AsyncIterator[AssistantClient]:
     """A client on ``target`` (default: the project's), closed on exit.
 
-    ``database`` overrides the embedded server's store (default ``.kit/server.db``).
+    ``database`` overrides the embedded server's store (default ``.kit/server.db``); ``timeout``
+    the target's ``timeout_s`` (default 30 seconds per request).
     """
     target = target or project.target
+    if timeout is None:
+        timeout = float(target.options.get("timeout_s") or DEFAULT_TIMEOUT)
     env = os.environ if environ is None else environ
     async with contextlib.AsyncExitStack() as stack:
         transport: httpx.AsyncBaseTransport
