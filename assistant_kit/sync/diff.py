@@ -170,7 +170,8 @@ def _comparable(
         value = fields.get(key)
         if value is not None and key in defaults and value == defaults[key]:
             value = None
-        state[key] = value
+        if value is not None:  # unset settings are left out: one digest in both dialects
+            state[key] = value
     state["metadata"] = {str(k): str(v) for k, v in metadata.items() if k not in MARKS}
     return state
 

@@ -125,7 +125,10 @@ def spec_data(
 
 
 class _Dumper(yaml.SafeDumper):
-    pass
+    """Block style with list items indented under their key, as people write YAML."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
 
 
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
