@@ -4,6 +4,7 @@ Each fault is consumed by the first request it matches, in order; ``random_fault
 share of all requests with a seeded generator. Kinds:
 
 * ``429``: answers 429 with ``Retry-After: 0`` and ``retry-after-ms`` (the request never ran);
+* ``400``: answers 400 (a refusal that is not retried);
 * ``500`` / ``503``: answers that status without running the request;
 * ``500-after``: runs the request, then answers 500 (a write that happened, reported failed);
 * ``timeout``: raises ``httpx.ReadTimeout`` without running the request;
@@ -83,6 +84,9 @@ class FaultyTransport(httpx.AsyncBaseTransport):
                 headers = {"Retry-After": "0", "retry-after-ms": "5"}
                 body = b'{"error": {"message": "slow down", "type": "rate_limit_exceeded"}}'
                 return httpx.Response(429, headers=headers, content=body, request=request)
+            if kind == "400":
+                body = b'{"error": {"message": "injected refusal", "type": "invalid_request"}}'
+                return httpx.Response(400, content=body, request=request)
             if kind in ("500", "503"):
                 return httpx.Response(int(kind), content=b"{}", request=request)
             if kind == "timeout":
