@@ -189,15 +189,18 @@ def render_outcome(outcome: Outcome, *, color: bool = False) -> str:
 
 
 def render_report(report: ApplyReport, *, color: bool = False) -> str:
-    """The closing summary of an apply."""
+    """The closing summary of an apply (or a destroy)."""
     counts = report.counts
     done = f"{counts['created']} created, {counts['updated']} updated, {counts['deleted']} deleted"
+    verb = "Apply"
+    if report.plan.destroy:
+        verb, done = "Destroy", f"{counts['deleted']} deleted"
     if report.ok:
-        return f"Apply complete: {done}."
-    lines = [_paint(f"Apply failed: {done}, {counts['failed']} failed:", "!", color)]
+        return f"{verb} complete: {done}."
+    lines = [_paint(f"{verb} failed: {done}, {counts['failed']} failed:", "!", color)]
     for outcome in report.failed:
         lines.append(f'  assistant "{outcome.change.name}": {outcome.error}')
-    lines.append("Run `kit apply` again to finish: it only does what is still left.")
+    lines.append(f"Run `kit {verb.lower()}` again to finish: it only does what is still left.")
     return "\n".join(lines)
 
 

@@ -191,7 +191,7 @@ def test_destroy_deletes_only_managed_assistants_after_confirmation(
     assert code == ExitCode.USAGE and "pass --yes" in err
     assert "Destroy: 2 to destroy." in out
     code, out, _ = kit(capsys, "destroy", "--yes")
-    assert code == 0 and "Apply complete: 0 created, 0 updated, 2 deleted." in out
+    assert code == 0 and "Destroy complete: 2 deleted." in out
     code, out, _ = kit(capsys, "plan", "--json")
     body = json.loads(out)
     assert body["summary"]["create"] == 2
