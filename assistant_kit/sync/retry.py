@@ -59,8 +59,9 @@ class RetryPolicy:
         """Seconds to wait before retry number ``retry`` (0 for the first retry) after ``error``."""
         asked = getattr(error, "retry_after", None)
         if isinstance(asked, (int, float)):
-            # a little jitter on top, so many waiting callers do not return in one burst
-            return float(min(self.max_delay, asked + self.rng.uniform(0, self.base_delay / 4)))
+            # a little jitter on top (up to 10%), so waiting callers do not return in one burst
+            jitter = self.rng.uniform(0, max(0.01, asked * 0.1))
+            return float(min(self.max_delay, asked + jitter))
         ceiling = min(self.max_delay, self.base_delay * (2**retry))
         return self.rng.uniform(0, ceiling)
 

@@ -148,3 +148,22 @@ async def test_parallelism_must_be_positive(make_client: ClientFactory, dialect:
     plan = await build_plan(client, many(1), target="l", dialect=dialect)
     with pytest.raises(ValueError, match="parallelism"):
         await apply_plan(client, plan, parallelism=0)
+
+
+async def test_apply_waits_as_long_as_retry_after_says(
+    make_client: ClientFactory, asgi: object, dialect: str
+) -> None:
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    transport = FaultyTransport(asgi).add("POST", "/assistants$", "429")  # type: ignore[arg-type]
+    client = make_client(dialect, transport)
+    plan = await build_plan(client, many(1), target="l", dialect=dialect)
+    policy = RetryPolicy(base_delay=2.0, sleep=sleep)
+    report = await apply_plan(client, plan, retry=policy)
+    assert report.ok and report.outcomes[0].attempts == 2
+    # retry-after-ms: 5 wins over the backoff (up to 2 s), with at most 10 ms of jitter
+    assert len(waits) == 1 and 0.005 <= waits[0] <= 0.015
+    assert transport.count("POST") == 2

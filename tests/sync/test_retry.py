@@ -69,7 +69,7 @@ def test_backoff_grows_exponentially_within_the_cap_with_jitter() -> None:
 def test_retry_after_is_honoured_over_backoff() -> None:
     policy = RetryPolicy(base_delay=0.4, max_delay=30.0)
     error = ApiError(429, "rate", "x", retry_after=7.0)
-    assert 7.0 <= policy.delay(0, error) <= 7.1
+    assert 7.0 <= policy.delay(0, error) <= 7.7
     capped = ApiError(429, "rate", "x", retry_after=600.0)
     assert policy.delay(0, capped) == 30.0
 
@@ -89,7 +89,7 @@ async def test_call_retries_until_success_and_reports_each_retry() -> None:
     result = await policy.call(flaky, on_retry=lambda n, e, w: seen.append(n))
     assert result == "ok"
     assert seen == [1, 2]
-    assert 2.0 <= sleeps.waits[0] < 2.2
+    assert 2.0 <= sleeps.waits[0] <= 2.2
 
 
 @pytest.mark.anyio
