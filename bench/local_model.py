@@ -36,6 +36,12 @@ class Measurement:
     def tokens_per_s(self) -> float:
         return self.tokens / self.seconds if self.seconds else 0.0
 
+    @property
+    def decode_tokens_per_s(self) -> float:
+        """After the first token: the decode rate without the prompt's evaluation."""
+        rest = self.seconds - self.first_token_s
+        return (self.tokens - 1) / rest if rest > 0 else 0.0
+
 
 async def measure(
     start: Callable[[], AsyncIterator[str]], count_tokens: Callable[[str], int]
@@ -57,6 +63,7 @@ def direct_stream(llama: object, max_tokens: int, repeat_penalty: float) -> Asyn
     """llama-cpp-python's own streaming chat completion (run inline: nothing else to serve)."""
 
     async def fragments() -> AsyncIterator[str]:
+        llama.reset()  # type: ignore[attr-defined]  # evaluate the prompt, as the backend does
         chunks = llama.create_chat_completion(  # type: ignore[attr-defined]
             messages=[{"role": "user", "content": PROMPT}],
             stream=True,
@@ -88,10 +95,11 @@ def backend_stream(backend: LlamaCppBackend, max_tokens: int) -> AsyncIterator[s
 
 def report(name: str, runs: list[Measurement]) -> float:
     rate = statistics.median(m.tokens_per_s for m in runs)
+    decode = statistics.median(m.decode_tokens_per_s for m in runs)
     first = statistics.median(m.first_token_s for m in runs)
     print(
-        f"{name:<28} {rate:7.1f} tokens/s  (median of {len(runs)}; "
-        f"{runs[0].tokens} tokens, first token {first * 1000:.0f} ms)"
+        f"{name:<26} {rate:6.1f} tokens/s overall, {decode:6.1f} decoding, first token "
+        f"{first * 1000:4.0f} ms  ({runs[0].tokens} tokens, median of {len(runs)})"
     )
     return rate
 
