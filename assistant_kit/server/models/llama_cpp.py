@@ -189,7 +189,7 @@ class LlamaCppBackend(ModelBackend):
             try:
                 import llama_cpp
                 from llama_cpp import llama_chat_format
-            except ImportError as exc:
+            except (ImportError, OSError) as exc:  # OSError: the shared library would not load
                 raise ModelError(
                     f"The llama-cpp backend needs llama-cpp-python, which is not importable "
                     f"({exc}). {INSTALL_HINT}",
@@ -337,7 +337,7 @@ class LlamaCppBackend(ModelBackend):
         tools: list[Mapping[str, Any]],
         choice: str | Mapping[str, Any],
     ) -> Iterator[ModelEvent]:
-        from llama_cpp import LlamaGrammar
+        from llama_cpp.llama_grammar import LlamaGrammar
 
         schema = tool_call_schema(tools, choice)
         try:
@@ -440,8 +440,7 @@ class LlamaCppBackend(ModelBackend):
     def _response_grammar(response_format: Mapping[str, Any] | None) -> Any:
         if not response_format or response_format.get("type") not in ("json_object", "json_schema"):
             return None
-        from llama_cpp import LlamaGrammar
-        from llama_cpp.llama_grammar import JSON_GBNF
+        from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
 
         schema = (response_format.get("json_schema") or {}).get("schema")
         if schema is not None:

