@@ -55,6 +55,9 @@ INSTALL_HINT = (
 )
 
 _CALL_HEAD = re.compile(r'\s*\{\s*"name"\s*:\s*"((?:[^"\\]|\\.)*)"\s*,\s*"arguments"\s*:\s*')
+#: llama-cpp-python's JSON string character rule, and llama.cpp's (no raw control characters).
+_LOOSE_CHAR = re.compile(r'^(char ::= )\[\^"\\\\\]', re.MULTILINE)
+_STRICT_CHAR = r'[^"\\\x7F\x00-\x1F]'
 _DONE = object()
 
 
@@ -337,15 +340,13 @@ class LlamaCppBackend(ModelBackend):
         tools: list[Mapping[str, Any]],
         choice: str | Mapping[str, Any],
     ) -> Iterator[ModelEvent]:
-        from llama_cpp.llama_grammar import LlamaGrammar
-
         schema = tool_call_schema(tools, choice)
         try:
-            grammar = LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+            grammar = schema_grammar(schema)
         except Exception as exc:  # a parameters schema the converter cannot express
             generic = tool_call_schema(tools, choice, generic_arguments=True)
             try:
-                grammar = LlamaGrammar.from_json_schema(json.dumps(generic), verbose=False)
+                grammar = schema_grammar(generic)
             except Exception:
                 raise ModelError(f"cannot build a tool-call grammar: {exc}") from exc
         scanner = _CallScanner(call_id=f"call_{uuid.uuid4().hex[:24]}")
@@ -443,9 +444,27 @@ class LlamaCppBackend(ModelBackend):
         from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
 
         schema = (response_format.get("json_schema") or {}).get("schema")
-        if schema is not None:
-            return LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
-        return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+        try:
+            if schema is not None:
+                return schema_grammar(schema)
+            return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+        except Exception as exc:
+            raise ModelError(
+                f"response_format schema cannot be used: {exc}", code="invalid_request_error"
+            ) from exc
+
+
+def schema_grammar(schema: Mapping[str, Any]) -> Any:
+    """A llama.cpp grammar for JSON values matching ``schema``.
+
+    llama-cpp-python's converter lets raw control characters into strings, which no JSON
+    parser accepts; its ``char`` rule is tightened here the way llama.cpp's own one reads.
+    """
+    from llama_cpp.llama_grammar import LlamaGrammar, json_schema_to_gbnf
+
+    gbnf = json_schema_to_gbnf(json.dumps(schema))
+    gbnf = _LOOSE_CHAR.sub(lambda match: match.group(1) + _STRICT_CHAR, gbnf)
+    return LlamaGrammar.from_string(gbnf, verbose=False)
 
 
 # -- pure helpers (no model needed) --------------------------------------------------------

@@ -210,6 +210,42 @@ async def test_consumer_that_stops_early_does_not_block_the_next_request(
 
 @needs_model
 @pytest.mark.local_model
+@pytest.mark.anyio
+async def test_response_format_json_schema_constrains_the_reply(backend: LlamaCppBackend) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string", "maxLength": 20}},
+        "required": ["city"],
+        "additionalProperties": False,
+    }
+    request = ask(
+        "Which city is the capital of France?",
+        temperature=0,
+        max_tokens=40,
+        response_format={"type": "json_schema", "json_schema": {"name": "a", "schema": schema}},
+    )
+
+    events = await collect(backend, request)
+
+    assert isinstance(events[-1], Finish) and events[-1].reason == "stop"
+    jsonschema.validate(json.loads(text_of(events)), schema)
+
+
+@needs_model
+@pytest.mark.local_model
+@pytest.mark.anyio
+async def test_prompt_longer_than_the_context_window_is_a_model_error() -> None:
+    small = LlamaCppBackend(n_ctx=64)
+
+    with pytest.raises(ModelError, match="context window") as raised:
+        await collect(small, ask("tell me about the sea " * 40))
+    await small.aclose()
+
+    assert raised.value.code == "context_length_exceeded"
+
+
+@needs_model
+@pytest.mark.local_model
 def test_capabilities_report_the_context_window() -> None:
     assert LlamaCppBackend(n_ctx=1024).capabilities.context_window == 1024
 
