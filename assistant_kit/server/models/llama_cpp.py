@@ -58,6 +58,8 @@ _CALL_HEAD = re.compile(r'\s*\{\s*"name"\s*:\s*"((?:[^"\\]|\\.)*)"\s*,\s*"argume
 #: llama-cpp-python's JSON string character rule, and llama.cpp's (no raw control characters).
 _LOOSE_CHAR = re.compile(r'^(char ::= )\[\^"\\\\\]', re.MULTILINE)
 _STRICT_CHAR = r'[^"\\\x7F\x00-\x1F]'
+#: How replies that are tool calls begin (plain JSON, a JSON list, Hermes/Qwen-style tags).
+_CALL_OPENERS = ("{", "[{", "<tool_call>")
 _DONE = object()
 
 
@@ -214,8 +216,8 @@ class LlamaCppBackend(ModelBackend):
                 eos, bos = llama.token_eos(), llama.token_bos()
                 self._formatter = llama_chat_format.Jinja2ChatFormatter(
                     template=template,
-                    eos_token=llama._model.token_get_text(eos) if eos != -1 else "",
-                    bos_token=llama._model.token_get_text(bos) if bos != -1 else "",
+                    eos_token=_token_text(llama, eos),
+                    bos_token=_token_text(llama, bos),
                 )
                 self._native_tools = "tool_calls" in template and "tools" in template
             else:  # an old GGUF without a template: ChatML is the common denominator
@@ -305,28 +307,27 @@ class LlamaCppBackend(ModelBackend):
             yield from self._tool_call(llama, job, prompt, sampling, limit, tools, choice)
             return
         grammar = self._response_grammar(request.response_format)
-        pieces: list[str] = []
-        opened_call = False
+        held = ""  # under "auto", the reply's opening, until it is clearly text or a call
+        deciding = bool(tools)
         progress = _Progress()
         decoded = self._tokens(llama, job, prompt, sampling, limit, grammar, progress)
         for text in decoded:
-            if tools and not "".join(pieces).strip():
-                # Under "auto" a reply that opens with "{" is a tool call: decode it again,
-                # constrained, so its JSON is well formed.
-                pieces.append(text)
-                head = "".join(pieces).lstrip()
-                if head.startswith("{"):
-                    opened_call = True
-                    break
-                if head:
-                    yield TextDelta("".join(pieces))
+            if not deciding:
+                yield TextDelta(text)
                 continue
-            pieces.append(text)
-            yield TextDelta(text)
-        decoded.close()
-        if opened_call:
-            yield from self._tool_call(llama, job, prompt, sampling, limit, tools, "required")
-            return
+            held += text
+            head = held.lstrip()
+            if head.startswith(_CALL_OPENERS):
+                # The model is writing a call: decode it again under the grammar, so that
+                # what comes out is a well-formed call to one of the tools.
+                decoded.close()
+                yield from self._tool_call(llama, job, prompt, sampling, limit, tools, "required")
+                return
+            if not any(opener.startswith(head) for opener in _CALL_OPENERS):
+                deciding = False
+                yield TextDelta(held)
+        if deciding and held:
+            yield TextDelta(held)
         usage = Usage(len(prompt), progress.count)
         yield Finish("length", usage) if progress.hit_limit else Finish("stop", usage)
 
@@ -559,6 +560,13 @@ def with_tool_instructions(
     if chat and chat[0]["role"] == "system":
         return [{"role": "system", "content": f"{chat[0]['content']}\n\n{note}"}, *chat[1:]]
     return [{"role": "system", "content": note}, *chat]
+
+
+def _token_text(llama: Any, token: int) -> str:
+    if token < 0:
+        return ""
+    text: bytes = llama.detokenize([token], special=True)
+    return text.decode("utf-8", errors="replace")
 
 
 def _loads_or_text(arguments: str) -> Any:

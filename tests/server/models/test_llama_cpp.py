@@ -179,6 +179,51 @@ async def test_forced_tool_call_has_arguments_matching_the_schema(
 @needs_model
 @pytest.mark.local_model
 @pytest.mark.anyio
+async def test_auto_reply_that_opens_a_call_is_decoded_as_a_well_formed_call(
+    backend: LlamaCppBackend,
+) -> None:
+    # One of the few prompts SmolLM2-135M answers with JSON by itself (greedy decoding).
+    request = ModelRequest(
+        model="smollm2",
+        messages=(ChatMessage("user", "Call get_order for order 42. Reply with only the JSON."),),
+        tools=(ORDER,),
+        temperature=0,
+        max_tokens=40,
+    )
+
+    events = await collect(backend, request)
+
+    deltas = [e for e in events if isinstance(e, ToolCallDelta)]
+    assert deltas and deltas[0].name == "get_order"
+    jsonschema.validate(
+        json.loads("".join(d.arguments for d in deltas)), ORDER["function"]["parameters"]
+    )
+    assert not text_of(events)
+    assert isinstance(events[-1], Finish) and events[-1].reason == "tool_calls"
+
+
+@needs_model
+@pytest.mark.local_model
+@pytest.mark.anyio
+async def test_auto_reply_in_words_streams_as_text(backend: LlamaCppBackend) -> None:
+    request = ModelRequest(
+        model="smollm2",
+        messages=(ChatMessage("user", "Hello, how are you?"),),
+        tools=(WEATHER, ORDER),
+        temperature=0,
+        max_tokens=8,
+    )
+
+    events = await collect(backend, request)
+
+    assert text_of(events).strip()
+    assert not [e for e in events if isinstance(e, ToolCallDelta)]
+    assert isinstance(events[-1], Finish) and events[-1].reason in ("stop", "length")
+
+
+@needs_model
+@pytest.mark.local_model
+@pytest.mark.anyio
 async def test_concurrent_streams_are_serialised_and_both_complete(
     backend: LlamaCppBackend,
 ) -> None:
