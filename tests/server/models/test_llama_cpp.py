@@ -17,17 +17,9 @@ from assistant_kit.server.models.base import (
     ModelEvent,
     ModelRequest,
     TextDelta,
-    ToolCall,
     ToolCallDelta,
 )
-from assistant_kit.server.models.llama_cpp import (
-    LlamaCppBackend,
-    _CallScanner,
-    chat_messages,
-    llama_cpp_available,
-    tool_call_schema,
-    with_tool_instructions,
-)
+from assistant_kit.server.models.llama_cpp import LlamaCppBackend, llama_cpp_available
 
 needs_model = pytest.mark.skipif(
     importlib.util.find_spec("llama_cpp") is None or not llama_cpp_available(),
@@ -174,6 +166,26 @@ async def test_forced_tool_call_has_arguments_matching_the_schema(
     assert isinstance(finish, Finish)
     assert finish.reason == "tool_calls"
     assert finish.usage.completion_tokens > 0
+
+
+@needs_model
+@pytest.mark.local_model
+@pytest.mark.anyio
+async def test_tool_call_cut_by_max_tokens_finishes_with_length(backend: LlamaCppBackend) -> None:
+    request = ModelRequest(
+        model="smollm2",
+        messages=(ChatMessage("user", "What is the weather in Paris?"),),
+        tools=(WEATHER,),
+        tool_choice="required",
+        max_tokens=8,
+    )
+
+    events = await collect(backend, request)
+
+    finish = events[-1]
+    assert isinstance(finish, Finish)
+    assert finish.reason == "length"
+    assert finish.usage.completion_tokens == 8
 
 
 @needs_model
@@ -335,52 +347,3 @@ def test_missing_default_model_package_fails_with_how_to_install(monkeypatch) ->
         LlamaCppBackend().count_tokens([ChatMessage("user", "Hi")])
 
     assert 'CMAKE_ARGS="-DGGML_NATIVE=OFF"' in str(raised.value)
-
-
-def test_tool_call_schema_offers_every_tool_or_only_the_named_one() -> None:
-    both = tool_call_schema([WEATHER, ORDER], "required")
-    named = tool_call_schema(
-        [WEATHER, ORDER], {"type": "function", "function": {"name": "get_order"}}
-    )
-
-    assert [a["properties"]["name"] for a in both["anyOf"]] == [
-        {"const": "get_weather"},
-        {"const": "get_order"},
-    ]
-    assert named["properties"]["name"] == {"const": "get_order"}
-    assert named["properties"]["arguments"] == ORDER["function"]["parameters"]
-    assert named["required"] == ["name", "arguments"]
-
-
-def test_tool_call_schema_rejects_a_choice_that_is_not_offered() -> None:
-    with pytest.raises(ModelError, match="get_stock"):
-        tool_call_schema([WEATHER], {"type": "function", "function": {"name": "get_stock"}})
-
-
-def test_call_scanner_streams_the_arguments_and_drops_what_follows() -> None:
-    text = '{"name": "get_weather", "arguments": {"city": "Pa}ris \\"x\\"", "n": [1, {"a": 2}]} }'
-    scanner = _CallScanner(call_id="call_1")
-
-    deltas = [d for i in range(0, len(text), 3) for d in scanner.feed(text[i : i + 3])]
-
-    assert deltas[0] == ToolCallDelta(index=0, name="get_weather", id="call_1")
-    arguments = "".join(d.arguments for d in deltas[1:])
-    assert json.loads(arguments) == {"city": 'Pa}ris "x"', "n": [1, {"a": 2}]}
-    assert len(deltas) > 3
-
-
-def test_transcript_with_tool_calls_renders_for_a_template_without_tools() -> None:
-    messages = [
-        ChatMessage("user", "Where is order 42?"),
-        ChatMessage("assistant", tool_calls=(ToolCall("call_1", "get_order", '{"id": 42}'),)),
-        ChatMessage("tool", '{"status": "shipped"}', tool_call_id="call_1"),
-    ]
-
-    chat = with_tool_instructions(chat_messages(messages, native_tools=False), [ORDER])
-
-    assert chat[0]["role"] == "system" and '"get_order"' in chat[0]["content"]
-    assert chat[2] == {
-        "role": "assistant",
-        "content": '{"name": "get_order", "arguments": {"id": 42}}',
-    }
-    assert chat[3] == {"role": "user", "content": 'Result of get_order: {"status": "shipped"}'}
