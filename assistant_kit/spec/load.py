@@ -237,7 +237,15 @@ def _syntax_issue(file: str, text: str, exc: yaml.MarkedYAMLError) -> SpecIssue:
             break
     if "\t" in problem or "tab" in problem:
         return SpecIssue(file, line, col, "tab character where YAML expects spaces")
-    context = f" ({exc.context})" if exc.context and exc.context != problem else ""
+    context = ""
+    if exc.context and exc.context != problem:
+        where = exc.context_mark
+        if where is not None and where.line + 1 != line:
+            context = (
+                f" ({exc.context} started at line {where.line + 1}, column {where.column + 1})"
+            )
+        else:
+            context = f" ({exc.context})"
     return SpecIssue(file, line, col, f"YAML syntax error: {problem}{context}")
 
 

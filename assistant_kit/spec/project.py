@@ -160,9 +160,13 @@ def load_project(
     else:
         missing = [d for d in spec_dirs if not d.is_dir()]
         if missing:
-            where = "kit.yaml names" if kit_file is not None else "there is no kit.yaml and no"
+            folder = display_path(missing[0])
+            if kit_file is not None:
+                raise ConfigError(
+                    f"kit.yaml names the spec folder `{folder}`, which does not exist"
+                )
             raise ConfigError(
-                f"{where} spec folder {display_path(missing[0])}; run `kit init` or pass spec paths"
+                f"no kit.yaml and no `{folder}/` folder here; run `kit init` or pass spec paths"
             )
         sources = spec_dirs
     if config.get("partials"):

@@ -356,18 +356,16 @@ def _type_name(instance: Any) -> str:
 
 def _root_issues(doc: Document, what: str) -> list[SpecIssue]:
     if doc.data is None:
-        return [doc.issue((), f"file is empty: {what} needs at least `name` and `model`")]
+        return [doc.issue((), "file is empty: a spec needs at least `name` and `model`")]
     if not isinstance(doc.data, dict):
         kind = _type_name(doc.data)
-        return [
-            doc.issue((), f"the top level of a spec must be a mapping (one {what}), not {kind}")
-        ]
+        return [doc.issue((), f"the top level of a spec must be a mapping ({what}), not {kind}")]
     return []
 
 
 def check_assistant(doc: Document) -> list[SpecIssue]:
     """Every problem of one assistant spec document: schema errors, then the extra checks."""
-    root = _root_issues(doc, "an assistant")
+    root = _root_issues(doc, "one assistant")
     if root:
         return root
     issues = schema_issues(doc, "assistant")
