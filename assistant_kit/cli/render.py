@@ -34,7 +34,7 @@ def render(name: str, target: str | None, dialect: str | None, show_digest: bool
     Examples:
       kit render art-maestro                       body for the default target's dialect
       kit render art-maestro --dialect dashscope   what DashScope's SDK sends on create
-      kit render order-desk --target staging --dialect openai
+      kit render order-desk --target dashscope --dialect openai
     """
     project = load_project((), target)
     spec = project.spec(name)

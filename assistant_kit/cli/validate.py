@@ -39,7 +39,7 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], target: str | None, fm
     Examples:
       kit validate                              every spec of the project
       kit validate assistants/art-maestro.yaml  one file (or folder)
-      kit validate --target staging             render with the staging target's vars
+      kit validate --target dashscope           render with that target's vars
       kit validate --format json                the result as JSON
     """
     try:
