@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from assistant_kit.cli.output import echo_json
@@ -36,7 +38,7 @@ def render(name: str, target: str | None, dialect: str | None, show_digest: bool
       kit render art-maestro --dialect dashscope   what DashScope's SDK sends on create
       kit render order-desk --target dashscope --dialect openai
     """
-    project = load_project((), target)
+    project = load_project((), target, jobs=os.cpu_count() or 1)
     spec = project.spec(name)
     chosen = dialect or project.target.dialect
     if show_digest:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -43,7 +44,7 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], target: str | None, fm
       kit validate --format json                the result as JSON
     """
     try:
-        project = load_project(paths, target)
+        project = load_project(paths, target, jobs=os.cpu_count() or 1)
     except SpecError as exc:
         if fmt != "json":
             raise
