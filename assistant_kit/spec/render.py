@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 from assistant_kit.errors import SpecIssue
@@ -44,6 +45,47 @@ class _PartialsLoader(jinja2.FileSystemLoader):
         self.folder = folder
 
 
+#: Rendering stops once the output passes this many characters (the limit is reported then).
+_RENDER_CUTOFF = 4 * MAX_INSTRUCTIONS
+
+
+class _BoundedSandbox(SandboxedEnvironment):
+    """The sandbox, plus a cap on ``*`` and ``**`` so ``{{ 'x' * 10**9 }}`` cannot eat memory."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int) and abs(right) > 64:
+            raise SecurityError(f"exponent {right} is too large")
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                sized = isinstance(seq, (str, list, tuple)) and isinstance(times, int)
+                if sized and len(seq) * times > _RENDER_CUTOFF:
+                    raise _TooLong(len(seq) * times)
+        return super().call_binop(context, operator, left, right)
+
+
+class _TooLong(Exception):
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
+
+
+def _render_bounded(template: jinja2.Template, variables: Mapping[str, Any]) -> str:
+    """Render chunk by chunk and stop early once the text is far over the limit."""
+    parts: list[str] = []
+    size = 0
+    for chunk in template.generate(**variables):
+        parts.append(chunk)
+        size += len(chunk)
+        if size > _RENDER_CUTOFF:
+            raise _TooLong(size)
+    text = "".join(parts)
+    # Template.render() drops one trailing newline (keep_trailing_newline=False); generate()
+    # does not add it either, so the result is the same as render().
+    return text
+
+
 class Renderer:
     """Renders the instructions of spec documents; one Jinja2 environment per project.
 
@@ -56,7 +98,7 @@ class Renderer:
     ) -> None:
         self.partials = partials
         self.unset_env = dict(unset_env or {})
-        self.env = SandboxedEnvironment(
+        self.env = _BoundedSandbox(
             loader=_PartialsLoader(partials),
             undefined=jinja2.StrictUndefined,
             autoescape=False,
@@ -72,9 +114,15 @@ class Renderer:
             return None, []
         try:
             template = self.env.from_string(source)
-            text = template.render(**variables)
+            text = _render_bounded(template, variables)
         except jinja2.TemplateSyntaxError as exc:
             return None, [self._issue(doc, exc.lineno, _syntax_words(exc))]
+        except _TooLong as exc:
+            message = (
+                f"`instructions`: rendered text is too long: more than {exc.size:,} characters "
+                f"(at most {MAX_INSTRUCTIONS:,})"
+            )
+            return None, [doc.issue(("instructions",), message, at_key=True)]
         except jinja2.TemplateNotFound as exc:
             line = _template_line(exc)
             folder = (

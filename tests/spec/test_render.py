@@ -165,3 +165,27 @@ def test_the_template_source_is_kept_beside_the_rendered_text(project_dir: Proje
     )
     (spec,) = load_project().specs
     assert (spec.template, spec.instructions) == ("Hi {{ who }}", "Hi you")
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        pytest.param("{{ 'x' * 10**8 }}", id="huge-repeat"),
+        pytest.param("{% for i in range(90000) %}{{ 'y' * 50 }}{% endfor %}", id="long-loop"),
+    ],
+)
+def test_runaway_templates_stop_early_and_report_the_limit(
+    project_dir: ProjectDir, template: str
+) -> None:
+    project_dir.spec("a.yaml", f'name: a\nmodel: m\ninstructions: "{template}"\n')
+    (message,) = errors(project_dir)
+    assert message.startswith(
+        "assistants/a.yaml:3:1: `instructions`: rendered text is too long: more than"
+    )
+    assert message.endswith("(at most 32,768)")
+
+
+def test_huge_exponents_are_refused(project_dir: ProjectDir) -> None:
+    project_dir.spec("a.yaml", 'name: a\nmodel: m\ninstructions: "{{ 10 ** 100000 }}"\n')
+    (message,) = errors(project_dir)
+    assert message == "assistants/a.yaml:3:15: template error: exponent 100000 is too large"
