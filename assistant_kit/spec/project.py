@@ -338,7 +338,7 @@ def _resolve_env(
     resolved: dict[str, Any] = {}
     unset: dict[str, str] = {}
     for key, value in variables.items():
-        if isinstance(value, Mapping) and set(value) == {"env"}:
+        if isinstance(value, Mapping) and set(value) == {"env"} and isinstance(value["env"], str):
             name = value["env"]
             if name in environ:
                 resolved[key] = environ[name]

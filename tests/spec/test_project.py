@@ -212,3 +212,11 @@ def test_forked_workers_give_the_same_result_as_one_process(
     (project_dir.root / "assistants" / "twin.yaml").unlink()
     assert load_project(jobs=2).specs == load_project(jobs=1).specs
     assert [s.instructions for s in load_project(jobs=2).specs] == [f"n{i}" for i in range(6)]
+
+
+def test_an_env_mapping_in_kit_yaml_must_name_a_variable(project_dir: ProjectDir) -> None:
+    project_dir.kit("vars:\n  region: {env: [A]}\n")
+    project_dir.spec("a.yaml", "name: a\nmodel: m\n")
+    with pytest.raises(ConfigError) as info:
+        load_project()
+    assert str(info.value) == "kit.yaml:2:18: `vars.region.env`: must be a string, not a list"
