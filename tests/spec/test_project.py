@@ -219,4 +219,4 @@ def test_an_env_mapping_in_kit_yaml_must_name_a_variable(project_dir: ProjectDir
     project_dir.spec("a.yaml", "name: a\nmodel: m\n")
     with pytest.raises(ConfigError) as info:
         load_project()
-    assert str(info.value) == "kit.yaml:2:18: `vars.region.env`: must be a string, not a list"
+    assert str(info.value) == "kit.yaml:2:17: `vars.region.env`: must be a string, not a list"
