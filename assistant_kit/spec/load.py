@@ -235,7 +235,8 @@ def _syntax_issue(file: str, text: str, exc: yaml.MarkedYAMLError) -> SpecIssue:
             )
         if content.strip() and number < line:
             break
-    if "\t" in problem or "tab" in problem:
+    at = lines[line - 1][col - 1 : col] if 0 < line <= len(lines) else ""
+    if "\t" in problem or "tab" in problem or at == "\t":
         return SpecIssue(file, line, col, "tab character where YAML expects spaces")
     context = ""
     if exc.context and exc.context != problem:

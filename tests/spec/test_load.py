@@ -197,3 +197,14 @@ def test_find_spec_files_walks_folders_and_skips_partials_and_hidden(tmp_path: P
         "b.yml",
         "team/c.yaml",
     ]
+
+
+def test_a_tab_after_a_dash_is_named() -> None:
+    assert refusal("tools:\n  -\tcode_interpreter\n") == (
+        "x.yaml:2:4: tab character where YAML expects spaces"
+    )
+
+
+def test_tabs_where_yaml_allows_them_are_fine() -> None:
+    doc = parse_yaml("model:\tqwen\ninstructions: |\n  a\n  \tb\nx: 1\t# c\n", "x.yaml")
+    assert doc.data == {"model": "qwen", "instructions": "a\n\tb\n", "x": 1}
