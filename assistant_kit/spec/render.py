@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2 import nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -113,8 +114,9 @@ class Renderer:
         if source is None:
             return None, []
         try:
-            template = self.env.from_string(source)
-            text = _render_bounded(template, variables)
+            text = self._render_simple(source, variables)
+            if text is None:
+                text = _render_bounded(self.env.from_string(source), variables)
         except jinja2.TemplateSyntaxError as exc:
             return None, [self._issue(doc, exc.lineno, _syntax_words(exc))]
         except _TooLong as exc:
@@ -153,6 +155,45 @@ class Renderer:
                 )
             )
         return text, issues
+
+    def _render_simple(self, source: str, variables: Mapping[str, Any]) -> str | None:
+        """Render a template made only of text, ``{{ name }}`` and ``{% include "file" %}``
+        without compiling it; None when it needs the full engine (or would fail in it).
+
+        Compiling a template to Python is most of the cost of rendering one, and most
+        instructions look like this. The output is what Jinja2 gives (``str()`` of each value,
+        partials rendered by Jinja2 itself); anything else, errors included, takes the full path.
+        """
+        try:
+            tree = self.env.parse(source)
+        except jinja2.TemplateSyntaxError:
+            return None
+        out: list[str] = []
+        for node in tree.body:
+            kind = type(node)
+            if kind is nodes.Output:
+                for child in node.nodes:  # type: ignore[attr-defined]
+                    if type(child) is nodes.TemplateData:
+                        out.append(child.data)
+                    elif type(child) is nodes.Name and child.name in variables:
+                        out.append(str(variables[child.name]))
+                    else:
+                        return None
+            elif (
+                kind is nodes.Include
+                and type(node.template) is nodes.Const  # type: ignore[attr-defined]
+                and isinstance(node.template.value, str)  # type: ignore[attr-defined]
+                and node.with_context  # type: ignore[attr-defined]
+                and not node.ignore_missing  # type: ignore[attr-defined]
+            ):
+                try:
+                    partial = self.env.get_template(node.template.value)  # type: ignore[attr-defined]
+                    out.append(_render_bounded(partial, variables))
+                except Exception:
+                    return None
+            else:
+                return None
+        return "".join(out)
 
     def _undefined_words(self, exc: jinja2.UndefinedError) -> str:
         message = str(exc.message or exc)
