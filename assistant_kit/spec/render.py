@@ -38,14 +38,6 @@ def merge_vars(*layers: Mapping[str, Any] | None) -> dict[str, Any]:
     return merged
 
 
-class _PartialsLoader(jinja2.FileSystemLoader):
-    """Loads partials from one folder; says which folder when a name is missing."""
-
-    def __init__(self, folder: Path | None) -> None:
-        super().__init__([str(folder)] if folder is not None else [])
-        self.folder = folder
-
-
 #: Rendering stops once the output passes this many characters (the limit is reported then).
 _RENDER_CUTOFF = 4 * MAX_INSTRUCTIONS
 
@@ -81,10 +73,7 @@ def _render_bounded(template: jinja2.Template, variables: Mapping[str, Any]) -> 
         size += len(chunk)
         if size > _RENDER_CUTOFF:
             raise _TooLong(size)
-    text = "".join(parts)
-    # Template.render() drops one trailing newline (keep_trailing_newline=False); generate()
-    # does not add it either, so the result is the same as render().
-    return text
+    return "".join(parts)  # what render() gives, without building a huge string first
 
 
 class Renderer:
@@ -100,7 +89,7 @@ class Renderer:
         self.partials = partials
         self.unset_env = dict(unset_env or {})
         self.env = _BoundedSandbox(
-            loader=_PartialsLoader(partials),
+            loader=jinja2.FileSystemLoader([str(partials)] if partials is not None else []),
             undefined=jinja2.StrictUndefined,
             autoescape=False,
             auto_reload=False,
