@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from assistant_kit.errors import ConfigError, SpecError, SpecIssue
+from assistant_kit.spec.checks import suggest
 from assistant_kit.spec.load import Document, display_path, find_spec_files, read_document
 from assistant_kit.spec.model import AssistantSpec, Dialect
 from assistant_kit.spec.render import Renderer, merge_vars
-from assistant_kit.spec.validate import check_assistant, check_kit, suggest
+from assistant_kit.spec.validate import check_assistant, check_kit
 
 __all__ = ["DEFAULT_SPECS", "KIT_FILE", "Project", "Target", "find_kit_file", "load_project"]
 
