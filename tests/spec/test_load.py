@@ -208,3 +208,9 @@ def test_a_tab_after_a_dash_is_named() -> None:
 def test_tabs_where_yaml_allows_them_are_fine() -> None:
     doc = parse_yaml("model:\tqwen\ninstructions: |\n  a\n  \tb\nx: 1\t# c\n", "x.yaml")
     assert doc.data == {"model": "qwen", "instructions": "a\n\tb\n", "x": 1}
+
+
+def test_control_characters_are_refused_at_their_position() -> None:
+    assert refusal("name: a\nmodel: m\x00\n") == (
+        "x.yaml:2:9: character U+0000 is not allowed in YAML (control characters are refused)"
+    )
