@@ -587,3 +587,23 @@ async def test_event_logs_of_finished_runs_are_pruned_after_the_retention(tmp_pa
         assert engine.prune_events() > 0
         assert engine.runs.events_after(uid, 0) == []
         assert (await client.get_run(thread, run.id)).status == "completed"
+
+
+@pytest.mark.anyio
+async def test_deleting_a_thread_mid_run_leaves_nothing_behind(tmp_path: Path) -> None:
+    import sqlite3
+
+    app, _ = make_app(tmp_path, backend=Stutter())
+    async with in_process(app) as client:
+        bot, thread = await setup(client, "hi")
+        await client.create_run(thread, RunParams(assistant_id=bot))
+        await asyncio.sleep(0.2)  # the first words are logged, the model still talks
+        await client.delete_thread(thread)
+        await asyncio.sleep(0.4)
+    db = sqlite3.connect(tmp_path / "kit.db")
+    counts = [
+        db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+        for table in ("messages", "runs", "run_steps", "run_events")
+    ]
+    db.close()
+    assert counts == [0, 0, 0, 0]
