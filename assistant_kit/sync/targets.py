@@ -115,10 +115,13 @@ async def open_target(
 
 def _embedded_app(project: Project, database: str | Path | None) -> Any:
     # the server is reached only through its public factory and an ASGI transport
-    from assistant_kit.server.app import ServerConfig, create_app
+    from assistant_kit.server.app import create_app
+    from assistant_kit.server.settings import config_from_kit
 
     if database is None:
         path = project.root / EMBEDDED_DB
         path.parent.mkdir(parents=True, exist_ok=True)
         database = path
-    return create_app(ServerConfig(database=str(database)))
+    # kit.yaml's `server:` section routes models and configures built-in tools, as for `kit serve`
+    config = config_from_kit(project.server, base_dir=project.root, database=str(database))
+    return create_app(config)
