@@ -180,11 +180,17 @@ def _builtin_args(raw: str) -> dict[str, Any]:
 
 async def _cancel(client: AssistantClient, thread_id: str, state: _Progress) -> None:
     """Cancel the turn's run if it may still be going; never raises (best effort)."""
-    run = state.run
-    if run is None or run.terminal:
-        return
     with contextlib.suppress(KitError, TimeoutError):
         async with asyncio.timeout(10):
+            run = state.run
+            if run is None:
+                # the stream had not shown the run yet (an in-process stream arrives whole)
+                page = await client.list_runs(thread_id, limit=1, order="desc")
+                run = page.data[0] if page.data else None
+                if run is not None:
+                    state.see_run(run)
+            if run is None or run.terminal:
+                return
             state.see_run(await client.cancel_run(thread_id, run.id))
 
 
