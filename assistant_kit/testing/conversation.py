@@ -22,7 +22,7 @@ from typing import Any
 
 from assistant_kit.api.base import AssistantClient, MessageParams
 from assistant_kit.api.runs import RemoteRun, RemoteRunStep, RunParams, StreamEvent, ToolOutput
-from assistant_kit.errors import ApiError, KitError
+from assistant_kit.errors import KitError
 from assistant_kit.testing.mocks import MockMiss, MockSession, ToolMock
 from assistant_kit.testing.records import ToolCallRecord, TurnRecord, Usage
 
@@ -36,6 +36,8 @@ class TurnOutcome:
 
     record: TurnRecord
     miss: MockMiss | None = None
+    #: The thread the turn ran on (created by the turn when it was given none).
+    thread_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -43,6 +45,7 @@ class _Progress:
     """What a turn has gathered so far (kept when a timeout interrupts it)."""
 
     run: RemoteRun | None = None
+    thread_id: str | None = None
     replies: list[str] = field(default_factory=list)
     partial: list[str] = field(default_factory=list)
     calls: list[ToolCallRecord] = field(default_factory=list)
@@ -52,6 +55,7 @@ class _Progress:
 
     def see_run(self, run: RemoteRun) -> None:
         self.run = run
+        self.thread_id = self.thread_id or run.thread_id or None
         if run.id and run.id not in self.run_ids:
             self.run_ids.append(run.id)
 
@@ -63,7 +67,7 @@ class _Progress:
 
 async def play_turn(
     client: AssistantClient,
-    thread_id: str,
+    thread_id: str | None,
     assistant_id: str,
     index: int,
     user: str,
@@ -71,21 +75,31 @@ async def play_turn(
     mocks: MockSession,
     turn_mocks: Mapping[str, ToolMock] | None = None,
     timeout: float = 60.0,
+    thread_metadata: Mapping[str, str] | None = None,
 ) -> TurnOutcome:
-    """Play one turn (see the module docstring); ``timeout`` bounds the whole turn."""
-    state = _Progress()
+    """Play one turn (see the module docstring); ``timeout`` bounds the whole turn. Without a
+    ``thread_id`` the turn creates its thread, with the user message in it (one round trip)."""
+    state = _Progress(thread_id=thread_id)
     errors: list[str] = []
     started = time.perf_counter()
     try:
         async with asyncio.timeout(timeout):
-            await client.create_message(thread_id, MessageParams(user))
-            await _drive(client, thread_id, assistant_id, index, state, mocks, turn_mocks)
+            params = RunParams(assistant_id=assistant_id)
+            if thread_id is None:
+                thread = await client.create_thread(
+                    messages=[MessageParams(user)], metadata=thread_metadata
+                )
+                state.thread_id = thread_id = thread.id
+            else:
+                await client.create_message(thread_id, MessageParams(user))
+            stream = client.stream_run(thread_id, params)
+            await _drive(client, stream, index, state, mocks, turn_mocks)
     except TimeoutError:
         errors.append(f"the turn timed out after {timeout:g}s" + _status_note(state))
-        await _cancel(client, thread_id, state)
+        await _cancel(client, state)
     except KitError as exc:
         errors.append(f"{type(exc).__name__}: {exc}")
-        await _cancel(client, thread_id, state)
+        await _cancel(client, state)
     latency_ms = (time.perf_counter() - started) * 1000
     run = state.run
     status = run.status if run is not None else "not started"
@@ -105,23 +119,21 @@ async def play_turn(
         run_ids=tuple(state.run_ids),
         status=status,
     )
-    return TurnOutcome(record, state.miss)
+    return TurnOutcome(record, state.miss, state.thread_id)
 
 
 async def _drive(
     client: AssistantClient,
-    thread_id: str,
-    assistant_id: str,
+    stream: AsyncIterator[StreamEvent],
     index: int,
     state: _Progress,
     mocks: MockSession,
     turn_mocks: Mapping[str, ToolMock] | None,
 ) -> None:
-    stream = client.stream_run(thread_id, RunParams(assistant_id=assistant_id))
     while True:
         await _follow(stream, state)
         run = state.run
-        if run is None or not run.requires_action:
+        if run is None or not run.requires_action or state.thread_id is None:
             return
         outputs: list[ToolOutput] = []
         for call in run.required_tool_calls:
@@ -132,9 +144,9 @@ async def _drive(
                 state.miss = miss
             outputs.append(ToolOutput(call.id, record.output or ""))
         if state.miss is not None:
-            await _cancel(client, thread_id, state)
+            await _cancel(client, state)
             return
-        stream = client.stream_submit_tool_outputs(thread_id, run.id, outputs)
+        stream = client.stream_submit_tool_outputs(state.thread_id, run.id, outputs)
 
 
 async def _follow(stream: AsyncIterator[StreamEvent], state: _Progress) -> None:
@@ -178,8 +190,11 @@ def _builtin_args(raw: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"input": value}
 
 
-async def _cancel(client: AssistantClient, thread_id: str, state: _Progress) -> None:
+async def _cancel(client: AssistantClient, state: _Progress) -> None:
     """Cancel the turn's run if it may still be going; never raises (best effort)."""
+    thread_id = state.thread_id
+    if thread_id is None:
+        return
     with contextlib.suppress(KitError, TimeoutError):
         async with asyncio.timeout(10):
             run = state.run
@@ -206,7 +221,3 @@ def _broken(run: RemoteRun) -> str:
         text += f": {code}: {error.get('message') or ''}".rstrip(": ")
     return text
 
-
-def api_problem(exc: ApiError) -> str:
-    """An API error as a line of a report."""
-    return f"{type(exc).__name__}: {exc}"

@@ -244,6 +244,7 @@ class _Suite:
         self.judge_clients: dict[str, AssistantClient] = {}
         self.judge_lock = asyncio.Lock()
         self.stop = False
+        self.cleanups: list[asyncio.Future[None]] = []
         defaults = project.test.get("judge") or {}
         self.judges = judge_provider(defaults, self._judge_client)
         self.turn_timeout = float(
@@ -275,6 +276,8 @@ class _Suite:
 
     async def __aexit__(self, *exc: object) -> None:
         try:
+            if self.cleanups:
+                await asyncio.gather(*self.cleanups, return_exceptions=True)
             if self.pool is not None:
                 await self.pool.close()
         finally:
@@ -430,11 +433,9 @@ class _Suite:
             mark("setup")
             try:
                 assistant_id = await self.pool.resolve(item.spec, cache=not per_rep)
-                thread = await client.create_thread(metadata={KIT_TEST: item.test_id[:512]})
-                thread_id = thread.id
             except KitError as exc:
                 error = str(exc) if isinstance(exc, SetupError) else f"{type(exc).__name__}: {exc}"
-            if thread_id is not None and assistant_id is not None:
+            if assistant_id is not None:
                 mocks = MockSession(test_mocks)
                 history: list[TurnRecord] = []
                 for i, turn in enumerate(case.turns):
@@ -448,7 +449,9 @@ class _Suite:
                         mocks=mocks,
                         turn_mocks=turn_mocks[i],
                         timeout=timeout,
+                        thread_metadata={KIT_TEST: item.test_id[:512]},
                     )
+                    thread_id = outcome.thread_id
                     record = outcome.record
                     if outcome.miss is not None:
                         found: tuple[Any, ...] = (miss_result(outcome.miss),)
@@ -463,16 +466,26 @@ class _Suite:
                     history.append(record)
                     if outcome.miss is not None or record.errors:
                         break
+            duration_ms = (time.perf_counter() - started) * 1000
             mark("teardown")
-            if thread_id is not None:
-                with contextlib.suppress(KitError):
-                    await client.delete_thread(thread_id)
-            if per_rep and assistant_id is not None and self.options.ephemeral:
-                await self.pool.delete(assistant_id)
+            if per_rep:
+                # a cassette holds its teardown: do it now, in order
+                await self._delete_thread(thread_id)
+                if assistant_id is not None and self.options.ephemeral:
+                    await self.pool.delete(assistant_id)
+            elif thread_id is not None:
+                # off the critical path: the next test starts while this thread is deleted
+                self.cleanups.append(asyncio.ensure_future(self._delete_thread(thread_id)))
         return make_repetition(
             r,
             results,
-            duration_ms=(time.perf_counter() - started) * 1000,
+            duration_ms=duration_ms,
             error=error,
             thread_id=thread_id,
         )
+
+    async def _delete_thread(self, thread_id: str | None) -> None:
+        if thread_id is None or self.client is None:
+            return
+        with contextlib.suppress(KitError):
+            await self.client.delete_thread(thread_id)

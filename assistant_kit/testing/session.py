@@ -103,7 +103,8 @@ class AssistantPool:
             return await self._resolve(spec, listing=None)
         task = self._ids.get(spec.name)
         if task is None:
-            task = asyncio.ensure_future(self._resolve(spec, listing=self._list()))
+            listing = None if self.ephemeral else self._list()
+            task = asyncio.ensure_future(self._resolve(spec, listing=listing))
             self._ids[spec.name] = task
         return await asyncio.shield(task)
 
@@ -182,7 +183,10 @@ class AssistantPool:
 
     async def close(self) -> None:
         """Delete every ephemeral assistant still alive (best effort)."""
-        for task in self._ids.values():
+        pending: list[asyncio.Future[Any]] = [*self._ids.values()]
+        if self._listing is not None:
+            pending.append(self._listing)
+        for task in pending:
             if not task.done():
                 task.cancel()
             with contextlib.suppress(BaseException):
