@@ -82,19 +82,22 @@ async def play_turn(
     state = _Progress(thread_id=thread_id)
     errors: list[str] = []
     started = time.perf_counter()
+
+    async def play() -> None:
+        params = RunParams(assistant_id=assistant_id)
+        if state.thread_id is None:
+            thread = await client.create_thread(
+                messages=[MessageParams(user)], metadata=thread_metadata
+            )
+            state.thread_id = thread.id
+        else:
+            await client.create_message(state.thread_id, MessageParams(user))
+        stream = client.stream_run(state.thread_id, params)
+        await _drive(client, stream, index, state, mocks, turn_mocks)
+
     try:
-        async with asyncio.timeout(timeout):
-            params = RunParams(assistant_id=assistant_id)
-            if thread_id is None:
-                thread = await client.create_thread(
-                    messages=[MessageParams(user)], metadata=thread_metadata
-                )
-                state.thread_id = thread_id = thread.id
-            else:
-                await client.create_message(thread_id, MessageParams(user))
-            stream = client.stream_run(thread_id, params)
-            await _drive(client, stream, index, state, mocks, turn_mocks)
-    except TimeoutError:
+        await asyncio.wait_for(play(), timeout)
+    except asyncio.TimeoutError:
         errors.append(f"the turn timed out after {timeout:g}s" + _status_note(state))
         await _cancel(client, state)
     except KitError as exc:
@@ -195,18 +198,20 @@ async def _cancel(client: AssistantClient, state: _Progress) -> None:
     thread_id = state.thread_id
     if thread_id is None:
         return
-    with contextlib.suppress(KitError, TimeoutError):
-        async with asyncio.timeout(10):
-            run = state.run
-            if run is None:
-                # the stream had not shown the run yet (an in-process stream arrives whole)
-                page = await client.list_runs(thread_id, limit=1, order="desc")
-                run = page.data[0] if page.data else None
-                if run is not None:
-                    state.see_run(run)
-            if run is None or run.terminal:
-                return
+
+    async def cancel() -> None:
+        run = state.run
+        if run is None:
+            # the stream had not shown the run yet (an in-process stream arrives whole)
+            page = await client.list_runs(thread_id, limit=1, order="desc")
+            run = page.data[0] if page.data else None
+            if run is not None:
+                state.see_run(run)
+        if run is not None and not run.terminal:
             state.see_run(await client.cancel_run(thread_id, run.id))
+
+    with contextlib.suppress(KitError, asyncio.TimeoutError):
+        await asyncio.wait_for(cancel(), 10)
 
 
 def _status_note(state: _Progress) -> str:
@@ -220,4 +225,3 @@ def _broken(run: RemoteRun) -> str:
         code = error.get("code") or "error"
         text += f": {code}: {error.get('message') or ''}".rstrip(": ")
     return text
-

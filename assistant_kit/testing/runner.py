@@ -344,10 +344,16 @@ class _Suite:
 
     async def run_test(self, item: TestItem) -> TestResult:
         case = item.case
-        where = {"tags": case.tags, "file": case.file or None, "line": case.line or None}
+        file, line = case.file or None, case.line or None
         if case.skip:
             return skipped_test(
-                item.test_id, case.skip, repeat=case.repeat, min_pass=case.min_pass, **where
+                item.test_id,
+                case.skip,
+                repeat=case.repeat,
+                min_pass=case.min_pass,
+                tags=case.tags,
+                file=file,
+                line=line,
             )
         started = time.perf_counter()
         try:
@@ -362,7 +368,9 @@ class _Suite:
                 [rep],
                 repeat=case.repeat,
                 min_pass=1,
-                **where,  # type: ignore[arg-type]
+                tags=case.tags,
+                file=file,
+                line=line,
             )
         checks = [
             [
@@ -384,7 +392,9 @@ class _Suite:
             repeat=n,
             min_pass=k,
             duration_ms=(time.perf_counter() - started) * 1000,
-            **where,  # type: ignore[arg-type]
+            tags=case.tags,
+            file=file,
+            line=line,
         )
 
     def _cassette(self, item: TestItem) -> Cassette | None:
