@@ -176,7 +176,9 @@ def step_tool_call(call: Mapping[str, Any]) -> StepToolCall:
         arguments = str(inner.get("arguments") or inner.get("input") or "")
         output = inner.get("output")
         if output is None:
-            logs = [o.get("logs", "") for o in inner.get("outputs") or () if o.get("type") == "logs"]
+            logs = [
+                o.get("logs", "") for o in inner.get("outputs") or () if o.get("type") == "logs"
+            ]
             output = "".join(logs) or None
         return StepToolCall(str(call.get("id") or ""), kind, kind, arguments, output)
     return StepToolCall(

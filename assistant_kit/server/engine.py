@@ -4,7 +4,7 @@
 
     engine = RunEngine(store, router, tools={"code_interpreter": CodeInterpreterTool()})
     await engine.start()                     # reaper (resume / finish what a crash left) + sweeper
-    run = engine.create_run(params, assistant)
+    engine.create_run(run)                   # a queued RunRecord (routes.runs.build_run)
     async for event in engine.events(run.id, after=0): ...     # the persisted event log
     await engine.stop()
 
@@ -26,14 +26,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from assistant_kit.errors import ApiError
-from assistant_kit.server.ids import new_id, now_ms
+from assistant_kit.server.ids import now_ms
 from assistant_kit.server.models.routing import ModelRouter
 from assistant_kit.server.runstore import (
     ACTIVE,
@@ -49,9 +52,6 @@ from assistant_kit.server.tools.base import BuiltinTool, SaveFile
 
 log = logging.getLogger("assistant_kit.server.engine")
 
-#: Older built-in type names and the canonical type they stand for.
-_ALIASES = {"search": "quark_search", "wanx": "text_to_image"}
-
 
 @dataclass(frozen=True, slots=True)
 class EngineSettings:
@@ -63,6 +63,8 @@ class EngineSettings:
     max_model_calls: int = 25
     #: How often the sweeper looks for expired runs (seconds).
     sweep_interval_s: float = 0.5
+    #: Seconds the event log of a finished run is kept (streams of it are long over by then).
+    event_retention_s: float = 3600.0
 
 
 class ThreadBusy(ApiError):
@@ -142,45 +144,55 @@ class RunEngine:
                 expired += 1
         return expired
 
+    def prune_events(self) -> int:
+        """Drop the event logs of runs that finished more than ``event_retention_s`` ago."""
+        cutoff = now_ms() - int(self.settings.event_retention_s * 1000)
+        with self.store.transaction() as db:
+            return self.runs.prune_events(db, cutoff)
+
     async def _sweep_forever(self) -> None:
         interval = max(0.05, min(self.settings.sweep_interval_s, self.settings.run_expiry_s / 4))
+        last_prune = 0.0
         while True:
             await asyncio.sleep(interval)
             try:
                 self.sweep()
+                if time.monotonic() - last_prune > 60:
+                    last_prune = time.monotonic()
+                    self.prune_events()
             except Exception:  # pragma: no cover - keep sweeping whatever one run did
                 log.exception("expiry sweep failed")
 
     # -- events ------------------------------------------------------------------------------
 
-    def notify(self, run_id: str, final: bool = False) -> None:
+    def notify(self, run_id: str) -> None:
+        """Wake the stream readers of ``run_id`` (new events were committed)."""
         signal = self._signals.pop(run_id, None)
         if signal is not None:
             signal.set()
-        if not final:
-            return
-
-    def commit_events(
-        self, db: Any, run: RunRecord | str, thread_id: str, events: Sequence[tuple[str, Any]]
-    ) -> None:
-        run_id = run if isinstance(run, str) else run.id
-        self.runs.append_events(db, run_id, thread_id, events)
 
     async def events(self, run_id: str, after: int = 0) -> AsyncIterator[Event]:
         """The run's events with ``seq > after``, live, up to and including the next ``done``."""
+        async for batch in self.event_batches(run_id, after):
+            for event in batch:
+                yield event
+
+    async def event_batches(self, run_id: str, after: int = 0) -> AsyncIterator[list[Event]]:
+        """``events`` in the batches they were committed in (one write per batch for SSE)."""
         idle = 0.0
         while True:
             signal = self._signals.get(run_id)
             if signal is None:
                 signal = self._signals[run_id] = asyncio.Event()
             batch = self.runs.events_after(run_id, after)
-            for event in batch:
-                after = event.seq
-                yield event
+            for i, event in enumerate(batch):
                 if event.event == "done":
+                    yield batch[: i + 1]
                     return
             if batch:
+                after = batch[-1].seq
                 idle = 0.0
+                yield batch
                 continue
             if self._stopping:
                 return
@@ -223,7 +235,14 @@ class RunEngine:
             return
         task = asyncio.create_task(drive(self, run_id), name=f"run-{run_id}")
         self._tasks[run_id] = task
-        task.add_done_callback(lambda _t: self._tasks.pop(run_id, None))
+        task.add_done_callback(lambda done: self._task_done(run_id, done))
+
+    def _task_done(self, run_id: str, task: asyncio.Task[None]) -> None:
+        if self._tasks.get(run_id) is task:
+            del self._tasks[run_id]
+        # A task cancelled before it ever ran never reached its own handler.
+        if self._cancel_reason.pop(run_id, None) == "cancel" and not self._stopping:
+            self.finish(run_id, "cancelled")
 
     # -- transitions -------------------------------------------------------------------------
 
@@ -235,21 +254,30 @@ class RunEngine:
         when: Sequence[str],
         changes: Mapping[str, Any] | None = None,
         events: Sequence[str] = (),
-        extra_events: Sequence[tuple[str, Any]] = (),
+        before: Callable[[sqlite3.Connection], list[tuple[str, Any]]] | None = None,
     ) -> RunRecord | None:
-        """Conditionally move a run to ``status``; returns the new run or None if it had moved."""
+        """Conditionally move a run to ``status``; returns the new run or None if it had moved.
+
+        ``before(db)`` runs first in the same transaction (a turn's pending writes) and returns
+        the events to log ahead of the run's own; those are committed either way.
+        """
+        update = {"status": status, **(changes or {})}
         with self.store.transaction() as db:
-            if not self.runs.set_run(db, run_id, {"status": status, **(changes or {})}, when=when):
+            current = self.runs.get_run_in(db, run_id)
+            if current is None:  # deleted with its thread: nothing left to write
                 return None
-            run = self.runs.get_run_in(db, run_id)
-            assert run is not None
-            snapshot = {"kind": "run", "record": record_data(run)}
-            out = [*extra_events, *((name, snapshot) for name in events)]
-            if status in STREAM_END:
-                out.append(("done", {}))
-            self.runs.append_events(db, run_id, run.thread_id, out)
+            out = before(db) if before is not None else []
+            moved = current.status in when and self.runs.set_run(db, run_id, update, when=when)
+            run = dataclasses.replace(current, **update) if moved else current
+            if moved:
+                snapshot = {"kind": "run", "record": record_data(run)}
+                out += [(name, snapshot) for name in events]
+                if status in STREAM_END:
+                    out.append(("done", {}))
+            if out:
+                self.runs.append_events(db, run_id, run.thread_id, out)
         self.notify(run_id)
-        return run
+        return run if moved else None
 
     def finish(
         self, run_id: str, status: str, *, last_error: Mapping[str, Any] | None = None
@@ -298,7 +326,10 @@ class RunEngine:
                     )
                     message = self.runs.get_message_in(db, message_id)
                     events.append(
-                        ("thread.message.incomplete", {"kind": "message", "record": record_data(message)})
+                        (
+                            "thread.message.incomplete",
+                            {"kind": "message", "record": record_data(message)},
+                        )
                     )
             final = self.runs.get_run_in(db, run_id)
             events.append((f"thread.run.{status}", {"kind": "run", "record": record_data(final)}))
@@ -322,7 +353,9 @@ class RunEngine:
                     db, step.id, {"status": "failed", "failed_at": now, "last_error": error}
                 )
                 updated = self.runs.get_step_in(db, step.id)
-                events.append(("thread.run.step.failed", {"kind": "step", "record": record_data(updated)}))
+                events.append(
+                    ("thread.run.step.failed", {"kind": "step", "record": record_data(updated)})
+                )
                 message_id = step.step_details.get("message_creation", {}).get("message_id")
                 if message_id:
                     self.runs.set_message(
@@ -335,22 +368,6 @@ class RunEngine:
                         },
                     )
             self.runs.append_events(db, run.id, run.thread_id, events)
-
-    def find_tool(self, entry: Mapping[str, Any]) -> BuiltinTool | None:
-        """The built-in tool a tool entry enables (``None``: a function or an unknown type)."""
-        resolve = getattr(self.tools, "resolve", None)
-        if callable(resolve) and not isinstance(self.tools, dict):
-            found = resolve(entry)
-            return found if isinstance(found, BuiltinTool) else None
-        kind = entry.get("type")
-        if kind in ("plugin", "dashscope_plugin"):
-            kind = entry.get("id") or entry.get("plugin_id") or entry.get("name")
-        if not isinstance(kind, str) or kind == "function":
-            return None
-        tool = self.tools.get(kind) or self.tools.get(_ALIASES.get(kind, ""))
-        if tool is None:
-            tool = next((t for t in self.tools.values() if kind in (t.type, *t.aliases)), None)
-        return tool
 
     # -- requests on existing runs -----------------------------------------------------------
 
@@ -417,7 +434,9 @@ class RunEngine:
                         call["output"] = by_id[call["id"]]
                 details["tool_calls"] = calls
                 self.runs.set_step(
-                    db, step_id, {"step_details": details, "status": "completed", "completed_at": now}
+                    db,
+                    step_id,
+                    {"step_details": details, "status": "completed", "completed_at": now},
                 )
                 updated = self.runs.get_step_in(db, step_id)
                 events.append(
@@ -451,9 +470,9 @@ def _match_outputs(
                 f"got {len(outputs)}.",
                 param="tool_outputs",
             )
-        return dict(zip(expected, texts))
+        return dict(zip(expected, texts, strict=True))
     got: dict[str, str] = {}
-    for position, (call_id, text) in enumerate(zip(ids, texts)):
+    for position, (call_id, text) in enumerate(zip(ids, texts, strict=True)):
         if not call_id:
             call_id = expected[position] if position < len(expected) else ""
         if call_id not in expected:
@@ -474,7 +493,3 @@ def _match_outputs(
             param="tool_outputs",
         )
     return got
-
-
-def new_run_id() -> str:
-    return new_id()

@@ -37,15 +37,16 @@ def event_object(dialect: Dialect, event: Event) -> dict[str, Any]:
     """The JSON object an event carries in ``dialect``."""
     data = event.data
     kind = data.get("kind")
-    routes = ds_routes if dialect is DASHSCOPE else oa_routes
+    message_object = ds_routes.message_object if dialect is DASHSCOPE else oa_routes.message_object
+    thread_object = ds_routes.thread_object if dialect is DASHSCOPE else oa_routes.thread_object
     if kind == "run":
         return run_object(dialect, RunRecord(**data["record"]))
     if kind == "step":
         return step_object(dialect, StepRecord(**data["record"]))
     if kind == "message":
-        return routes.message_object(MessageRecord(**data["record"]))
+        return message_object(MessageRecord(**data["record"]))
     if kind == "thread":
-        return routes.thread_object(ThreadRecord(**data["record"]))
+        return thread_object(ThreadRecord(**data["record"]))
     if kind == "message_delta":
         return message_delta(dialect, data)
     if kind == "step_delta":
@@ -72,9 +73,11 @@ def frame(dialect: Dialect, name: str, data: Any, request_id: str) -> bytes:
 
 def error_frame(dialect: Dialect, message: str, request_id: str) -> bytes:
     if dialect is DASHSCOPE:
-        body = {"code": "InternalError", "message": message, "request_id": request_id}
-        return f"event:error\nstatus:500\ndata:{_dumps(body)}\n\n".encode()
-    body = {"error": {"message": message, "type": "server_error", "param": None, "code": None}}
+        flat = {"code": "InternalError", "message": message, "request_id": request_id}
+        return f"event:error\nstatus:500\ndata:{_dumps(flat)}\n\n".encode()
+    body: dict[str, Any] = {
+        "error": {"message": message, "type": "server_error", "param": None, "code": None}
+    }
     return f"event: error\ndata: {_dumps(body)}\n\n".encode()
 
 
@@ -82,11 +85,13 @@ async def sse_body(
     dialect: Dialect, engine: RunEngine, run_id: str, after: int, request_id: str
 ) -> AsyncIterator[bytes]:
     try:
-        async for event in engine.events(run_id, after):
-            if event.event == "done":
-                yield frame(dialect, "done", None, request_id)
-                return
-            yield frame(dialect, event.event, event_object(dialect, event), request_id)
+        async for batch in engine.event_batches(run_id, after):
+            yield b"".join(
+                frame(dialect, "done", None, request_id)
+                if event.event == "done"
+                else frame(dialect, event.event, event_object(dialect, event), request_id)
+                for event in batch
+            )
     except Exception as exc:  # the run goes on; tell this reader and end its stream
         log.exception("stream of run %s failed", run_id)
         yield error_frame(dialect, f"The stream failed: {exc}", request_id)

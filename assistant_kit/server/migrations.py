@@ -193,3 +193,4 @@ def m002_runs_steps_events(db: sqlite3.Connection) -> None:
         )"""
     )
     db.execute("CREATE INDEX run_events_run ON run_events (run_id, seq)")
+    db.execute("CREATE INDEX run_events_age ON run_events (created_at)")

@@ -194,7 +194,9 @@ class RunStore:
             ).fetchone()
         return None if row is None else str(row[0])
 
-    def runs_in(self, statuses: Sequence[str], expires_before: int | None = None) -> list[RunRecord]:
+    def runs_in(
+        self, statuses: Sequence[str], expires_before: int | None = None
+    ) -> list[RunRecord]:
         marks = ", ".join("?" for _ in statuses)
         sql = f"{RUNS.select} WHERE status IN ({marks})"
         params: list[Any] = list(statuses)
@@ -261,6 +263,15 @@ class RunStore:
             "VALUES (?, ?, ?, ?, ?)",
             [(run_id, thread_id, now, name, _dumps(data)) for name, data in events],
         )
+
+    def prune_events(self, db: sqlite3.Connection, before_ms: int) -> int:
+        """Delete log entries older than ``before_ms`` of runs that have finished."""
+        marks = ", ".join("?" for _ in TERMINAL)
+        return db.execute(
+            "DELETE FROM run_events WHERE created_at < ? AND run_id IN "
+            f"(SELECT id FROM runs WHERE status IN ({marks}))",
+            (before_ms, *TERMINAL),
+        ).rowcount
 
     def insert_run(
         self,

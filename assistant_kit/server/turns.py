@@ -3,42 +3,44 @@
 ``drive(engine, run_id)`` loops until the run stops: ``queued`` becomes ``in_progress``; each model
 call streams into a ``message_creation`` step (text) or a ``tool_calls`` step (calls). Built-in
 tools run here and the loop calls the model again; function calls move the run to
-``requires_action`` and the task ends (``submit_tool_outputs`` starts a new one). Deltas are
-written to the event log in small batches (at most every ``FLUSH_S`` seconds or ``FLUSH_EVENTS``
-events) so a fast model does not cost one transaction per fragment.
+``requires_action`` and the task ends (``submit_tool_outputs`` starts a new one). A turn's writes
+(steps, messages, deltas) are committed in batches: within ``FLUSH_S`` seconds of the first
+pending one, every ``FLUSH_EVENTS`` events, and with the run's final status in the same
+transaction, so a fast model costs a couple of commits per run, not one per fragment, while a
+slow one is still streamed as it goes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import dataclasses
 import logging
-import time
-import uuid
-from collections.abc import Mapping
+import sqlite3
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from assistant_kit.errors import ModelError
+from assistant_kit.server.history import thread_history
 from assistant_kit.server.ids import new_id, now_ms
 from assistant_kit.server.models.base import (
     Finish,
     ModelBackend,
     ModelRequest,
     TextDelta,
-    ToolCall,
     ToolCallDelta,
     Usage,
 )
 from assistant_kit.server.runstore import RunRecord, StepRecord, record_data
-from assistant_kit.server.services import message_text
 from assistant_kit.server.store import MessageRecord
-from assistant_kit.server.tools.base import BuiltinTool, StoredFile, ToolContext, ToolOutput
+from assistant_kit.server.toolbox import (
+    Enabled,
+    call_builtin,
+    new_call_id,
+    offered_tools,
+    tool_shapes,
+)
 from assistant_kit.server.transcript import (
-    HistoryItem,
-    ThreadMessage,
-    ToolStep,
     Truncation,
     build_prompt,
 )
@@ -52,25 +54,23 @@ FLUSH_S = 0.02
 FLUSH_EVENTS = 64
 
 
-
 async def drive(engine: RunEngine, run_id: str) -> None:
     """The task of one run (see the module docstring)."""
     try:
-        while True:
-            run = engine.runs.get_run(run_id)
-            if run is None or run.status not in ("queued", "in_progress"):
-                return
+        run = engine.runs.get_run(run_id)
+        while run is not None:
             if run.status == "queued":
-                engine.transition(
+                run = engine.transition(
                     run_id,
                     "in_progress",
                     when=("queued",),
                     changes={"started_at": run.started_at or now_ms()},
                     events=("thread.run.in_progress",),
-                )
+                ) or engine.runs.get_run(run_id)
                 continue
-            if not await Turn(engine, run).call():
+            if run.status != "in_progress" or not await Turn(engine, run).call():
                 return
+            run = engine.runs.get_run(run_id)
     except asyncio.CancelledError:
         reason = engine._cancel_reason.pop(run_id, "stop")
         if reason == "cancel":
@@ -85,7 +85,7 @@ class _Call:
     id: str
     name: str
     arguments: str = ""
-    builtin: tuple[str, BuiltinTool, Mapping[str, Any]] | None = None
+    builtin: Enabled | None = None
 
 
 @dataclass(slots=True)
@@ -94,8 +94,10 @@ class Turn:
 
     engine: RunEngine
     run: RunRecord
+    #: Writes not yet committed: statements (``op(db)``) and the events announcing them.
+    ops: list[Callable[[sqlite3.Connection], object]] = field(default_factory=list)
     buffer: list[tuple[str, Any]] = field(default_factory=list)
-    last_flush: float = 0.0
+    timer: asyncio.TimerHandle | None = None
     message: MessageRecord | None = None
     message_step: StepRecord | None = None
     tool_step: StepRecord | None = None
@@ -111,9 +113,14 @@ class Turn:
             backend = await self._backend()
         except ModelError as exc:
             return self._fail(exc.code, str(exc))
-        offered, builtins = self._tools()
+        offered, builtins = offered_tools(run.tools, engine.tools)
         used = Usage(**(run.usage or {}))
         tool_choice: Any = run.tool_choice if run.tool_choice is not None else "auto"
+        if isinstance(tool_choice, Mapping) and tool_choice.get("type") != "function":
+            # {"type": "code_interpreter"}: force the function that stands for that built-in
+            wanted = tool_choice.get("type")
+            name = next((n for n, e in builtins.items() if wanted in (e.kind, e.tool.type)), None)
+            tool_choice = {"type": "function", "function": {"name": name}} if name else "auto"
         if run.model_calls >= engine.settings.max_model_calls:
             tool_choice = "none"
         max_tokens = run.max_tokens
@@ -126,13 +133,17 @@ class Turn:
             backend,
             instructions=run.instructions,
             additional_instructions=run.additional_instructions,
-            history=self._history(),
+            history=thread_history(engine.runs, run.thread_id),
             truncation=Truncation.from_api(run.truncation_strategy),
             max_prompt_tokens=run.max_prompt_tokens,
         )
         if prompt.incomplete_reason:
             return self._incomplete(prompt.incomplete_reason, used)
-        response_format = run.response_format if isinstance(run.response_format, Mapping) else None
+        response_format = run.response_format
+        if response_format in ("json_object", "text"):  # DashScope's Java SDK sends the bare type
+            response_format = {"type": response_format}
+        if not isinstance(response_format, Mapping):
+            response_format = None
         request = ModelRequest(
             model=run.model,
             messages=prompt.messages,
@@ -145,8 +156,8 @@ class Turn:
             max_tokens=max_tokens,
             response_format=response_format,
         )
-        with engine.store.transaction() as db:
-            engine.runs.set_run(db, run.id, {"model_calls": run.model_calls + 1})
+        calls_made = run.model_calls + 1
+        self.ops.append(lambda db: engine.runs.set_run(db, run.id, {"model_calls": calls_made}))
         finish: Finish | None = None
         try:
             async for event in backend.stream(request):
@@ -157,14 +168,19 @@ class Turn:
                     self._tool_fragment(event, builtins)
                 elif isinstance(event, Finish):
                     finish = event
-                if len(self.buffer) >= FLUSH_EVENTS or (
-                    self.buffer and time.monotonic() - self.last_flush > FLUSH_S
-                ):
+                if len(self.buffer) >= FLUSH_EVENTS:
                     self._flush()
+                elif self.buffer and self.timer is None:
+                    # a slow model: show what came so far within FLUSH_S
+                    loop = asyncio.get_running_loop()
+                    self.timer = loop.call_later(FLUSH_S, self._flush)
         except ModelError as exc:
             self._flush()
             return self._fail(exc.code, str(exc))
-        self._flush()
+        finally:
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
         finish = finish or Finish("stop")
         total = used + finish.usage
         usage = {"prompt_tokens": total.prompt_tokens, "completion_tokens": total.completion_tokens}
@@ -174,6 +190,7 @@ class Turn:
         }
         if self.calls and tool_choice == "none":
             self._step_done("failed")
+            self._flush()
             cap = engine.settings.max_model_calls
             return self._fail(
                 "server_error",
@@ -193,56 +210,29 @@ class Turn:
             return await asyncio.to_thread(router.resolve, self.run.model)
         return router.resolve(self.run.model)
 
-    def _tools(self) -> tuple[list[dict[str, Any]], dict[str, tuple[str, BuiltinTool, Mapping[str, Any]]]]:
-        """The functions offered to the model and the built-ins behind some of them."""
-        offered: list[dict[str, Any]] = []
-        builtins: dict[str, tuple[str, BuiltinTool, Mapping[str, Any]]] = {}
-        for entry in self.run.tools:
-            kind = entry.get("type")
-            if kind == "function":
-                function = entry.get("function") or {}
-                if isinstance(function, Mapping) and function.get("name"):
-                    offered.append({"type": "function", "function": dict(function)})
-                continue
-            tool = self.engine.find_tool(entry)
-            if tool is None:
-                continue  # a built-in type this server has no tool for: the model never sees it
-            definition = dict(tool.definition())
-            name = str(definition.get("name") or tool.type)
-            if name in builtins:
-                continue
-            builtins[name] = (str(kind), tool, entry)
-            offered.append({"type": "function", "function": definition})
-        return offered, builtins
-
-    def _history(self) -> list[HistoryItem]:
-        messages, steps = self.engine.runs.history(self.run.thread_id)
-        by_position: dict[int, list[StepRecord]] = {}
-        for step in steps:
-            if step.status == "completed":
-                by_position.setdefault(step.thread_position, []).append(step)
-        items: list[HistoryItem] = [_tool_step(s) for s in by_position.get(0, [])]
-        for seq, message in messages:
-            if message.role == "user" or message.status == "completed":
-                text = message_text(message)
-                if text or message.role == "user":
-                    role = "assistant" if message.role == "assistant" else "user"
-                    items.append(ThreadMessage(role, text))
-            items.extend(_tool_step(s) for s in by_position.get(seq, []))
-        return items
-
     # -- streaming into steps and messages ---------------------------------------------------
 
-    def _flush(self) -> None:
-        self.last_flush = time.monotonic()
-        if not self.buffer:
-            return
+    def _take(self, db: sqlite3.Connection) -> list[tuple[str, Any]]:
+        """Run the pending statements in ``db``; return the pending events."""
+        ops, self.ops = self.ops, []
         events, self.buffer = self.buffer, []
+        for op in ops:
+            op(db)
+        return events
+
+    def _flush(self) -> None:
+        """Commit pending writes and events in one transaction."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if not self.buffer and not self.ops:
+            return
         with self.engine.store.transaction() as db:
+            events = self._take(db)
             self.engine.runs.append_events(db, self.run.id, self.run.thread_id, events)
         self.engine.notify(self.run.id)
 
-    def _new_step(self, db: Any, kind: str, details: dict[str, Any]) -> StepRecord:
+    def _new_step(self, kind: str, details: dict[str, Any]) -> StepRecord:
         step = StepRecord(
             id=new_id(),
             run_id=self.run.id,
@@ -252,18 +242,26 @@ class Turn:
             type=kind,
             status="in_progress",
             step_details=details,
-            thread_position=self.engine.runs.thread_position(db, self.run.thread_id),
         )
-        self.engine.runs.insert_step(db, step)
+        runs = self.engine.runs
+
+        def insert(db: sqlite3.Connection) -> None:
+            position = runs.thread_position(db, step.thread_id)
+            runs.insert_step(db, dataclasses.replace(step, thread_position=position))
+
+        self.ops.append(insert)
+        snapshot = {"kind": "step", "record": record_data(step)}
+        self.buffer += [
+            ("thread.run.step.created", snapshot),
+            ("thread.run.step.in_progress", snapshot),
+        ]
         return step
 
     def _start_message(self) -> None:
-        self._flush()
-        now = now_ms()
         message = MessageRecord(
             id=new_id(),
             thread_id=self.run.thread_id,
-            created_at=now,
+            created_at=now_ms(),
             role="assistant",
             content=[],
             assistant_id=self.run.assistant_id,
@@ -271,23 +269,14 @@ class Turn:
             status="in_progress",
         )
         details = {"type": "message_creation", "message_creation": {"message_id": message.id}}
-        with self.engine.store.transaction() as db:
-            step = self._new_step(db, "message_creation", details)
-            self.engine.runs.insert_message(db, message)
-            snapshot = {"kind": "step", "record": record_data(step)}
-            msg = {"kind": "message", "record": record_data(message)}
-            self.engine.runs.append_events(
-                db,
-                self.run.id,
-                self.run.thread_id,
-                [
-                    ("thread.run.step.created", snapshot),
-                    ("thread.run.step.in_progress", snapshot),
-                    ("thread.message.created", msg),
-                    ("thread.message.in_progress", msg),
-                ],
-            )
-        self.engine.notify(self.run.id)
+        step = self._new_step("message_creation", details)
+        runs = self.engine.runs
+        self.ops.append(lambda db: runs.insert_message(db, message))
+        snapshot = {"kind": "message", "record": record_data(message)}
+        self.buffer += [
+            ("thread.message.created", snapshot),
+            ("thread.message.in_progress", snapshot),
+        ]
         self.message, self.message_step = message, step
 
     def _text(self, text: str) -> None:
@@ -297,36 +286,32 @@ class Turn:
         self.buffer.append(
             (
                 "thread.message.delta",
-                {"kind": "message_delta", "id": self.message.id, "text": text, "first": not self.text},
+                {
+                    "kind": "message_delta",
+                    "id": self.message.id,
+                    "text": text,
+                    "first": not self.text,
+                },
             )
         )
         self.text += text
 
     def _tool_fragment(
-        self, event: ToolCallDelta, builtins: Mapping[str, tuple[str, BuiltinTool, Mapping[str, Any]]]
+        self,
+        event: ToolCallDelta,
+        builtins: Mapping[str, Enabled],
     ) -> None:
         if self.tool_step is None:
             if self.message is not None:
                 self._complete_message(None, None)
-            self._flush()
-            with self.engine.store.transaction() as db:
-                step = self._new_step(db, "tool_calls", {"type": "tool_calls", "tool_calls": []})
-                snapshot = {"kind": "step", "record": record_data(step)}
-                self.engine.runs.append_events(
-                    db,
-                    self.run.id,
-                    self.run.thread_id,
-                    [("thread.run.step.created", snapshot), ("thread.run.step.in_progress", snapshot)],
-                )
-            self.engine.notify(self.run.id)
-            self.tool_step = step
+            self.tool_step = self._new_step("tool_calls", {"type": "tool_calls", "tool_calls": []})
         call = self.calls.get(event.index)
         if call is None:
             taken = {c.id for c in self.calls.values()}
-            call_id = event.id if event.id and event.id not in taken else _call_id()
+            call_id = event.id if event.id and event.id not in taken else new_call_id()
             name = event.name or ""
             call = self.calls[event.index] = _Call(call_id, name, builtin=builtins.get(name))
-            kind = call.builtin[0] if call.builtin else "function"
+            kind = call.builtin.kind if call.builtin else "function"
             self.buffer.append(
                 (
                     "thread.run.step.delta",
@@ -357,12 +342,9 @@ class Turn:
                     )
                 )
 
-    def _complete_message(
-        self, usage: dict[str, int] | None, incomplete: str | None
-    ) -> list[tuple[str, Any]]:
-        """Finish the reply message and its step (inside the caller's flush order)."""
+    def _complete_message(self, usage: dict[str, int] | None, incomplete: str | None) -> None:
+        """Queue the completion of the reply message and its step."""
         assert self.message is not None and self.message_step is not None
-        self._flush()
         now = now_ms()
         content = [{"type": "text", "text": {"value": self.text, "annotations": []}}]
         changes: dict[str, Any] = {"content": content}
@@ -372,26 +354,36 @@ class Turn:
             )
         else:
             changes.update(status="completed", completed_at=now)
-        events: list[tuple[str, Any]] = []
-        with self.engine.store.transaction() as db:
-            runs = self.engine.runs
-            runs.set_message(db, self.message.id, changes)
-            runs.set_step(
-                db, self.message_step.id, {"status": "completed", "completed_at": now, "usage": usage}
-            )
-            message = runs.get_message_in(db, self.message.id)
-            step = runs.get_step_in(db, self.message_step.id)
-            name = "thread.message.incomplete" if incomplete else "thread.message.completed"
-            events = [
-                (name, {"kind": "message", "record": record_data(message)}),
-                ("thread.run.step.completed", {"kind": "step", "record": record_data(step)}),
-            ]
-            runs.append_events(db, self.run.id, self.run.thread_id, events)
-        self.engine.notify(self.run.id)
+        step_changes: dict[str, Any] = {"status": "completed", "completed_at": now, "usage": usage}
+        message = dataclasses.replace(self.message, **changes)
+        step = dataclasses.replace(self.message_step, **step_changes)
+        runs = self.engine.runs
+
+        def update(db: sqlite3.Connection) -> None:
+            runs.set_message(db, message.id, changes)
+            runs.set_step(db, step.id, step_changes)
+
+        self.ops.append(update)
+        name = "thread.message.incomplete" if incomplete else "thread.message.completed"
+        self.buffer += [
+            (name, {"kind": "message", "record": record_data(message)}),
+            ("thread.run.step.completed", {"kind": "step", "record": record_data(step)}),
+        ]
         self.message = None
-        return events
 
     # -- endings -----------------------------------------------------------------------------
+
+    def _end(self, status: str, changes: dict[str, Any]) -> bool:
+        """Commit what is pending together with the run's move to ``status``; never loops."""
+        self.engine.transition(
+            self.run.id,
+            status,
+            when=("in_progress",),
+            changes=changes,
+            events=(f"thread.run.{status}",),
+            before=self._take,
+        ) or self._lost()
+        return False
 
     def _after_text(
         self, finish: Finish, usage: dict[str, int], step_usage: dict[str, int], capped: bool
@@ -399,44 +391,41 @@ class Turn:
         if self.message is None:
             self._start_message()
         truncated = finish.reason == "length"
-        reason = "max_completion_tokens" if capped else "max_tokens"
         self._complete_message(step_usage, "max_tokens" if truncated else None)
         now = now_ms()
         if truncated:
-            self.engine.transition(
-                self.run.id,
+            reason = "max_completion_tokens" if capped else "max_tokens"
+            return self._end(
                 "incomplete",
-                when=("in_progress",),
-                changes={"usage": usage, "incomplete_at": now, "incomplete_details": {"reason": reason}},
-                events=("thread.run.incomplete",),
-            ) or self._lost()
-            return False
-        self.engine.transition(
-            self.run.id,
-            "completed",
-            when=("in_progress",),
-            changes={"usage": usage, "completed_at": now},
-            events=("thread.run.completed",),
-        ) or self._lost()
-        return False
+                {"usage": usage, "incomplete_at": now, "incomplete_details": {"reason": reason}},
+            )
+        return self._end("completed", {"usage": usage, "completed_at": now})
 
     async def _after_calls(
         self, finish: Finish, usage: dict[str, int], step_usage: dict[str, int]
     ) -> bool:
         assert self.tool_step is not None
-        engine, run = self.engine, self.run
+        run = self.run
         entries: list[dict[str, Any]] = []
         pending: list[dict[str, Any]] = []
         for call in self.calls.values():
             entry: dict[str, Any] = {
                 "id": call.id,
-                "type": call.builtin[0] if call.builtin else "function",
+                "type": call.builtin.kind if call.builtin else "function",
                 "name": call.name,
                 "arguments": call.arguments,
                 "output": None,
             }
             if call.builtin is not None:
-                result = await self._call_builtin(call)
+                self._flush()  # the stream shows the call before the tool runs
+                result = await call_builtin(
+                    call.builtin,
+                    call.name,
+                    call.arguments,
+                    thread_id=run.thread_id,
+                    run_id=run.id,
+                    save_file=self.engine.save_file,
+                )
                 entry.update(
                     output=result.output,
                     logs=result.logs,
@@ -444,94 +433,53 @@ class Turn:
                     urls=list(result.urls),
                     is_error=result.is_error,
                 )
+                shapes = tool_shapes(call.builtin, call.id, call.arguments, result)
+                if shapes:
+                    entry["shapes"] = shapes
             else:
                 pending.append({"id": call.id, "name": call.name, "arguments": call.arguments})
             entries.append(entry)
         details = {"type": "tool_calls", "tool_calls": entries}
+        step_changes: dict[str, Any] = {"step_details": details, "usage": step_usage}
         now = now_ms()
+        if finish.reason == "length" or not pending:
+            self._step_done("completed", step_changes)
+        else:
+            self._queue_step(step_changes)
         if finish.reason == "length":
-            with engine.store.transaction() as db:
-                engine.runs.set_step(
-                    db, self.tool_step.id, {"step_details": details, "usage": step_usage}
-                )
             reason = "max_completion_tokens" if run.max_completion_tokens else "max_tokens"
-            self._step_done("completed")
-            engine.transition(
-                run.id,
+            return self._end(
                 "incomplete",
-                when=("in_progress",),
-                changes={"usage": usage, "incomplete_at": now, "incomplete_details": {"reason": reason}},
-                events=("thread.run.incomplete",),
-            ) or self._lost()
-            return False
-        if not pending:
-            with engine.store.transaction() as db:
-                engine.runs.set_step(
-                    db, self.tool_step.id, {"step_details": details, "usage": step_usage}
-                )
-                engine.runs.set_run(db, run.id, {"usage": usage})
-            self._step_done("completed")
-            return True
-        with engine.store.transaction() as db:
-            engine.runs.set_step(db, self.tool_step.id, {"step_details": details, "usage": step_usage})
-        action = {"step_id": self.tool_step.id, "tool_calls": pending}
-        engine.transition(
-            run.id,
-            "requires_action",
-            when=("in_progress",),
-            changes={"usage": usage, "required_action": action},
-            events=("thread.run.requires_action",),
-        ) or self._lost()
-        return False
-
-    def _step_done(self, status: str) -> None:
-        assert self.tool_step is not None
-        with self.engine.store.transaction() as db:
-            runs = self.engine.runs
-            stamp = "completed_at" if status == "completed" else "failed_at"
-            runs.set_step(db, self.tool_step.id, {"status": status, stamp: now_ms()})
-            step = runs.get_step_in(db, self.tool_step.id)
-            runs.append_events(
-                db,
-                self.run.id,
-                self.run.thread_id,
-                [(f"thread.run.step.{status}", {"kind": "step", "record": record_data(step)})],
+                {"usage": usage, "incomplete_at": now, "incomplete_details": {"reason": reason}},
             )
-        self.engine.notify(self.run.id)
+        if not pending:
+            runs = self.engine.runs
+            self.ops.append(lambda db: runs.set_run(db, run.id, {"usage": usage}))
+            self._flush()
+            return True
+        action = {"step_id": self.tool_step.id, "tool_calls": pending}
+        return self._end("requires_action", {"usage": usage, "required_action": action})
 
-    async def _call_builtin(self, call: _Call) -> ToolOutput:
-        assert call.builtin is not None
-        _kind, tool, entry = call.builtin
-        try:
-            arguments = json.loads(call.arguments) if call.arguments.strip() else {}
-            if not isinstance(arguments, dict):
-                raise ValueError("the arguments are not a JSON object")
-        except ValueError as exc:
-            return ToolOutput(f"error: bad arguments for {call.name}: {exc}", is_error=True)
-        context = ToolContext(
-            thread_id=self.run.thread_id,
-            run_id=self.run.id,
-            save_file=self.engine.save_file or _discard_file,
-            config=entry,
+    def _queue_step(self, changes: dict[str, Any]) -> StepRecord:
+        assert self.tool_step is not None
+        step = self.tool_step = dataclasses.replace(self.tool_step, **changes)
+        runs = self.engine.runs
+        self.ops.append(lambda db: runs.set_step(db, step.id, changes))
+        return step
+
+    def _step_done(self, status: str, changes: dict[str, Any] | None = None) -> None:
+        stamp = "completed_at" if status == "completed" else "failed_at"
+        step = self._queue_step({**(changes or {}), "status": status, stamp: now_ms()})
+        self.buffer.append(
+            (f"thread.run.step.{status}", {"kind": "step", "record": record_data(step)})
         )
-        try:
-            return await tool.call(arguments, context)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # a tool never fails the run
-            log.exception("built-in tool %s failed", call.name)
-            return ToolOutput(f"error: {call.name} failed: {exc}", is_error=True)
 
     def _incomplete(self, reason: str, used: Usage) -> bool:
         usage = {"prompt_tokens": used.prompt_tokens, "completion_tokens": used.completion_tokens}
-        self.engine.transition(
-            self.run.id,
+        return self._end(
             "incomplete",
-            when=("in_progress",),
-            changes={"usage": usage, "incomplete_at": now_ms(), "incomplete_details": {"reason": reason}},
-            events=("thread.run.incomplete",),
-        ) or self._lost()
-        return False
+            {"usage": usage, "incomplete_at": now_ms(), "incomplete_details": {"reason": reason}},
+        )
 
     def _fail(self, code: str, message: str) -> bool:
         self.engine.finish(self.run.id, "failed", last_error={"code": code, "message": message})
@@ -543,25 +491,3 @@ class Turn:
         if current is not None and current.status == "cancelling":
             self.engine.finish(self.run.id, "cancelled")
         return False
-
-
-def _tool_step(step: StepRecord) -> ToolStep:
-    calls = step.step_details.get("tool_calls") or []
-    return ToolStep(
-        calls=tuple(ToolCall(str(c.get("id") or ""), str(c.get("name") or ""), str(c.get("arguments") or "")) for c in calls),
-        outputs=tuple(c.get("output") for c in calls),
-    )
-
-
-def _call_id() -> str:
-    return f"call_{uuid.uuid4().hex[:24]}"
-
-
-async def _discard_file(data: bytes, filename: str, mime_type: str) -> StoredFile:
-    """The file saver when the server has none configured: the file gets an id, not a home."""
-    return StoredFile(
-        id=f"file-{uuid.uuid4().hex[:24]}",
-        filename=Path(filename).name,
-        mime_type=mime_type,
-        size=len(data),
-    )

@@ -94,6 +94,10 @@ def run_object(dialect: Dialect, run: RunRecord) -> JSONObject:
 
 def tool_call_object(dialect: Dialect, call: JSONObject) -> JSONObject:
     """One neutral tool call entry of a step in ``dialect``'s shape."""
+    shapes = call.get("shapes")
+    if isinstance(shapes, dict) and isinstance(shapes.get(dialect.name), dict):
+        shape: JSONObject = shapes[dialect.name]
+        return shape
     kind = call.get("type", "function")
     output = call.get("output")
     if kind == "function" or (dialect is OPENAI and kind != "code_interpreter"):
@@ -113,7 +117,9 @@ def tool_call_object(dialect: Dialect, call: JSONObject) -> JSONObject:
             logs = call.get("logs") or ("" if output is None else str(output))
             if logs:
                 outputs.append({"type": "logs", "logs": logs})
-            outputs.extend({"type": "image", "image": {"file_id": f}} for f in call.get("images", []))
+            outputs.extend(
+                {"type": "image", "image": {"file_id": f}} for f in call.get("images", [])
+            )
             return {
                 "id": call["id"],
                 "type": "code_interpreter",
@@ -199,7 +205,11 @@ def message_delta(dialect: Dialect, data: JSONObject) -> JSONObject:
         }
     else:
         delta = {"content": [{"index": 0, "type": "text", "text": text}]}
-    return {"id": dialect.id("message", data["id"]), "object": "thread.message.delta", "delta": delta}
+    return {
+        "id": dialect.id("message", data["id"]),
+        "object": "thread.message.delta",
+        "delta": delta,
+    }
 
 
 def step_delta(dialect: Dialect, data: JSONObject) -> JSONObject:

@@ -80,7 +80,10 @@ def test_function_call_round_trip_with_runs_wait(ds: Any) -> None:
     run = ds.Runs.wait(run.id, thread_id=thread.id)
     assert run.status == "requires_action"
     calls = run.required_action.submit_tool_outputs.tool_calls
-    assert [json.loads(c.function.arguments) for c in calls] == [{"city": "Paris"}, {"city": "Rome"}]
+    assert [json.loads(c.function.arguments) for c in calls] == [
+        {"city": "Paris"},
+        {"city": "Rome"},
+    ]
     assert run.usage["total_tokens"] == run.usage["input_tokens"] + run.usage["output_tokens"]
 
     busy = ds.Messages.create(thread.id, content="hello?")
@@ -120,7 +123,9 @@ def test_function_call_round_trip_streaming(ds: Any) -> None:
     stream = ds.Runs.submit_tool_outputs(
         run.id,
         thread_id=thread.id,
-        tool_outputs=[{"tool_call_id": c.id, "output": t} for c, t in zip(calls, ["1C", "2C"])],
+        tool_outputs=[
+            {"tool_call_id": c.id, "output": t} for c, t in zip(calls, ["1C", "2C"], strict=True)
+        ],
         stream=True,
     )
     text = ""

@@ -71,7 +71,9 @@ def test_create_and_poll_completes_with_usage(client: OpenAI) -> None:
     assert messages.data[0].run_id == run.id
     steps = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id)
     assert steps.data[0].step_details.message_creation.message_id == messages.data[0].id
-    one = client.beta.threads.runs.steps.retrieve(steps.data[0].id, thread_id=thread.id, run_id=run.id)
+    one = client.beta.threads.runs.steps.retrieve(
+        steps.data[0].id, thread_id=thread.id, run_id=run.id
+    )
     assert one.usage is not None and one.usage.completion_tokens > 0
 
 
@@ -117,7 +119,10 @@ def test_parallel_calls_and_submit_tool_outputs_and_poll(client: OpenAI) -> None
 
     with pytest.raises(openai.BadRequestError) as busy:
         client.beta.threads.messages.create(thread, role="user", content="hello?")
-    assert busy.value.body["message"] == f"Can't add messages to {thread} while a run {run.id} is active."
+    assert (
+        busy.value.body["message"]
+        == f"Can't add messages to {thread} while a run {run.id} is active."
+    )
     with pytest.raises(openai.BadRequestError) as missing:
         client.beta.threads.runs.submit_tool_outputs(
             run.id, thread_id=thread, tool_outputs=[{"tool_call_id": calls[0].id, "output": "x"}]
@@ -170,7 +175,11 @@ def test_tool_calls_stream_then_submit_tool_outputs_stream(client: OpenAI) -> No
         event_handler=second,
     ) as stream:
         stream.until_done()
-    assert second.names[:3] == ["thread.run.step.completed", "thread.run.queued", "thread.run.in_progress"]
+    assert second.names[:3] == [
+        "thread.run.step.completed",
+        "thread.run.queued",
+        "thread.run.in_progress",
+    ]
     assert second.names[-1] == "thread.run.completed"
     assert second.text == "The weather is 5C, 5C."
 
@@ -203,7 +212,9 @@ def test_cancel_an_in_progress_run(client: OpenAI) -> None:
 def test_runs_waiting_for_outputs_expire(tmp_path_factory: pytest.TempPathFactory) -> None:
     folder = write_project(tmp_path_factory.mktemp("kit-runs-expiry"))
     with running_kit_server(
-        database=str(folder / "server.db"), output_dir=folder, extra_args=["--run-expiry", "1"]
+        database=str(folder / "server.db"),
+        output_dir=folder,
+        extra_args=["--config", str(folder / "kit.yaml"), "--run-expiry", "1"],
     ) as server:
         sdk = OpenAI(base_url=server.openai_url, api_key=server.api_key, max_retries=0)
         try:
@@ -217,3 +228,30 @@ def test_runs_waiting_for_outputs_expire(tmp_path_factory: pytest.TempPathFactor
             sdk.beta.threads.messages.create(thread, role="user", content="still there?")
         finally:
             sdk.close()
+
+
+def test_a_client_that_leaves_a_stream_does_not_stop_the_run(
+    server: KitServer, client: OpenAI
+) -> None:
+    import httpx
+
+    assistant = client.beta.assistants.create(model="slow")
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "count please"}])
+    with (
+        httpx.Client(trust_env=False, timeout=10) as http,
+        http.stream(
+            "POST",
+            f"{server.openai_url}/threads/{thread.id}/runs",
+            json={"assistant_id": assistant.id, "stream": True},
+            headers={"Authorization": f"Bearer {server.api_key}"},
+        ) as response,
+    ):
+        assert response.headers["content-type"].startswith("text/event-stream")
+        first = next(response.iter_lines())
+        assert first == "event: thread.run.created"
+        # the connection is closed here, mid-run
+    runs = client.beta.threads.runs.list(thread.id).data
+    run = client.beta.threads.runs.poll(runs[0].id, thread_id=thread.id, poll_interval_ms=50)
+    assert run.status == "completed"
+    reply = client.beta.threads.messages.list(thread.id).data[0].content[0].text.value
+    assert reply == "one two three four five six seven eight nine ten"

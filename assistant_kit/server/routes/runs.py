@@ -67,8 +67,10 @@ def check_run_body(body: Mapping[str, Any], *, needs_assistant: bool = True) -> 
         not isinstance(tools, list) or not all(isinstance(t, dict) and "type" in t for t in tools)
     ):
         raise _bad("tools", "Invalid type for 'tools': expected a list of tool objects.")
-    if body.get("metadata") is not None and not isinstance(body["metadata"], dict):
-        raise _bad("metadata", "Invalid type for 'metadata': expected an object.")
+    if body.get("metadata") is not None:
+        if not isinstance(body["metadata"], dict):
+            raise _bad("metadata", "Invalid type for 'metadata': expected an object.")
+        validate("message_update", {"metadata": body["metadata"]})  # 16 keys, lengths
     strategy = body.get("truncation_strategy")
     if strategy is not None:
         if not isinstance(strategy, dict) or strategy.get("type") not in ("auto", "last_messages"):
@@ -303,4 +305,3 @@ def run_routes(api: Api, ctx: ServerContext) -> list[BaseRoute]:
 #: The route factories app.py puts ahead of the CRUD tables.
 openai_routes = run_routes
 dashscope_routes = run_routes
-
