@@ -172,15 +172,19 @@ async def _follow(stream: AsyncIterator[StreamEvent], state: _Progress) -> None:
 
 
 def _builtin_calls(step: RemoteRunStep, state: _Progress) -> None:
+    """Tool calls the target ran itself. The OpenAI dialect shows tools it has no step type for
+    (quark_search, text_to_image, plug-ins) as ``function`` calls with their output: those are
+    told apart from the runner's own function calls by their ids."""
+    answered = {c.id for c in state.calls if c.kind == "function"}
     for call in step.tool_calls:
-        if call.type == "function" or call.id in state.builtin_ids:
+        if call.id in answered or call.id in state.builtin_ids:
             continue
+        if call.type == "function" and call.output is None:
+            continue  # a function call still waiting for the runner's answer
         state.builtin_ids.add(call.id)
-        state.calls.append(
-            ToolCallRecord.builtin(
-                call.id, call.type, _builtin_args(call.arguments), output=call.output
-            )
-        )
+        kind = call.name if call.type == "function" else call.type
+        args = _builtin_args(call.arguments)
+        state.calls.append(ToolCallRecord.builtin(call.id, kind, args, output=call.output))
 
 
 def _builtin_args(raw: str) -> dict[str, Any]:

@@ -33,7 +33,7 @@ import httpx
 
 from assistant_kit.api.base import AssistantClient
 from assistant_kit.errors import ConfigError, KitError
-from assistant_kit.spec.model import AssistantSpec, TestCase
+from assistant_kit.spec.model import AssistantSpec, Dialect, TestCase
 from assistant_kit.spec.project import Project, load_project
 from assistant_kit.testing.assertions import Check, CheckContext, build_expectation, evaluate_turn
 from assistant_kit.testing.cassettes import (
@@ -233,7 +233,10 @@ class _Suite:
         self.project = project
         self.options = options
         self.target = project.target
-        self.dialect = self.target.dialect
+        client_dialect = options.client.dialect if options.client is not None else ""
+        self.dialect: Dialect = (
+            "dashscope" if client_dialect == "dashscope" else self.target.dialect
+        )
         self.scrubber = Scrubber.from_env(secret_env_names(project.config), options.environ)
         folder = options.record or options.replay
         self.store = CassetteStore(folder, self.scrubber) if folder else None

@@ -17,6 +17,8 @@ from assistant_kit.server.app import ServerConfig, create_app
 from assistant_kit.server.models.base import ModelBackend, ModelEvent, ModelRequest
 from assistant_kit.server.models.routing import ModelRouter
 from assistant_kit.server.models.scripted import ScriptedBackend
+from assistant_kit.server.tools.base import BuiltinTool
+from assistant_kit.server.tools.base import ToolOutput as BuiltinOutput
 from assistant_kit.testing.records import CheckStatus, Verdict
 from assistant_kit.testing.runner import (
     RunOptions,
@@ -408,3 +410,59 @@ def test_skipped_tests_do_not_run(tmp_path: Path) -> None:
     suite = run_suite_sync(load_test_project(cwd=tmp_path), None, RunOptions(ephemeral=True))
     (test,) = suite.tests
     assert (test.verdict, test.skip_reason, test.repetitions) == (Verdict.SKIP, "not yet", ())
+
+
+class Corpus(BuiltinTool):
+    """A quark_search that answers from one sentence (the server runs it, not the runner)."""
+
+    type = "quark_search"
+
+    def definition(self) -> dict[str, object]:
+        return {
+            "name": "quark_search",
+            "description": "Search the web",
+            "parameters": {"type": "object", "properties": {"query": {"type": "string"}}},
+        }
+
+    async def call(self, arguments, context):  # type: ignore[no-untyped-def]
+        return BuiltinOutput(f"Results for {arguments.get('query')}: Paris is the capital.")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("dialect", ["openai", "dashscope"])
+async def test_built_in_tool_steps_are_recorded_as_tool_calls(tmp_path: Path, dialect: str) -> None:
+    tests = [
+        one_turn(
+            "searches",
+            "search the capital",
+            {"tool_called": {"name": "quark_search", "args": {"query": {"regex": "capital"}}}},
+            {"contains": "Paris is the capital"},
+        )
+    ]
+    write_project(tmp_path, tests)
+    spec = tmp_path / "assistants" / "bot.yaml"
+    spec.write_text(spec.read_text().replace("tools:\n", "tools:\n- quark_search\n", 1))
+    backend = ScriptedBackend(
+        [
+            {
+                "user": "(?i)search (.*)",
+                "tool_calls": [{"name": "quark_search", "arguments": {"query": "{1}"}}],
+            },
+            {"after_tool": "quark_search", "reply": "Found: {output}"},
+        ]
+    )
+    app = create_app(
+        ServerConfig(models=ModelRouter({"default": backend}), tools={"quark_search": Corpus()})
+    )
+    project = load_test_project(cwd=tmp_path)
+    async with in_process(app, dialect=dialect) as client:
+        suite = await run_suite(project, None, RunOptions(ephemeral=True, client=client))
+    (test,) = suite.tests
+    assert test.verdict is Verdict.PASS, test.problems()
+    (call,) = test.repetitions[0].turns[0].turn.tool_calls
+    assert (call.kind, call.name, call.arguments) == (
+        "builtin",
+        "quark_search",
+        {"query": "the capital"},
+    )
+    assert call.output == "Results for the capital: Paris is the capital."
