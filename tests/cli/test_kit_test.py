@@ -175,3 +175,24 @@ def test_record_then_replay_from_the_command_line(examples: Path) -> None:
     again = kit(examples, "--ephemeral", "order-desk", "--replay", "cassettes")
     assert again.returncode == 0, again.stdout + again.stderr
     assert "2 tests: 2 passed" in again.stdout
+
+
+def test_the_progress_line_counts_verdicts_and_clears_itself() -> None:
+    import io
+    from types import SimpleNamespace
+
+    from assistant_kit.cli.test import ProgressLine
+
+    out = io.StringIO()
+    progress = ProgressLine(4, out)
+    progress.start(SimpleNamespace(test_id="bot::one"))
+    progress.finish(SimpleNamespace(test_id="bot::one", verdict=SimpleNamespace(value="pass")))
+    progress.finish(SimpleNamespace(test_id="bot::two", verdict=SimpleNamespace(value="fail")))
+    frames = out.getvalue().split("\r")[1:]
+    assert frames[0].startswith(
+        "[.....................] 0/4".replace(".....................", "." * 20)
+    )
+    assert "bot::one" in frames[0]
+    assert frames[-1].startswith("[" + "#" * 10 + "." * 10 + "] 2/4 ✓1 ✗1 ")
+    progress.clear()
+    assert out.getvalue().endswith("\r")

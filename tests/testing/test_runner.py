@@ -466,3 +466,26 @@ async def test_built_in_tool_steps_are_recorded_as_tool_calls(tmp_path: Path, di
         {"query": "the capital"},
     )
     assert call.output == "Results for the capital: Paris is the capital."
+
+
+def test_the_dashscope_dialect_runs_the_same_conversations(tmp_path: Path) -> None:
+    tests = [
+        one_turn(
+            "looks up an order",
+            "Where is order 42?",
+            {"tool_called": {"name": "get_order", "args": {"id": 42}}},
+            {"contains": "shipped"},
+            mocks={"get_order": {"returns": {"status": "shipped"}}},
+        ),
+        one_turn("knows the capital", "capital?", {"equals": "The capital of France is Paris."}),
+    ]
+    kit = {"targets": {"local": {"provider": "local", "dialect": "dashscope"}}}
+    write_project(tmp_path, tests, kit=kit)
+    project = load_test_project(cwd=tmp_path)
+    assert project.target.dialect == "dashscope"
+    suite = run_suite_sync(project, None, RunOptions(ephemeral=True))
+    assert [t.verdict for t in suite.tests] == [Verdict.PASS, Verdict.PASS], [
+        t.problems() for t in suite.tests
+    ]
+    turn = suite.tests[0].repetitions[0].turns[0].turn
+    assert turn.usage is not None and turn.usage.total_tokens > 0
