@@ -259,15 +259,19 @@ class _Suite:
         if self.options.client is not None and self.store is None:
             self.client = self.options.client
         else:
-            self.client = await self.stack.enter_async_context(
-                open_test_client(
-                    self.project,
-                    wrap=self._wrap,
-                    replay=self.options.replay is not None,
-                    database=self.options.database,
-                    environ=self.options.environ,
+            try:
+                self.client = await self.stack.enter_async_context(
+                    open_test_client(
+                        self.project,
+                        wrap=self._wrap,
+                        replay=self.options.replay is not None,
+                        database=self.options.database,
+                        environ=self.options.environ,
+                    )
                 )
-            )
+            except BaseException:
+                await self.stack.aclose()
+                raise
         self.pool = AssistantPool(
             self.client,
             dialect=self.dialect,
