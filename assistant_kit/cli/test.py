@@ -7,9 +7,12 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import click
+
+if TYPE_CHECKING:
+    from assistant_kit.spec.project import Project
 
 _RESULT_MARK = {"pass": "✓", "fail": "✗", "error": "!", "skip": "-"}
 
@@ -79,11 +82,10 @@ class ProgressLine:
 @click.option(
     "-j",
     "--jobs",
-    default=1,
-    show_default=True,
+    default=None,
     type=click.IntRange(min=1),
     metavar="N",
-    help="Tests to run at the same time.",
+    help="Tests to run at the same time (default: kit.yaml test.concurrency, else 1).",
 )
 @click.option(
     "-x",
@@ -144,17 +146,21 @@ class ProgressLine:
     "--record",
     "record",
     default=None,
+    is_flag=False,
+    flag_value="",
     metavar="DIR",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Keep every exchange with the target, per test, in DIR (secrets scrubbed).",
+    help="Keep every exchange with the target, per test, in DIR (default: kit.yaml "
+    "test.cassettes); secrets scrubbed.",
 )
 @click.option(
     "--replay",
     "replay",
     default=None,
+    is_flag=False,
+    flag_value="",
     metavar="DIR",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Answer from the cassettes in DIR: no server, no network.",
+    help="Answer from the cassettes in DIR (default: kit.yaml test.cassettes): no server, "
+    "no network.",
 )
 @click.pass_context
 def test(
@@ -162,7 +168,7 @@ def test(
     paths: tuple[str, ...],
     keyword: str | None,
     tags: tuple[str, ...],
-    jobs: int,
+    jobs: int | None,
     exitfirst: bool,
     shard: str | None,
     target: str | None,
@@ -171,8 +177,8 @@ def test(
     junit: Path | None,
     json_path: Path | None,
     html: Path | None,
-    record: Path | None,
-    replay: Path | None,
+    record: str | None,
+    replay: str | None,
 ) -> None:
     """Replay the conversations declared in the specs' `tests:` as regression tests.
 
@@ -202,11 +208,13 @@ def test(
 
     if record is not None and replay is not None:
         raise click.UsageError("--record and --replay cannot be used together")
-    if replay is not None and not replay.is_dir():
-        raise click.UsageError(f"--replay {replay}: no such folder")
     spec_paths = [p for p in paths if Path(p).exists()]
     names = tuple(p for p in paths if not Path(p).exists())
     project = load_test_project(spec_paths, target)
+    record_dir = _cassette_folder("--record", record, project)
+    replay_dir = _cassette_folder("--replay", replay, project)
+    if replay_dir is not None and not replay_dir.is_dir():
+        raise click.UsageError(f"--replay {replay_dir}: no such folder")
     selection = Selection(
         names=names,
         keyword=keyword,
@@ -220,8 +228,8 @@ def test(
         ephemeral=ephemeral,
         jobs=jobs,
         exitfirst=exitfirst,
-        record=record,
-        replay=replay,
+        record=record_dir,
+        replay=replay_dir,
         timeout=timeout,
         on_start=progress.start if progress else None,
         on_result=progress.finish if progress else None,
@@ -242,7 +250,20 @@ def test(
         suite, junit=junit, json_path=json_path, html=html, scrubber=scrubber
     ):
         click.echo(f"Wrote {path}")
-    if record is not None and items:
-        click.echo(f"Recorded cassettes in {record}")
+    if record_dir is not None and items:
+        click.echo(f"Recorded cassettes in {record_dir}")
     failed = any(t.verdict in (Verdict.FAIL, Verdict.ERROR) for t in suite.tests)
     ctx.exit(1 if failed else 0)
+
+
+def _cassette_folder(option: str, value: str | None, project: Project) -> Path | None:
+    """The folder of ``--record`` / ``--replay``: as given, or kit.yaml ``test.cassettes``
+    (relative to the project) when the option comes without a value."""
+    if value is None:
+        return None
+    if value:
+        return Path(value)
+    configured = project.test.get("cassettes")
+    if not configured:
+        raise click.UsageError(f"{option} needs a folder (or kit.yaml test.cassettes)")
+    return Path(project.root) / str(configured)

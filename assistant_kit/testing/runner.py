@@ -90,7 +90,9 @@ DEFAULT_TURN_TIMEOUT = 60.0
 @dataclass(frozen=True, slots=True)
 class Selection:
     """Which tests run: ``names`` (assistant names or ``assistant::test`` ids; empty = all),
-    ``-k`` ``keyword``, ``--tag`` ``tags`` (any of), ``--shard``."""
+    ``-k`` ``keyword``, ``--tag`` ``tags`` (any of; default kit.yaml ``test.tags`` unless tests
+    are named), ``--shard``.
+    Tests carrying one of kit.yaml's ``test.exclude_tags`` are never selected."""
 
     names: tuple[str, ...] = ()
     keyword: str | None = None
@@ -106,7 +108,8 @@ class RunOptions:
     ``client``: talk through this client instead of opening the project's target."""
 
     ephemeral: bool = False
-    jobs: int = 1
+    #: Tests at a time; ``None``: kit.yaml ``test.concurrency``, else 1.
+    jobs: int | None = None
     exitfirst: bool = False
     record: Path | None = None
     replay: Path | None = None
@@ -168,14 +171,24 @@ def collect(project: Project, selection: Selection | None = None) -> list[TestIt
             )
         wanted = set(selection.names)
         items = [i for i in items if i.spec.name in wanted or i.test_id in wanted]
+    excluded = {str(t).casefold() for t in project.test.get("exclude_tags") or ()}
+    if excluded:
+        items = [i for i in items if not excluded & {t.casefold() for t in i.tags}]
     return select(
         items,
         id_of=lambda i: i.test_id,
         tags_of=lambda i: i.tags,
         keyword=selection.keyword,
-        tags=selection.tags,
+        tags=selection.tags or _default_tags(project, selection),
         shard=selection.shard,
     )
+
+
+def _default_tags(project: Project, selection: Selection) -> tuple[str, ...]:
+    """kit.yaml ``test.tags``, unless tests were named explicitly."""
+    if selection.names:
+        return ()
+    return tuple(str(t) for t in project.test.get("tags") or ())
 
 
 def run_suite_sync(
@@ -192,8 +205,10 @@ async def run_suite(
     options = options or RunOptions()
     if options.record and options.replay:
         raise ConfigError("--record and --replay cannot be used together")
-    if options.jobs < 1:
-        raise ConfigError(f"-j must be at least 1, got {options.jobs}")
+    jobs = options.jobs if options.jobs is not None else int(project.test.get("concurrency") or 1)
+    if jobs < 1:
+        raise ConfigError(f"-j must be at least 1, got {jobs}")
+    options = dataclasses.replace(options, jobs=jobs)
     items = collect(project, selection)
     started = time.perf_counter()
     stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
@@ -328,7 +343,7 @@ class _Suite:
     # -- scheduling ---------------------------------------------------------------------------
 
     async def run_all(self, items: list[TestItem]) -> list[TestResult]:
-        gate = asyncio.Semaphore(self.options.jobs)
+        gate = asyncio.Semaphore(self.options.jobs or 1)
         results: dict[int, TestResult] = {}
 
         async def one(i: int, item: TestItem) -> None:

@@ -40,6 +40,10 @@ KIT_DIGEST = "kit_digest"
 KIT_TEST = "kit_test"
 
 
+#: Seconds a judge may take to answer (a judge that does not answer is an ERROR).
+JUDGE_TIMEOUT = 120.0
+
+
 class SetupError(KitError):
     """A test cannot start: its assistant is missing or drifted, or could not be created."""
 
@@ -243,6 +247,8 @@ def judge_provider(
     """The ``CheckContext.judges`` of a suite: ``(target, model) -> judge`` or ``None`` when no
     model is named (neither on the check nor in kit.yaml ``test.judge``)."""
 
+    timeout = JUDGE_TIMEOUT
+
     def provide(target: str | None, model: str | None) -> Judge | None:
         model = model or defaults.get("model")
         target = target or defaults.get("target")
@@ -251,7 +257,12 @@ def judge_provider(
 
         async def judge(rubric: str, transcript: str) -> tuple[bool, str]:
             client = await client_for_target(target)
-            reply = await ask_judge(client, str(model), rubric, transcript)
+            try:
+                reply = await asyncio.wait_for(
+                    ask_judge(client, str(model), rubric, transcript), timeout
+                )
+            except asyncio.TimeoutError:
+                raise SetupError(f"the judge did not answer within {timeout:g}s") from None
             return parse_judge_reply(reply)
 
         return judge

@@ -220,3 +220,26 @@ def test_the_progress_line_counts_verdicts_and_clears_itself() -> None:
     assert frames[-1].startswith("[" + "#" * 10 + "." * 10 + "] 2/4 ✓1 ✗1 ")
     progress.clear()
     assert out.getvalue().endswith("\r")
+
+
+def test_kit_yaml_test_section_gives_defaults(examples: Path) -> None:
+    config = yaml.safe_load((examples / "kit.yaml").read_text())
+    config["test"].update(cassettes="tapes", exclude_tags=["strong-model"], concurrency=3)
+    (examples / "kit.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    first = kit(examples, "--ephemeral", "--record")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert first.stdout.splitlines() == [
+        first.stdout.splitlines()[0],
+        "",
+        first.stdout.splitlines()[2],
+        "Recorded cassettes in " + str(examples / "tapes"),
+    ]
+    assert first.stdout.startswith("PASS   art-maestro::knows a capital")  # the only smoke test
+    assert len(list((examples / "tapes").iterdir())) == 1
+    again = kit(examples, "--ephemeral", "--replay")
+    assert again.returncode == 0, again.stdout + again.stderr
+    config["test"].pop("cassettes")
+    (examples / "kit.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    missing = kit(examples, "--ephemeral", "--replay")
+    assert missing.returncode == 2
+    assert "--replay needs a folder (or kit.yaml test.cassettes)" in missing.stderr

@@ -489,3 +489,29 @@ def test_the_dashscope_dialect_runs_the_same_conversations(tmp_path: Path) -> No
     ]
     turn = suite.tests[0].repetitions[0].turns[0].turn
     assert turn.usage is not None and turn.usage.total_tokens > 0
+
+
+def test_kit_yaml_tags_exclude_tags_and_concurrency_are_defaults(tmp_path: Path) -> None:
+    tests = [
+        one_turn("smoke one", "capital?", {"contains": "Paris"}, tags=["smoke"]),
+        one_turn("smoke but slow", "capital?", {"contains": "Paris"}, tags=["smoke", "slow"]),
+        one_turn("other", "capital?", {"contains": "Paris"}),
+    ]
+    kit = {"test": {"tags": ["smoke"], "exclude_tags": ["slow"], "concurrency": 2}}
+    write_project(tmp_path, tests, kit=kit)
+    project = load_test_project(cwd=tmp_path)
+    assert [i.case.name for i in collect(project)] == ["smoke one"]
+    assert [i.case.name for i in collect(project, Selection(tags=("smoke", "other")))] == [
+        "smoke one"
+    ]
+    running: list[int] = []
+    seen: list[int] = []
+    options = RunOptions(
+        ephemeral=True,
+        on_start=lambda _item: (running.append(1), seen.append(len(running))),
+        on_result=lambda _result: running.pop(),
+    )
+    named = Selection(names=("bot::smoke one", "bot::other", "bot::smoke but slow"))
+    suite = run_suite_sync(project, named, options)
+    assert [t.name for t in suite.tests] == ["smoke one", "other"]
+    assert max(seen) == 2  # test.concurrency: both at once
