@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import signal
 from collections.abc import Mapping
@@ -80,22 +79,23 @@ def serve(
     """
     import uvicorn
 
-    from assistant_kit.server.app import ServerConfig, create_app
+    from assistant_kit.server.app import create_app
     from assistant_kit.server.auth import keys_from_env
+    from assistant_kit.server.models.routing import ModelRouter
+    from assistant_kit.server.settings import config_from_kit
 
     keys = (*keys_from_env(os.environ), *api_keys)
     section, base_dir = read_server_section(config_file)
-    router = build_router(section, base_dir)
-    expiry = run_expiry if run_expiry is not None else section.get("run_expiry_s", 600.0)
-    config = ServerConfig(
+    config = config_from_kit(
+        section,
+        base_dir=base_dir,
+        run_expiry_s=run_expiry,
         database=database or str(Path.cwd() / DEFAULT_DB),
         api_keys=keys,
         host=host,
         port=port,
-        models=router,
-        tools=build_builtin_tools(section, base_dir),
-        run_expiry_s=float(expiry),
     )
+    router = config.models
     app = create_app(config)  # raises ConfigError for a non-loopback host without keys
     _check_store(config.database)
     server = uvicorn.Server(
@@ -112,8 +112,9 @@ def serve(
     shown = f"[{host}]" if ":" in host else host
     base = f"http://{shown}:{port}"
     click.echo(f"assistant-kit server, store {config.database}")
-    routes = ", ".join(f"{name} -> {kind}" for name, kind in sorted(router.routes.items()))
-    click.echo(f"  models: {routes}")
+    if isinstance(router, ModelRouter):
+        routes = ", ".join(f"{name} -> {kind}" for name, kind in sorted(router.routes.items()))
+        click.echo(f"  models: {routes}")
     click.echo(f"  DashScope: {base}/api/v1")
     click.echo(f"  OpenAI:    {base}/v1")
     click.echo("Point the SDKs at it:")
@@ -157,23 +158,6 @@ def read_server_section(config_file: Path | None) -> tuple[Mapping[str, Any], Pa
     data = doc.data if isinstance(doc.data, dict) else {}
     section = data.get("server") or {}
     return section, path.resolve().parent
-
-
-def build_router(section: Mapping[str, Any], base_dir: Path) -> Any:
-    """The ``ModelRouter`` of ``server.models`` (default: every name to llama-cpp)."""
-    from assistant_kit.server.models.routing import ModelRouter
-
-    return ModelRouter(section.get("models") or None, base_dir=base_dir)
-
-
-def build_builtin_tools(section: Mapping[str, Any], base_dir: Path) -> Any:
-    """The built-in tools of ``server.tools`` / ``server.plugins``, when the tools package has
-    its registry (an empty mapping otherwise: runs then hide built-in tool types)."""
-    try:
-        registry = importlib.import_module("assistant_kit.server.tools.registry")
-    except ImportError:
-        return {}
-    return registry.build_tools(section, base_dir=base_dir)
 
 
 def _check_store(database: str | Path) -> None:

@@ -48,7 +48,8 @@ from assistant_kit.server.routes import dashscope, openai, runs
 from assistant_kit.server.routes.context import RouteFactory, ServerContext
 from assistant_kit.server.services import Services
 from assistant_kit.server.store import Store
-from assistant_kit.server.tools.base import BuiltinTool, SaveFile
+from assistant_kit.server.toolbox import Tools
+from assistant_kit.server.tools.base import SaveFile
 
 #: Route tables per dialect, in matching order: put more specific paths first (a later
 #: ``/threads/runs`` table must come before ``/threads/{thread_id}``, so prepend run tables).
@@ -79,7 +80,7 @@ class ServerConfig:
     models: ModelRouter | Mapping[str, ModelBackend | Mapping[str, Any]] | None = None
     #: Built-in tools by type (``code_interpreter``, ``quark_search``, ``text_to_image``, plugin
     #: ids); a run's tool entry of a type nobody serves is not shown to the model.
-    tools: Mapping[str, BuiltinTool] = field(default_factory=dict)
+    tools: Tools = field(default_factory=dict)
     #: Seconds until an unfinished run expires (also while it waits for tool outputs).
     run_expiry_s: float = 600.0
     #: Model calls per run before the last call is made with ``tool_choice: none``.

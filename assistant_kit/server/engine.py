@@ -48,7 +48,8 @@ from assistant_kit.server.runstore import (
 )
 from assistant_kit.server.services import NotFound
 from assistant_kit.server.store import MessageRecord, Store, ThreadRecord
-from assistant_kit.server.tools.base import BuiltinTool, SaveFile
+from assistant_kit.server.toolbox import Tools
+from assistant_kit.server.tools.base import SaveFile
 
 log = logging.getLogger("assistant_kit.server.engine")
 
@@ -84,7 +85,7 @@ class RunEngine:
         self,
         store: Store,
         router: ModelRouter | None = None,
-        tools: Mapping[str, BuiltinTool] | None = None,
+        tools: Tools | None = None,
         settings: EngineSettings | None = None,
         save_file: SaveFile | None = None,
     ) -> None:

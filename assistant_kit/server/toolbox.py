@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeAlias
 
 from assistant_kit.server.tools.base import (
     BuiltinTool,
@@ -33,6 +33,16 @@ log = logging.getLogger("assistant_kit.server.engine")
 ALIASES = {"search": "quark_search", "wanx": "text_to_image"}
 
 
+class ToolResolver(Protocol):
+    """A registry of built-in tools (``tools.registry.ToolRegistry``)."""
+
+    def resolve(self, entry: Mapping[str, Any]) -> BuiltinTool | None: ...
+
+
+#: The server's built-in tools: by type (and alias / plug-in id), or a registry.
+Tools: TypeAlias = "Mapping[str, BuiltinTool] | ToolResolver"
+
+
 @dataclass(frozen=True, slots=True)
 class Enabled:
     """A built-in tool a run enabled: the entry's type as given, the tool, the entry itself."""
@@ -42,7 +52,7 @@ class Enabled:
     entry: Mapping[str, Any]
 
 
-def find_tool(tools: Any, entry: Mapping[str, Any]) -> BuiltinTool | None:
+def find_tool(tools: Tools, entry: Mapping[str, Any]) -> BuiltinTool | None:
     """The built-in tool a tool entry enables (``None``: a function or an unknown type)."""
     resolve = getattr(tools, "resolve", None)
     if callable(resolve) and not isinstance(tools, Mapping):
@@ -60,7 +70,7 @@ def find_tool(tools: Any, entry: Mapping[str, Any]) -> BuiltinTool | None:
 
 
 def offered_tools(
-    entries: Sequence[Mapping[str, Any]], tools: Any
+    entries: Sequence[Mapping[str, Any]], tools: Tools
 ) -> tuple[list[dict[str, Any]], dict[str, Enabled]]:
     """The function definitions to send the model, and the built-ins behind some names."""
     offered: list[dict[str, Any]] = []

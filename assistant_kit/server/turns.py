@@ -228,6 +228,9 @@ class Turn:
         if not self.buffer and not self.ops:
             return
         with self.engine.store.transaction() as db:
+            if self.engine.runs.get_run_in(db, self.run.id) is None:
+                self.ops, self.buffer = [], []  # deleted with its thread: write nothing
+                return
             events = self._take(db)
             self.engine.runs.append_events(db, self.run.id, self.run.thread_id, events)
         self.engine.notify(self.run.id)

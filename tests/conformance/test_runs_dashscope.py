@@ -102,8 +102,10 @@ def test_function_call_round_trip_with_runs_wait(ds: Any) -> None:
     assert reply.content[0].text.value == "The weather is 21C, 18C."
     steps = ds.Steps.list(run.id, thread_id=thread.id)
     assert [s.type for s in steps.data] == ["message_creation", "tool_calls"]
-    outputs = [c["function"]["output"] for c in steps.data[1].step_details.tool_calls]
+    outputs = [c.function.output for c in steps.data[1].step_details.tool_calls]
     assert outputs == ["21C", "18C"]
+    one = ds.Steps.retrieve(steps.data[1].id, thread_id=thread.id, run_id=run.id)
+    assert one.status_code == 200 and one.type == "tool_calls" and one.usage.total_tokens > 0
     listed = ds.Runs.list(thread.id)
     assert [r.id for r in listed.data] == [run.id]
     updated = ds.Runs.update(run.id, thread_id=thread.id, metadata={"k": "v"})
