@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -48,36 +47,17 @@ class SetupError(KitError):
     """A test cannot start: its assistant is missing or drifted, or could not be created."""
 
 
-def _sync_digest() -> Callable[[AssistantSpec, Dialect], str] | None:
-    """``kit apply``'s digest of a spec, when the sync layer is installed."""
-    try:
-        diff = importlib.import_module("assistant_kit.sync.diff")
-    except ImportError:
-        return None
+def drift(spec: AssistantSpec, remote: Any, dialect: Dialect) -> str | None:
+    """Why ``remote`` is not ``spec`` as ``kit apply`` left it (``None``: it is), by the digests
+    apply writes (``kit_digest``) and would write now."""
+    from assistant_kit.sync.diff import actual_state, desired_state, state_digest
 
-    def digest(spec: AssistantSpec, dialect: Dialect) -> str:
-        return str(diff.state_digest(diff.desired_state(spec, dialect)))
-
-    return digest
-
-
-def _same_fields(spec: AssistantSpec, remote: Any, dialect: Dialect) -> list[str]:
-    """Fields where the remote differs from the spec (used when no digest can be compared)."""
-    body = spec.to_payload(dialect)
-    differ = [
-        key
-        for key in ("model", "name", "description", "instructions")
-        if body.get(key) != getattr(remote, key, None)
-    ]
-    wanted = sorted(_tool_key(t) for t in body.get("tools") or ())
-    if wanted != sorted(_tool_key(t) for t in remote.tools):
-        differ.append("tools")
-    return differ
-
-
-def _tool_key(tool: Mapping[str, Any]) -> str:
-    function = tool.get("function") or {}
-    return f"{tool.get('type')}:{function.get('name', '')}"
+    desired = state_digest(desired_state(spec, dialect))
+    if remote.metadata.get(KIT_DIGEST) != desired:
+        return "the spec changed since `kit apply`"
+    if state_digest(actual_state(remote, dialect)) != desired:
+        return "it was changed on the target since `kit apply`"
+    return None
 
 
 class AssistantPool:
@@ -159,23 +139,12 @@ class AssistantPool:
                 "run `kit plan` to see them and keep one"
             )
         remote = found[0]
-        digest_of = _sync_digest()
-        if digest_of is not None:
-            recorded = remote.metadata.get(KIT_DIGEST)
-            if recorded != digest_of(spec, self.dialect):
-                raise SetupError(
-                    f"assistant `{spec.name}` on {where} ({remote.id}) is not the current spec "
-                    "(its kit_digest differs: the spec changed since `kit apply`, or the "
-                    "assistant was changed on the target); run `kit apply` first "
-                    "(or `kit test --ephemeral`)"
-                )
-        else:
-            differ = _same_fields(spec, remote, self.dialect)
-            if differ:
-                raise SetupError(
-                    f"assistant `{spec.name}` on {where} ({remote.id}) differs from the spec "
-                    f"({', '.join(differ)}); run `kit apply` first (or `kit test --ephemeral`)"
-                )
+        why = drift(spec, remote, self.dialect)
+        if why:
+            raise SetupError(
+                f"assistant `{spec.name}` on {where} ({remote.id}) is not the current spec "
+                f"({why}); run `kit apply` first (or `kit test --ephemeral`)"
+            )
         return str(remote.id)
 
     async def delete(self, assistant_id: str) -> None:

@@ -4,6 +4,7 @@ over repetitions, timeouts, cleanup, applied and ephemeral assistants."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from assistant_kit.server.models.routing import ModelRouter
 from assistant_kit.server.models.scripted import ScriptedBackend
 from assistant_kit.server.tools.base import BuiltinTool
 from assistant_kit.server.tools.base import ToolOutput as BuiltinOutput
+from assistant_kit.spec.project import Project
+from assistant_kit.sync import apply_plan, build_plan, open_target
 from assistant_kit.testing.records import CheckStatus, Verdict
 from assistant_kit.testing.runner import (
     RunOptions,
@@ -304,8 +307,6 @@ def test_ephemeral_assistants_and_threads_are_cleaned_up(tmp_path: Path) -> None
                     pass
             return assistants, alive
 
-    import asyncio
-
     assert asyncio.run(remains()) == ([], [])
 
 
@@ -315,56 +316,42 @@ def test_applied_mode_finds_the_assistant_by_kit_name_or_says_to_apply(tmp_path:
     db = tmp_path / "state.db"
     options = RunOptions(database=db)
 
-    missing = run_suite_sync(project, None, options).tests[0]
-    assert missing.verdict is Verdict.ERROR
-    assert missing.repetitions[0].error == (
+    def error_of(project: Project) -> str | None:
+        (test,) = run_suite_sync(project, None, options).tests
+        return test.repetitions[0].error if test.verdict is Verdict.ERROR else test.verdict.value
+
+    assert error_of(project) == (
         "assistant `bot` is not applied on target `local`; run `kit apply` first "
         "(or `kit test --ephemeral` to test the spec without applying it)"
     )
 
-    spec = project.spec("bot")
+    async def apply() -> str:
+        async with open_target(project, database=db) as client:
+            plan = await build_plan(client, project.specs, target="local", dialect="openai")
+            await apply_plan(client, plan)
+            (remote,) = await client.list_all_assistants()
+            return remote.id
 
-    async def apply(instructions: str) -> None:
-        async with open_test_client(project, database=db) as client:
-            for old in await client.list_all_assistants():
-                await client.delete_assistant(old.id)
-            body = spec.to_payload("openai")
-            marks = {"kit_name": "bot", "kit_digest": _kit_digest(spec)}
-            await client.create_assistant(
-                AssistantParams(
-                    model=body["model"],
-                    name=body["name"],
-                    instructions=instructions,
-                    tools=body["tools"],
-                    metadata=marks,
-                )
-            )
+    bot_id = asyncio.run(apply())
+    assert error_of(project) == "pass"
 
-    import asyncio
+    async def edit_on_target() -> None:
+        async with open_target(project, database=db) as client:
+            await client.update_assistant(bot_id, AssistantParams(instructions="Be verbose."))
 
-    asyncio.run(apply(spec.instructions or ""))
-    assert run_suite_sync(project, None, options).tests[0].verdict is Verdict.PASS
-
-    edited = spec.instructions + " Changed on the target."
-    asyncio.run(apply(edited))
-    write_project(tmp_path, [one_turn("one", "capital?", {"contains": "Paris"})])
-    (tmp_path / "assistants" / "bot.yaml").write_text(
-        (tmp_path / "assistants" / "bot.yaml").read_text().replace("Be brief.", "Be terse."),
-        encoding="utf-8",
+    asyncio.run(edit_on_target())
+    assert error_of(project) == (
+        f"assistant `bot` on target `local` ({bot_id}) is not the current spec (it was changed "
+        "on the target since `kit apply`); run `kit apply` first (or `kit test --ephemeral`)"
     )
-    drifted = run_suite_sync(load_test_project(cwd=tmp_path), None, options).tests[0]
-    assert drifted.verdict is Verdict.ERROR
-    message = drifted.repetitions[0].error or ""
-    assert message.startswith("assistant `bot` on target `local` (")
-    assert "run `kit apply` first" in message
 
-
-def _kit_digest(spec) -> str:  # type: ignore[no-untyped-def]
-    try:
-        from assistant_kit.sync.diff import desired_state, state_digest
-    except ImportError:
-        return "no-sync-layer"
-    return state_digest(desired_state(spec, "openai"))
+    asyncio.run(apply())
+    spec_file = tmp_path / "assistants" / "bot.yaml"
+    spec_file.write_text(spec_file.read_text().replace("Be brief.", "Be terse."))
+    assert error_of(load_test_project(cwd=tmp_path)) == (
+        f"assistant `bot` on target `local` ({bot_id}) is not the current spec (the spec "
+        "changed since `kit apply`); run `kit apply` first (or `kit test --ephemeral`)"
+    )
 
 
 def test_shards_partition_the_selection_exactly(tmp_path: Path) -> None:
