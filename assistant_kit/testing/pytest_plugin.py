@@ -131,7 +131,7 @@ class SpecFile(pytest.File):
 
     def collect(self) -> Iterator[pytest.Item]:
         from assistant_kit.errors import KitError, SpecError
-        from assistant_kit.testing.runner import load_test_project
+        from assistant_kit.testing.runner import collect, load_test_project
 
         try:
             project = load_test_project([self.path], self.config.getoption("--kit-target"))
@@ -139,14 +139,14 @@ class SpecFile(pytest.File):
             raise self.CollectError("\n".join(str(i) for i in exc.issues)) from None
         except KitError as exc:
             raise self.CollectError(str(exc)) from None
-        for spec in project.specs:
-            for case in spec.tests:
-                item = ConversationItem.from_parent(
-                    self, name=case.name, project=project, spec_name=spec.name, case=case
-                )
-                item.extra_keyword_matches.update(case.tags)
-                item.extra_keyword_matches.add(spec.name)
-                yield item
+        # the same choice as `kit test` (kit.yaml test.tags / test.exclude_tags apply)
+        for test in collect(project):
+            item = ConversationItem.from_parent(
+                self, name=test.case.name, project=project, spec_name=test.spec.name, case=test.case
+            )
+            item.extra_keyword_matches.update(test.case.tags)
+            item.extra_keyword_matches.add(test.spec.name)
+            yield item
 
 
 class ConversationItem(pytest.Item):
@@ -163,6 +163,7 @@ class ConversationItem(pytest.Item):
         return f"{self.spec_name}::{self.case.name}"
 
     def runtest(self) -> None:
+        from assistant_kit.errors import KitError
         from assistant_kit.testing.records import Verdict
         from assistant_kit.testing.runner import RunOptions, Selection, run_suite_sync
 
@@ -175,7 +176,12 @@ class ConversationItem(pytest.Item):
             record=Path(record) if record else None,
             replay=Path(replay) if replay else None,
         )
-        suite = run_suite_sync(self.project, Selection(names=(self.test_id,)), options)
+        try:
+            suite = run_suite_sync(self.project, Selection(names=(self.test_id,)), options)
+        except KitError as exc:  # the target or the configuration cannot be used
+            pytest.fail(f"{type(exc).__name__}: {exc}", pytrace=False)
+        if not suite.tests:
+            pytest.skip("not selected by kit.yaml's test settings")
         result = suite.tests[0]
         if result.verdict is Verdict.SKIP:
             pytest.skip(result.skip_reason or "skipped")

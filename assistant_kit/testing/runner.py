@@ -274,13 +274,18 @@ class _Suite:
         if self.options.client is not None and self.store is None:
             self.client = self.options.client
         else:
+            database = self.options.database
+            if database is None and self.options.ephemeral and self.target.embedded:
+                # nothing applied is needed: keep the temporary state out of .kit/server.db
+                # (and out of the way of other processes testing the same project)
+                database = ":memory:"
             try:
                 self.client = await self.stack.enter_async_context(
                     open_test_client(
                         self.project,
                         wrap=self._wrap,
                         replay=self.options.replay is not None,
-                        database=self.options.database,
+                        database=database,
                         environ=self.options.environ,
                     )
                 )

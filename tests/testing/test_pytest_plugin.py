@@ -113,3 +113,16 @@ def test_a_broken_spec_is_a_collection_error(pytester: pytest.Pytester, project:
     result = pytester.runpytest("assistants")
     result.stdout.fnmatch_lines(["*bot.yaml:*model*"])
     assert result.ret == pytest.ExitCode.INTERRUPTED
+
+
+def test_applied_mode_errors_say_to_apply_and_exclude_tags_apply(
+    pytester: pytest.Pytester,
+) -> None:
+    root = Path(pytester.path)
+    write_project(root, TESTS, kit={"test": {"exclude_tags": ["smoke"]}})
+    result = pytester.runpytest("assistants", "-v")
+    result.assert_outcomes(failed=2, skipped=1)  # "knows the capital" (smoke) is not collected
+    result.stdout.fnmatch_lines(
+        ["*error: assistant `bot` is not applied on target `local`; run `kit apply` first*"]
+    )
+    result.stdout.no_fnmatch_line("*knows the capital*")
