@@ -191,3 +191,19 @@ async def test_deleting_a_thread_deletes_its_files_and_the_tools_forget_it(serve
     assert forgetful.forgotten == [thread_id.removeprefix("thread_")]
     kept = await file_store(app)(PNG, "unowned.png", "image/png")  # no thread: kept
     assert (await http.get(f"/v1/files/{kept.id}", headers=KEY)).status_code == 200
+
+
+@pytest.mark.anyio
+async def test_a_tool_registry_hears_of_deleted_threads_too(tmp_path: Path) -> None:
+    from assistant_kit.server.tools.registry import ToolRegistry
+
+    forgetful = Forgetful()
+    app = create_app(
+        ServerConfig(database=":memory:", api_keys=("test-key",), tools=ToolRegistry([forgetful]))
+    )
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://kit") as http:
+            thread = (await http.post("/api/v1/threads", headers=KEY, content=b"")).json()
+            await http.delete(f"/api/v1/threads/{thread['id']}", headers=KEY)
+    assert forgetful.forgotten == [thread["id"].removeprefix("thread_")]
