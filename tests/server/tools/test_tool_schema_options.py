@@ -66,3 +66,25 @@ def test_every_option_the_schema_shows_builds(tmp_path: Path) -> None:
     assert isinstance(search, QuarkSearchTool) and search.max_results == 2
     image = tools.get("text_to_image")
     assert isinstance(image, TextToImageTool) and (image.width, image.height) == (64, 64)
+
+
+@pytest.mark.anyio
+async def test_the_example_kit_yaml_serves_every_builtin_tool_offline() -> None:
+    import yaml
+
+    from assistant_kit.server.toolbox import discard_file
+    from assistant_kit.server.tools.base import ToolContext
+
+    repo = Path(__file__).resolve().parents[3]
+    server = yaml.safe_load((repo / "kit.yaml").read_text(encoding="utf-8"))["server"]
+    tools = build_tools(server, base_dir=repo)
+    try:
+        image = tools.get("text_to_image")
+        assert isinstance(image, TextToImageTool) and image.backend == "local"
+        search = tools.get("quark_search")
+        assert isinstance(search, QuarkSearchTool)
+        context = ToolContext(thread_id="t", run_id="r", save_file=discard_file)
+        found = await search.call({"query": "ragdoll cat"}, context)
+        assert not found.is_error and '"source": "ragdoll-cats.md"' in found.output
+    finally:
+        await tools.aclose()
