@@ -1,7 +1,8 @@
 """The painting assistant of DashScope's getting-started guide, end to end with built-in tools:
 the official ``dashscope`` SDK drives ``kit serve --config kit.yaml`` on loopback, the scripted
 model calls quark_search (BM25 over ``examples/corpus``) and text_to_image (``local`` backend),
-and the reply lists the image, which the files routes serve as a PNG."""
+and the reply lists the image, which the files routes serve as a PNG. Also a code interpreter
+figure as the dashscope SDK reads it."""
 
 from __future__ import annotations
 
@@ -149,3 +150,30 @@ def test_the_painting_assistant_streams_its_tool_steps(ds: Any, server: KitServe
     assert ds.Runs.retrieve(events[-1][1].id, thread_id=thread.id).status == "completed"
 
     check_reply(ds, server, thread.id)
+
+
+def test_the_dashscope_sdk_reads_a_code_interpreter_step_with_a_figure(
+    ds: Any, server: KitServer
+) -> None:
+    assistant = ds.Assistants.create(
+        model="qwen-max", name="Plotter", tools=[{"type": "code_interpreter"}]
+    )
+    thread = ds.Threads.create()
+    ds.Messages.create(thread.id, content="plot squares please")
+    run = ds.Runs.wait(ds.Runs.create(thread.id, assistant_id=assistant.id).id, thread_id=thread.id)
+    assert run.status == "completed", run
+
+    steps = ds.Steps.list(run.id, thread_id=thread.id, order="asc")
+    call = steps.data[0].step_details.tool_calls[0]
+    assert type(call).__name__ == "CodeToolCall"
+    assert call.code_interpreter.outputs == []  # a non-empty list crashes dashscope 2.0.2
+    assert "plt.plot" in call.code_interpreter.input
+    assert call.code_interpreter.output.startswith("plotted 4 points")
+    (file_id,) = call.code_interpreter.file_ids
+
+    reply = ds.Messages.list(thread.id).data[0]
+    assert reply.content[0].text.value.startswith("The code said: plotted 4 points")
+    assert reply.content[1].file_id == file_id
+    info = ds.Files.get(file_id)
+    assert info.output["name"] == "figure-1.png"
+    assert fetch(server, info.output["url"]).content.startswith(PNG_MAGIC)
