@@ -222,8 +222,10 @@ class _Worker:
             # The group is ours while its leader lives (after that its id could be reused).
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.process.pid, signal.SIGKILL)
+            # os.kill, not process.kill(): Popen.send_signal polls first and would reap the
+            # leader the killpg just ended, leaving asyncio's child watcher an "unknown" pid
             with contextlib.suppress(ProcessLookupError):
-                self.process.kill()
+                os.kill(self.process.pid, signal.SIGKILL)
         await self.process.wait()
         if self.process.stdin is not None:
             self.process.stdin.close()

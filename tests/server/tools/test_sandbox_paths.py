@@ -48,3 +48,37 @@ def test_a_virtualenv_under_tmp_still_runs_cells(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["42", str(venv)]
+
+
+@pytest.mark.anyio
+async def test_stopping_a_worker_never_reaps_behind_asyncios_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Popen.send_signal (behind asyncio's Process.kill) polls first, which reaps a leader the
+    # process-group kill just ended; asyncio's child watcher then logs an "Unknown child process"
+    # on stderr. Stopping must signal with os.kill/os.killpg only.
+    import subprocess as subprocess_module
+
+    from assistant_kit.server.tools.sandbox import LocalSandbox, SandboxLimits
+
+    signalled: list[int] = []
+    real = subprocess_module.Popen.send_signal
+
+    def spy(self: subprocess_module.Popen[bytes], sig: int) -> None:
+        signalled.append(sig)
+        real(self, sig)
+
+    monkeypatch.setattr(subprocess_module.Popen, "send_signal", spy)
+    sandbox = LocalSandbox(SandboxLimits(timeout_s=30, cpu_s=10))
+    try:
+        assert (await sandbox.execute("s", "x = 1")).error is None
+        await sandbox.reset("s")  # kills the worker's process group
+        assert (await sandbox.execute("t", "x = 2")).error is None
+    finally:
+        await sandbox.aclose()
+    assert signalled == []
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
