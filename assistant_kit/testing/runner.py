@@ -34,7 +34,8 @@ import httpx
 from assistant_kit.api.base import AssistantClient
 from assistant_kit.errors import ConfigError, KitError
 from assistant_kit.spec.model import AssistantSpec, Dialect, TestCase
-from assistant_kit.spec.project import Project, load_project
+from assistant_kit.spec.project import Project, Target, load_project
+from assistant_kit.sync.targets import Wrap, open_target
 from assistant_kit.testing.assertions import Check, CheckContext, build_expectation, evaluate_turn
 from assistant_kit.testing.cassettes import (
     Cassette,
@@ -63,7 +64,6 @@ from assistant_kit.testing.records import (
 from assistant_kit.testing.secrets import Scrubber, secret_env_names
 from assistant_kit.testing.selection import Shard, select
 from assistant_kit.testing.session import KIT_TEST, AssistantPool, SetupError, judge_provider
-from assistant_kit.testing.targets import Wrap, open_test_client
 from assistant_kit.testing.verdicts import (
     RepeatError,
     make_repetition,
@@ -85,6 +85,8 @@ __all__ = [
 
 #: Seconds per turn when neither the test (``timeout``) nor kit.yaml (``test.timeout_s``) says.
 DEFAULT_TURN_TIMEOUT = 60.0
+#: Seconds one HTTP request may take unless the target's ``timeout_s`` says otherwise.
+TURN_REQUEST_TIMEOUT = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,9 +286,10 @@ class _Suite:
                 database = ":memory:"
             try:
                 self.client = await self.stack.enter_async_context(
-                    open_test_client(
+                    open_target(
                         self.project,
                         wrap=self._wrap,
+                        timeout=self._request_timeout(self.target),
                         replay=self.options.replay is not None,
                         database=database,
                         environ=self.options.environ,
@@ -313,6 +316,11 @@ class _Suite:
         finally:
             await self.stack.__aexit__(*exc)  # type: ignore[arg-type]
 
+    @staticmethod
+    def _request_timeout(target: Target) -> float:
+        # a turn's own `timeout` bounds the whole turn; one request (a streamed run) may take long
+        return float(target.options.get("timeout_s") or TURN_REQUEST_TIMEOUT)
+
     def _wrap(self, inner: httpx.AsyncBaseTransport | None) -> httpx.AsyncBaseTransport:
         transport = inner
         if transport is not None and self.options.wrap is not None:
@@ -338,9 +346,10 @@ class _Suite:
         async with self.judge_lock:
             if target not in self.judge_clients:
                 client = await self.stack.enter_async_context(
-                    open_test_client(
+                    open_target(
                         self.project,
                         self.project.targets[target],
+                        timeout=self._request_timeout(self.project.targets[target]),
                         database=self.options.database,
                         environ=self.options.environ,
                     )

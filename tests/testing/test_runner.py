@@ -31,7 +31,6 @@ from assistant_kit.testing.runner import (
     run_suite,
     run_suite_sync,
 )
-from assistant_kit.testing.targets import open_test_client
 
 #: (test, expected verdict): a passing and a failing case for each assertion kind.
 CASES = [
@@ -296,7 +295,7 @@ def test_ephemeral_assistants_and_threads_are_cleaned_up(tmp_path: Path) -> None
     assert len(set(thread_ids)) == 2  # a fresh thread per repetition
 
     async def remains() -> tuple[list[str], list[str]]:
-        async with open_test_client(project, database=db) as client:
+        async with open_target(project, database=db) as client:
             assistants = [a.id for a in await client.list_all_assistants()]
             alive = []
             for tid in thread_ids:
