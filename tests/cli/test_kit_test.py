@@ -84,6 +84,7 @@ EXAMPLES_RUN = 9 if HAS_BUILTINS else 7
 def examples(tmp_path: Path) -> Path:
     """The repo's assistants/ in a project whose models all route to the scripted backend."""
     shutil.copytree(REPO / "assistants", tmp_path / "assistants")
+    shutil.copytree(REPO / "examples", tmp_path / "examples")  # kit.yaml's quark_search corpus
     (tmp_path / "scripts").mkdir()
     (tmp_path / "scripts" / "examples.yaml").write_text(yaml.safe_dump(EXAMPLES_SCRIPT))
     kit = yaml.safe_load((REPO / "kit.yaml").read_text())

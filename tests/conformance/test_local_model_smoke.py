@@ -107,7 +107,8 @@ def test_a_polled_run_on_the_real_model_through_the_dashscope_sdk(
 
 def test_kit_test_runs_the_example_smoke_tests_on_the_real_model(tmp_path: Path) -> None:
     """The quick start's `kit apply && kit test` on the repo's example project."""
-    shutil.copytree(REPO / "assistants", tmp_path / "assistants")
+    for folder in ("assistants", "examples"):  # the specs, and kit.yaml's search corpus
+        shutil.copytree(REPO / folder, tmp_path / folder)
     shutil.copy(REPO / "kit.yaml", tmp_path / "kit.yaml")
     applied = subprocess.run(
         [sys.executable, "-m", "assistant_kit", "apply", "--yes"],
