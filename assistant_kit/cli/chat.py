@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import sys
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -109,9 +110,10 @@ async def _client(project: Project) -> AsyncIterator[AssistantClient]:
     shows as it is written (``httpx.ASGITransport`` would deliver it whole)."""
     from assistant_kit.sync.targets import open_target
 
-    def streaming(inner: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
+    def streaming(inner: httpx.AsyncBaseTransport | None) -> httpx.AsyncBaseTransport:
         if isinstance(inner, httpx.ASGITransport):
             return StreamingASGITransport(inner.app)
+        assert inner is not None  # only replay (which chat never asks for) has no transport
         return inner
 
     async with open_target(project, wrap=streaming, timeout=600.0) as client:
@@ -208,7 +210,7 @@ class _Conversation:
 
     async def loop(self) -> None:
         while True:
-            line = self._read("you> ")
+            line = await self._read("you> ")
             if line is None:
                 click.echo()
                 return
@@ -220,14 +222,10 @@ class _Conversation:
             await self._turn(text)
             self.turn += 1
 
-    def _read(self, prompt: str) -> str | None:
-        """One line from stdin (``None`` at its end or on Ctrl-C)."""
+    async def _read(self, prompt: str) -> str | None:
+        """One line from stdin (``None`` at its end)."""
         click.echo(prompt, nl=False)
-        try:
-            line = self.stdin.readline()
-        except KeyboardInterrupt:
-            return None
-        return line or None
+        return await _read_line(self.stdin) or None
 
     async def _turn(self, text: str) -> None:
         try:
@@ -242,7 +240,7 @@ class _Conversation:
                 run = await self._follow(stream)
                 if run is None or not run.requires_action:
                     break
-                outputs = self._answer(run)
+                outputs = await self._answer(run)
                 if outputs is None:
                     await self.client.cancel_run(self.thread_id, run.id)
                     click.echo("(run cancelled)", err=True)
@@ -251,6 +249,7 @@ class _Conversation:
         except KitError as exc:
             self._end_line()
             click.echo(f"Error: {exc}", err=True)
+            await self._cancel_active()
             return
         self._end_line()
         if run is not None and run.status in _BROKEN:
@@ -258,6 +257,15 @@ class _Conversation:
         elif run is not None and run.status == "incomplete":
             reason = (run.incomplete_details or {}).get("reason") or "unknown"
             click.echo(f"(the reply was cut short: {reason})", err=True)
+
+    async def _cancel_active(self) -> None:
+        """After an error mid-turn, cancel a run left going, so the next message is accepted."""
+        if self.thread_id is None:
+            return
+        with contextlib.suppress(KitError):
+            page = await self.client.list_runs(self.thread_id, limit=1, order="desc")
+            if page.data and not page.data[0].terminal:
+                await self.client.cancel_run(self.thread_id, page.data[0].id)
 
     async def _follow(self, stream: AsyncIterator[StreamEvent]) -> RemoteRun | None:
         """Print one stream as it arrives; returns the last run it showed."""
@@ -300,7 +308,7 @@ class _Conversation:
             signature = call_signature(call.name, _args(call.arguments))
             click.echo(f"[tool] {signature} -> {_short(str(call.output))}")
 
-    def _answer(self, run: RemoteRun) -> list[ToolOutput] | None:
+    async def _answer(self, run: RemoteRun) -> list[ToolOutput] | None:
         """Outputs for every pending call (``None`` when the user ended the conversation)."""
         self._end_line()
         outputs = []
@@ -314,13 +322,41 @@ class _Conversation:
                 if found is not None:
                     click.echo(f"(no mock answers: {found.message})", err=True)
                 click.echo(f"[tool] {signature} needs an output (JSON or text):")
-                typed = self._read(f"{call.name}> ")
+                typed = await self._read(f"{call.name}> ")
                 if typed is None:
                     return None
                 output = typed.rstrip("\n")
             click.echo(f"[tool] {signature} -> {_short(output)}")
             outputs.append(ToolOutput(call.id, output))
         return outputs
+
+
+async def _read_line(stream: IO[str]) -> str:
+    """``stream.readline()`` on a daemon thread, so the event loop (the embedded server's runs,
+    Ctrl-C) goes on while the user types, and an abandoned read never holds up the exit."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[str] = loop.create_future()
+
+    def settle(line: str | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(line or "")
+
+    def read() -> None:
+        line: str | None = None
+        error: Exception | None = None
+        try:
+            line = stream.readline()
+        except Exception as exc:
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop closed while the user was typing
+            loop.call_soon_threadsafe(settle, line, error)
+
+    threading.Thread(target=read, name="kit-chat-stdin", daemon=True).start()
+    return await future
 
 
 def _broken(run: RemoteRun) -> str:
