@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from assistant_kit.api.asgi_stream import StreamingASGITransport
+from assistant_kit.api.base import AssistantParams, MessageParams
+from assistant_kit.api.openai import OpenAIClient
+from assistant_kit.api.runs import RunParams
+from assistant_kit.server.app import ServerConfig, create_app
+from assistant_kit.server.models.base import Finish, ModelEvent, ModelRequest, TextDelta
+from assistant_kit.server.models.scripted import ScriptedBackend
 
 
 @pytest.fixture
@@ -77,3 +85,44 @@ async def test_an_app_error_before_the_head_is_raised_to_the_caller() -> None:
     async with httpx.AsyncClient(transport=StreamingASGITransport(boom), base_url="http://t") as c:
         with pytest.raises(RuntimeError, match="the app broke"):
             await c.get("/")
+
+
+class Gate(ScriptedBackend):
+    """Says a word, then waits for the test before saying the rest."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        yield TextDelta("Thinking")
+        await self.gate.wait()
+        yield TextDelta(" done.")
+        yield Finish("stop")
+
+
+@pytest.mark.anyio
+async def test_a_run_on_the_in_process_server_streams_as_the_model_writes(tmp_path: Path) -> None:
+    model = Gate()
+    app = create_app(ServerConfig(database=tmp_path / "kit.db", models={"default": model}))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=StreamingASGITransport(app), base_url="http://kit/v1", timeout=10
+        ) as http,
+    ):
+        client = OpenAIClient(http, api_key="k")
+        bot = await client.create_assistant(AssistantParams(model="m", name="b"))
+        thread = await client.create_thread(messages=[MessageParams("hi")])
+        events = client.stream_run(thread.id, RunParams(assistant_id=bot.id))
+        seen = []
+        async for event in events:
+            seen.append(event.event)
+            if event.event == "thread.message.delta":
+                assert event.text == "Thinking"
+                break
+        assert "thread.run.completed" not in seen  # the first words came while the model waits
+        model.gate.set()
+        rest = [e async for e in events]
+        assert "".join(e.text for e in rest) == " done."
+        assert [e.event for e in rest][-2:] == ["thread.run.completed", "done"]
