@@ -76,6 +76,7 @@ def cli() -> None:
       kit plan                   show what `kit apply` would change
       kit apply --yes            make the target match the specs
       kit test                   replay the conversations declared in the specs
+      kit chat art-maestro       talk to an assistant in the terminal
       kit serve                  run the Assistant API server on 127.0.0.1:8900
     """
 

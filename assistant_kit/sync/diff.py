@@ -170,6 +170,8 @@ def _comparable(
         value = fields.get(key)
         if value is not None and key in defaults and value == defaults[key]:
             value = None
+        if key in ("temperature", "top_p") and type(value) is int:
+            value = float(value)  # a spec's `temperature: 0` is the 0.0 a target returns
         if value is not None:  # unset settings are left out: one digest in both dialects
             state[key] = value
     state["metadata"] = {str(k): str(v) for k, v in metadata.items() if k not in MARKS}

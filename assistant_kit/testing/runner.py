@@ -94,7 +94,8 @@ class Selection:
     """Which tests run: ``names`` (assistant names or ``assistant::test`` ids; empty = all),
     ``-k`` ``keyword``, ``--tag`` ``tags`` (any of; default kit.yaml ``test.tags`` unless tests
     are named), ``--shard``.
-    Tests carrying one of kit.yaml's ``test.exclude_tags`` are never selected."""
+    Tests carrying one of kit.yaml's ``test.exclude_tags`` are not selected unless ``tags``
+    names that tag (``kit test --tag strong-model``)."""
 
     names: tuple[str, ...] = ()
     keyword: str | None = None
@@ -174,6 +175,8 @@ def collect(project: Project, selection: Selection | None = None) -> list[TestIt
         wanted = set(selection.names)
         items = [i for i in items if i.spec.name in wanted or i.test_id in wanted]
     excluded = {str(t).casefold() for t in project.test.get("exclude_tags") or ()}
+    # a tag asked for with --tag is wanted, even when kit.yaml excludes it by default
+    excluded -= {t.casefold() for t in selection.tags}
     if excluded:
         items = [i for i in items if not excluded & {t.casefold() for t in i.tags}]
     return select(

@@ -54,6 +54,11 @@ EXAMPLES_SCRIPT = {
             "tool_calls": [{"name": "get_order_status", "arguments": '{"order_id": 7}'}],
         },
         {"user": "(?i)capital of France", "reply": "The capital of France is Paris."},
+        {"user": "(?i)capital of Japan", "reply": "The capital of Japan is Tokyo."},
+        {"user": "(?i)largest ocean", "reply": "The Pacific Ocean."},
+        {"user": "(?i)longest river in Africa", "reply": "The Nile."},
+        {"user": "(?i)capital of Italy", "reply": "Rome."},
+        {"user": "(?i)river flows through", "reply": "The Tiber flows through Rome."},
         {
             "user": "(?i)draw a picture of (.*)\\.",
             "tool_calls": [{"name": "text_to_image", "arguments": {"prompt": "{1}"}}],
@@ -68,7 +73,7 @@ EXAMPLES_SCRIPT = {
 }
 
 #: Tests the examples declare that run (one more declares `skip`).
-EXAMPLES_RUN = 5
+EXAMPLES_RUN = 9
 
 
 @pytest.fixture
@@ -82,6 +87,7 @@ def examples(tmp_path: Path) -> Path:
     kit["server"]["models"] = {
         "default": {"backend": "scripted", "script": "scripts/examples.yaml"}
     }
+    kit["test"].pop("exclude_tags", None)  # every example, the strong-model ones too
     (tmp_path / "kit.yaml").write_text(yaml.safe_dump(kit, sort_keys=False))
     return tmp_path
 
@@ -106,6 +112,10 @@ def test_examples_pass_against_the_scripted_backend_and_junit_is_written(example
         "data-analyst::computes": "PASS",
         "art-maestro::knows": "PASS",
         "data-analyst::answers": "SKIP",
+        "geography-tutor::names": "PASS",
+        "geography-tutor::knows": "PASS",
+        "geography-tutor::finds": "PASS",
+        "geography-tutor::follows": "PASS",
         "order-desk::looks": "PASS",
         "order-desk::reports": "PASS",
     }
@@ -222,14 +232,19 @@ def test_kit_yaml_test_section_gives_defaults(examples: Path) -> None:
     (examples / "kit.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     first = kit(examples, "--ephemeral", "--record")
     assert first.returncode == 0, first.stdout + first.stderr
-    assert first.stdout.splitlines() == [
-        first.stdout.splitlines()[0],
+    lines = first.stdout.splitlines()
+    assert [line.split()[:2] for line in lines[:4]] == [  # the smoke tests
+        ["PASS", "art-maestro::knows"],
+        ["PASS", "geography-tutor::names"],
+        ["PASS", "geography-tutor::knows"],
+        ["PASS", "geography-tutor::finds"],
+    ]
+    assert lines[4:] == [
         "",
-        first.stdout.splitlines()[2],
+        lines[5],
         "Recorded cassettes in " + str(examples / "tapes"),
     ]
-    assert first.stdout.startswith("PASS   art-maestro::knows a capital")  # the only smoke test
-    assert len(list((examples / "tapes").iterdir())) == 1
+    assert len(list((examples / "tapes").iterdir())) == 4
     again = kit(examples, "--ephemeral", "--replay")
     assert again.returncode == 0, again.stdout + again.stderr
     config["test"].pop("cassettes")

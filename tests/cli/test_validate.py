@@ -324,10 +324,11 @@ def test_the_examples_are_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     result = CliRunner().invoke(cli, ["validate"], catch_exceptions=False)
     assert result.exit_code == 0
     assert result.output.splitlines() == [
-        "ok  art-maestro   assistants/art-maestro.yaml  (2 tests)",
-        "ok  data-analyst  assistants/data-analyst.yaml  (2 tests)",
-        "ok  order-desk    assistants/order-desk.yaml  (2 tests)",
-        "3 assistants valid (target: local).",
+        "ok  art-maestro      assistants/art-maestro.yaml  (2 tests)",
+        "ok  data-analyst     assistants/data-analyst.yaml  (2 tests)",
+        "ok  geography-tutor  assistants/geography-tutor.yaml  (4 tests)",
+        "ok  order-desk       assistants/order-desk.yaml  (2 tests)",
+        "4 assistants valid (target: local).",
     ]
 
 

@@ -176,7 +176,12 @@ def test_specs_remember_their_file_and_lines(project_dir: ProjectDir) -> None:
 
 def test_the_example_project_is_valid() -> None:
     project = load_project(cwd=REPO, environ={})
-    assert [s.name for s in project.specs] == ["art-maestro", "data-analyst", "order-desk"]
+    assert [s.name for s in project.specs] == [
+        "art-maestro",
+        "data-analyst",
+        "geography-tutor",
+        "order-desk",
+    ]
     art = project.spec("art-maestro")
     assert art.to_payload("dashscope")["tools"] == [
         {"type": "quark_search"},
@@ -187,7 +192,13 @@ def test_the_example_project_is_valid() -> None:
     assert any(t.mocks for t in order.tests)
     assert any(t.type == "code_interpreter" for t in project.spec("data-analyst").tools)
     smoke = [t for s in project.specs for t in s.tests if "smoke" in t.tags]
-    assert [t.turns[0].user for t in smoke] == ["What is the capital of France?"]
+    assert [t.turns[0].user for t in smoke] == [
+        "What is the capital of France?",
+        "What is the capital of Japan?",
+        "What is the largest ocean on Earth?",
+        "What is the longest river in Africa?",
+    ]
+    assert not project.spec("geography-tutor").tools  # a small model's tests: no tools to misuse
     ragdoll = art.test("draws a ragdoll cat")
     assert ragdoll.turns[0].user == "Please help me draw a picture of a ragdoll cat."
     assert "strong-model" in ragdoll.tags

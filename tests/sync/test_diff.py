@@ -147,3 +147,13 @@ def test_field_changes_lists_fields_then_metadata_then_marks() -> None:
     ]
     assert changes[0] == FieldChange("name", "A", "B")
     assert changes[-1].is_mark and not changes[0].is_mark
+
+
+def test_a_whole_number_temperature_and_the_float_a_target_returns_have_one_digest(
+    dialect: str,
+) -> None:
+    spec = make_spec("bot", settings={"temperature": 0, "top_p": 1})
+    shown = remote(name="bot", temperature=0.0, top_p=1.0)
+    actual = actual_state(shown, dialect)  # type: ignore[arg-type]
+    desired = desired_state(spec, dialect)  # type: ignore[arg-type]
+    assert state_digest(actual) == state_digest(desired)

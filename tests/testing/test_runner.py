@@ -490,6 +490,8 @@ def test_kit_yaml_tags_exclude_tags_and_concurrency_are_defaults(tmp_path: Path)
     assert [i.case.name for i in collect(project, Selection(tags=("smoke", "other")))] == [
         "smoke one"
     ]
+    # asking for an excluded tag by name selects its tests
+    assert [i.case.name for i in collect(project, Selection(tags=("slow",)))] == ["smoke but slow"]
     running: list[int] = []
     seen: list[int] = []
     options = RunOptions(

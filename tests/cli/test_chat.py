@@ -1,0 +1,175 @@
+"""`kit chat` against the embedded target, its models routed to the scripted backend."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from assistant_kit.cli import ExitCode, cli
+from assistant_kit.spec.project import load_project
+from assistant_kit.sync import targets
+
+KIT = """\
+targets:
+  local: {provider: local, dialect: DIALECT}
+server:
+  models:
+    default: {backend: scripted, script: script.yaml}
+"""
+
+SCRIPT = """\
+rules:
+  - user: "(?i)order (\\\\d+)"
+    tool_calls:
+      - {name: get_order, arguments: '{"id": {1}}'}
+  - after_tool: get_order
+    reply: "Order status: {output}"
+  - user: "(?i)hello"
+    reply: "Hello from the script! How can I help?"
+"""
+
+SPEC = """\
+name: order-desk
+display_name: Order Desk
+model: qwen-plus
+instructions: You answer questions about orders.
+tools:
+  - type: function
+    name: get_order
+    description: Look up an order.
+    parameters: {type: object, properties: {id: {type: integer}}, required: [id]}
+tests:
+  - name: looks up an order
+    mocks:
+      get_order:
+        when:
+          - {args: {id: 42}, returns: {status: shipped}}
+    turns:
+      - user: Where is order 42?
+        expect: [{icontains: shipped}]
+"""
+
+
+@pytest.fixture(params=["openai", "dashscope"])
+def project(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    (tmp_path / "kit.yaml").write_text(KIT.replace("DIALECT", request.param), encoding="utf-8")
+    (tmp_path / "script.yaml").write_text(SCRIPT, encoding="utf-8")
+    (tmp_path / "assistants").mkdir()
+    (tmp_path / "assistants" / "order-desk.yaml").write_text(SPEC, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def kit_chat(*args: str, input: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, ["chat", *args], input=input, catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def remote_marks(project: Path) -> list[dict[str, str]]:
+    async def listing() -> list[dict[str, str]]:
+        async with targets.open_target(load_project(cwd=project)) as client:
+            return [dict(a.metadata) for a in await client.list_all_assistants()]
+
+    return asyncio.run(listing())
+
+
+def test_ephemeral_chat_streams_replies_answers_calls_from_mocks_and_cleans_up(
+    project: Path,
+) -> None:
+    code, out, err = kit_chat(
+        "order-desk",
+        "--ephemeral",
+        "--mocks",
+        "looks up an order",
+        input="hello\nWhere is order 42?\n/quit\nnever read\n",
+    )
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0].startswith("Chatting with Order Desk (order-desk, a temporary assistant")
+    assert "you> order-desk> Hello from the script! How can I help?" in lines
+    # stdin is not a terminal here, so what is typed is not echoed after the prompts
+    assert 'you> [tool] get_order({"id": 42}) -> {"status": "shipped"}' in lines
+    assert 'order-desk> Order status: {"status": "shipped"}' in lines
+    assert lines[-1] == "you> "
+    assert "never read" not in out
+    assert remote_marks(project) == []  # the temporary assistant is gone
+
+
+def test_without_mocks_the_user_types_the_tool_output(project: Path) -> None:
+    code, out, err = kit_chat(
+        "order-desk", "--ephemeral", input='order 7 please\n{"status": "lost"}\n'
+    )
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert 'you> [tool] get_order({"id": 7}) needs an output (JSON or text):' in lines
+    assert 'get_order> [tool] get_order({"id": 7}) -> {"status": "lost"}' in lines
+    assert 'order-desk> Order status: {"status": "lost"}' in lines
+    assert lines[-1] == "you> "  # EOF ends the conversation
+
+
+def test_a_call_no_mock_answers_asks_the_user(project: Path) -> None:
+    code, out, err = kit_chat(
+        "order-desk", "--ephemeral", "--mocks", "looks up an order", input="order 9\nmissing\n"
+    )
+    assert code == 0
+    assert "no mock case matches" in err
+    assert '[tool] get_order({"id": 9}) -> missing' in out
+    assert "order-desk> Order status: missing" in out
+
+
+def test_chat_talks_to_the_applied_assistant(project: Path) -> None:
+    result = CliRunner().invoke(cli, ["apply", "--yes"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    code, out, err = kit_chat("order-desk", input="hello\n")
+    assert (code, err) == (0, "")
+    assert "(order-desk, applied, " in out.splitlines()[0]
+    assert "order-desk> Hello from the script! How can I help?" in out
+    assert [m.get("kit_name") for m in remote_marks(project)] == ["order-desk"]
+
+
+def test_not_applied_says_how_to_fix_without_a_traceback(project: Path) -> None:
+    code, out, err = kit_chat("order-desk", input="hello\n")
+    assert code == ExitCode.FAILED
+    assert err == (
+        "Error: assistant `order-desk` is not applied on target `local`; run `kit apply` first, "
+        "or `kit chat order-desk --ephemeral` to talk to the spec as it is\n"
+    )
+    assert "Traceback" not in out + err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(["order-dsk"], "no assistant named `order-dsk`", id="unknown-assistant"),
+        pytest.param(
+            ["order-desk", "--mocks", "nope"],
+            'assistant `order-desk` has no test "nope" (its tests: "looks up an order")',
+            id="unknown-test",
+        ),
+        pytest.param(["order-desk", "--target", "nowhere"], "nowhere", id="unknown-target"),
+    ],
+)
+def test_bad_usage_exits_2_with_a_message(project: Path, args: list[str], message: str) -> None:
+    code, _, err = kit_chat(*args, input="")
+    assert code == ExitCode.USAGE
+    assert err.startswith("Error: ") and message in err
+
+
+def test_an_unroutable_model_fails_the_turn_with_last_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "kit.yaml").write_text(
+        "server:\n  models:\n    only-this: {backend: scripted}\n", encoding="utf-8"
+    )
+    (tmp_path / "assistants").mkdir()
+    (tmp_path / "assistants" / "order-desk.yaml").write_text(SPEC, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = kit_chat("order-desk", "--ephemeral", input="hello\n")
+    assert code == 0
+    assert "Error: the run failed:" in err and 'no backend for model "qwen-plus"' in err
+    assert "Traceback" not in out + err
