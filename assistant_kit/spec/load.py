@@ -20,7 +20,7 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 from yaml.events import (
@@ -82,9 +82,11 @@ _COLLECTION_TAGS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Position:
-    """A 1-based line and column in a file; ``style`` is the YAML scalar style (``|``, ``>``...)."""
+class Position(NamedTuple):
+    """A 1-based line and column in a file; ``style`` is the YAML scalar style (``|``, ``>``...).
+
+    A named tuple rather than a dataclass: one is made for every node, and this is the hot path.
+    """
 
     line: int
     col: int
@@ -202,7 +204,7 @@ def parse_yaml(source: bytes | str, file: str) -> Document:
         text = source
     builder = _Builder(file, text)
     try:
-        data = builder.build(yaml.parse(text, Loader=_Loader))
+        data = builder.build(_events(text))
     except _Refused as exc:
         raise SpecError([SpecIssue(file, exc.line, exc.col, exc.message)]) from None
     except yaml.MarkedYAMLError as exc:
@@ -235,7 +237,15 @@ def _syntax_issue(file: str, text: str, exc: yaml.MarkedYAMLError) -> SpecIssue:
             break
     if "\t" in problem or "tab" in problem:
         return SpecIssue(file, line, col, "tab character where YAML expects spaces")
-    context = f" ({exc.context})" if exc.context and exc.context != problem else ""
+    context = ""
+    if exc.context and exc.context != problem:
+        where = exc.context_mark
+        if where is not None and where.line + 1 != line:
+            context = (
+                f" ({exc.context} started at line {where.line + 1}, column {where.column + 1})"
+            )
+        else:
+            context = f" ({exc.context})"
     return SpecIssue(file, line, col, f"YAML syntax error: {problem}{context}")
 
 
@@ -288,56 +298,64 @@ class _Builder:
     def _node(
         self, event: Event, stream: Iterator[Event], path: JsonPath, depth: int
     ) -> tuple[Any, int]:
-        pos = Position(*_line_col(event))
-        if isinstance(event, AliasEvent):
-            anchor = event.anchor
-            if anchor in self.open_anchors:
-                raise _Refused(pos.line, pos.col, f"recursive alias `*{anchor}` refers to itself")
-            if anchor not in self.anchors:
-                raise _Refused(
-                    pos.line, pos.col, f"alias `*{anchor}` has no anchor `&{anchor}` before it"
-                )
-            shared, size = self.anchors[anchor]
-            self._count(size, event)
-            self.positions[path] = pos
-            return shared, size
+        kind = type(event)
+        if kind is AliasEvent:
+            return self._alias(event, path)
         if depth > MAX_DEPTH:
-            raise _Refused(pos.line, pos.col, f"nested more than {MAX_DEPTH} levels deep")
-        self._count(1, event)
-        anchor = getattr(event, "anchor", None)
+            raise _Refused(*_line_col(event), f"nested more than {MAX_DEPTH} levels deep")
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            self._count(0, event)
+        mark: Any = event.start_mark
+        anchor = event.anchor  # type: ignore[attr-defined]
         if anchor is not None:
             self.open_anchors.add(anchor)
-        if isinstance(event, ScalarEvent):
-            pos = Position(pos.line, pos.col, event.style or None)
-            value: Any = self._scalar(event)
-            size = 1
-        elif isinstance(event, SequenceStartEvent):
-            self._check_collection_tag(event, "list")
-            value, size = self._sequence(stream, path, depth)
-        elif isinstance(event, MappingStartEvent):
-            self._check_collection_tag(event, "mapping")
-            value, size = self._mapping(stream, path, depth)
-        else:  # pragma: no cover - the parser guarantees a node event here
-            raise _Refused(pos.line, pos.col, f"unexpected YAML event {type(event).__name__}")
-        self.positions[path] = pos
+        value: Any
+        if kind is ScalarEvent:
+            style = event.style or None  # type: ignore[attr-defined]
+            self.positions[path] = Position(mark.line + 1, mark.column + 1, style)
+            value, size = self._scalar(event), 1  # type: ignore[arg-type]
+        else:
+            self.positions[path] = Position(mark.line + 1, mark.column + 1)
+            if kind is SequenceStartEvent:
+                self._check_collection_tag(event, "list")
+                value, size = self._sequence(stream, path, depth)
+            elif kind is MappingStartEvent:
+                self._check_collection_tag(event, "mapping")
+                value, size = self._mapping(stream, path, depth)
+            else:  # pragma: no cover - the parser guarantees a node event here
+                raise _Refused(*_line_col(event), f"unexpected YAML event {kind.__name__}")
         if anchor is not None:
             self.open_anchors.discard(anchor)
             self.anchors[anchor] = (value, size)
         return value, size
 
+    def _alias(self, event: Event, path: JsonPath) -> tuple[Any, int]:
+        line, col = _line_col(event)
+        anchor = str(event.anchor)  # type: ignore[attr-defined]
+        if anchor in self.open_anchors:
+            raise _Refused(line, col, f"recursive alias `*{anchor}` refers to itself")
+        if anchor not in self.anchors:
+            raise _Refused(line, col, f"alias `*{anchor}` has no anchor `&{anchor}` before it")
+        shared, size = self.anchors[anchor]
+        self._count(size, event)
+        self.positions[path] = Position(line, col)
+        return shared, size
+
     def _check_collection_tag(self, event: Event, kind: str) -> None:
-        tag = getattr(event, "tag", None)
+        tag = event.tag  # type: ignore[attr-defined]
         if tag is not None and tag not in _COLLECTION_TAGS:
-            raise _Refused(
-                *_line_col(event), f"unsupported YAML tag `{tag.replace(_TAG, '!!')}` on a {kind}"
-            )
+            shown = tag.replace(_TAG, "!!")
+            raise _Refused(*_line_col(event), f"unsupported YAML tag `{shown}` on a {kind}")
 
     def _scalar(self, event: ScalarEvent) -> Any:
         tag = event.tag
         if tag is None:
+            if event.style:  # quoted or block scalars without a tag are always text
+                return event.value
             tag = _resolver.resolve(yaml.ScalarNode, event.value, event.implicit)  # type: ignore[no-untyped-call]
         elif tag == "!":
-            tag = _TAG + "str"
+            return event.value
         if tag in _TEXT_TAGS:
             return event.value
         build = _BUILD_TAGS.get(tag)
@@ -355,7 +373,7 @@ class _Builder:
         items: list[Any] = []
         size = 1
         for event in stream:
-            if isinstance(event, SequenceEndEvent):
+            if type(event) is SequenceEndEvent:
                 return items, size
             value, n = self._node(event, stream, (*path, len(items)), depth + 1)
             items.append(value)
@@ -369,16 +387,19 @@ class _Builder:
         merged: list[tuple[dict[str, Any], Position]] = []
         size = 1
         for event in stream:
-            if isinstance(event, MappingEndEvent):
+            kind = type(event)
+            if kind is MappingEndEvent:
                 break
-            key_pos = Position(*_line_col(event))
-            if isinstance(event, ScalarEvent):
-                key = event.value
-                is_merge = key == "<<" and event.tag is None and not event.style
-            elif isinstance(event, AliasEvent) and isinstance(
-                self.anchors.get(str(event.anchor), (None, 0))[0], str
+            mark: Any = event.start_mark
+            key_pos = Position(mark.line + 1, mark.column + 1)
+            if kind is ScalarEvent:
+                key = event.value  # type: ignore[attr-defined]
+                is_merge = key == "<<" and event.tag is None and not event.style  # type: ignore[attr-defined]
+            elif kind is AliasEvent and isinstance(
+                self.anchors.get(str(event.anchor), (None, 0))[0],  # type: ignore[attr-defined]
+                str,
             ):
-                key, is_merge = self.anchors[str(event.anchor)][0], False
+                key, is_merge = self.anchors[str(event.anchor)][0], False  # type: ignore[attr-defined]
             else:
                 raise _Refused(
                     key_pos.line,
@@ -396,7 +417,7 @@ class _Builder:
                     merged.append((source, key_pos))
                 size += n
                 continue
-            child = (*path, key)
+            child: JsonPath = (*path, key)
             if key in result:
                 first = self.key_positions[child]
                 self.issues.append(
@@ -422,6 +443,21 @@ class _Builder:
                     self.key_positions[merged_path] = key_pos
                     self.positions[merged_path] = key_pos
         return result, size
+
+
+def _events(text: str) -> Iterator[Event]:
+    """YAML events straight from the parser (libyaml when available)."""
+    loader = _Loader(text)
+    try:
+        while True:
+            event = loader.get_event()
+            if event is None:
+                return
+            yield event
+            if type(event) is StreamEndEvent:
+                return
+    finally:
+        loader.dispose()
 
 
 def find_spec_files(paths: Iterable[Path], *, exclude: Iterable[Path] = ()) -> list[Path]:

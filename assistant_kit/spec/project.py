@@ -160,9 +160,13 @@ def load_project(
     else:
         missing = [d for d in spec_dirs if not d.is_dir()]
         if missing:
-            where = "kit.yaml names" if kit_file is not None else "there is no kit.yaml and no"
+            folder = display_path(missing[0])
+            if kit_file is not None:
+                raise ConfigError(
+                    f"kit.yaml names the spec folder `{folder}`, which does not exist"
+                )
             raise ConfigError(
-                f"{where} spec folder {display_path(missing[0])}; run `kit init` or pass spec paths"
+                f"no kit.yaml and no `{folder}/` folder here; run `kit init` or pass spec paths"
             )
         sources = spec_dirs
     if config.get("partials"):
@@ -192,12 +196,15 @@ def load_project(
     renderer = Renderer(partials, unset_env=unset)
     issues: list[SpecIssue] = []
     specs: list[AssistantSpec] = []
+    declared: dict[str, list[SpecIssue]] = {}
     for path in files:
         try:
             doc = read_document(path)
         except SpecError as exc:
             issues.extend(exc.issues)
             continue
+        if isinstance(doc.data, dict) and isinstance(doc.data.get("name"), str):
+            declared.setdefault(doc.data["name"], []).append(doc.issue(("name",), "", at_key=True))
         found = check_assistant(doc)
         if found:
             issues.extend(found)
@@ -208,7 +215,7 @@ def load_project(
             issues.extend(found)
             continue
         specs.append(_build(doc, instructions))
-    issues.extend(_duplicate_names(specs))
+    issues.extend(_duplicate_names(declared))
     if issues:
         raise SpecError(issues)
     return Project(
@@ -232,19 +239,20 @@ def _build(doc: Document, instructions: str | None) -> AssistantSpec:
     )
 
 
-def _duplicate_names(specs: list[AssistantSpec]) -> list[SpecIssue]:
-    by_name: dict[str, list[AssistantSpec]] = {}
-    for spec in specs:
-        by_name.setdefault(spec.name, []).append(spec)
+def _duplicate_names(declared: Mapping[str, list[SpecIssue]]) -> list[SpecIssue]:
+    """One issue per place that declares an assistant name another file declares too."""
     issues = []
-    for name, same in by_name.items():
-        if len(same) < 2:
+    for name, places in declared.items():
+        if len(places) < 2:
             continue
-        for spec in same:
-            others = ", ".join(f"{o.file}:{o.line}" for o in same if o is not spec)
+        for place in places:
+            others = ", ".join(f"{o.file}:{o.line}" for o in places if o is not place)
             issues.append(
                 SpecIssue(
-                    spec.file, spec.line, 1, f"assistant name `{name}` is also declared in {others}"
+                    place.file,
+                    place.line,
+                    place.col,
+                    f"assistant name `{name}` is also declared in {others}",
                 )
             )
     return issues

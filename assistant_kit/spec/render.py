@@ -17,7 +17,7 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
 from assistant_kit.errors import SpecIssue
-from assistant_kit.spec.load import Document
+from assistant_kit.spec.load import Document, display_path
 
 __all__ = ["MAX_INSTRUCTIONS", "Renderer", "merge_vars"]
 
@@ -78,7 +78,9 @@ class Renderer:
         except jinja2.TemplateNotFound as exc:
             line = _template_line(exc)
             folder = (
-                f" in {self.partials}" if self.partials is not None else " (no partials folder)"
+                f" in {display_path(self.partials)}/"
+                if self.partials is not None
+                else " (no partials folder)"
             )
             return None, [self._issue(doc, line, f"include not found: `{exc.name}`{folder}")]
         except jinja2.UndefinedError as exc:
@@ -130,7 +132,9 @@ class Renderer:
                 content = lines[line - 1]
                 col = len(content) - len(content.lstrip(" ")) + 1
                 return SpecIssue(doc.file, line, col, message)
-        if template_line and value.style is None and template_line == 1:
+        source = doc.data.get("instructions")
+        one_line = isinstance(source, str) and "\n" not in source.strip()
+        if template_line == 1 and one_line and value.style in (None, '"', "'"):
             return SpecIssue(doc.file, value.line, value.col, message)
         where = f" (template line {template_line})" if template_line else ""
         key = doc.key_position(("instructions",))

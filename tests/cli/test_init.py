@@ -1,0 +1,87 @@
+"""`kit init`: a new project that validates and renders at once."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from assistant_kit.cli import ExitCode, cli, main
+from assistant_kit.spec.project import load_project
+
+
+def test_init_writes_a_project_that_validates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "bots"
+    result = CliRunner().invoke(cli, ["init", str(target)], catch_exceptions=False)
+    assert result.exit_code == 0
+    for name in [
+        "kit.yaml",
+        "assistants/helper.yaml",
+        "assistants/partials/tone.md.j2",
+        "schemas/assistant.schema.json",
+        "schemas/test.schema.json",
+        "schemas/kit.schema.json",
+    ]:
+        assert (target / name).is_file(), name
+        assert f"created {target / name}" in result.output
+    assert (
+        (target / "assistants" / "helper.yaml")
+        .read_text()
+        .startswith("# yaml-language-server: $schema=../schemas/assistant.schema.json\n")
+    )
+
+    monkeypatch.chdir(target)
+    validated = CliRunner().invoke(cli, ["validate"], catch_exceptions=False)
+    assert validated.exit_code == 0
+    assert validated.output.splitlines()[0] == "ok  helper  assistants/helper.yaml  (1 test)"
+    project = load_project()
+    (spec,) = project.specs
+    assert spec.instructions == (
+        "You are the helpful assistant of Example Co.\n"
+        "Answer briefly and politely, in the language of the question."
+    )
+    assert spec.tests[0].tags == ("smoke",)
+    rendered = CliRunner().invoke(cli, ["render", "helper"], catch_exceptions=False)
+    assert json.loads(rendered.output)["name"] == "Helper"
+
+
+def test_init_defaults_to_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["init"], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert (tmp_path / "kit.yaml").is_file()
+    assert result.output.endswith("Next: kit validate && kit render helper\n")
+
+
+def test_init_refuses_to_overwrite_without_force(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "kit.yaml").write_text("# mine\n")
+    with pytest.raises(SystemExit) as info:
+        main(["init"])
+    assert info.value.code == ExitCode.USAGE
+    assert "kit.yaml already exists; use --force to overwrite" in capsys.readouterr().err
+    assert (tmp_path / "kit.yaml").read_text() == "# mine\n"
+    with pytest.raises(SystemExit) as info:
+        main(["init", "--force"])
+    assert info.value.code == ExitCode.OK
+    assert (tmp_path / "kit.yaml").read_text().startswith("# yaml-language-server")
+
+
+def test_the_schemas_written_are_the_packaged_ones(tmp_path: Path) -> None:
+    CliRunner().invoke(cli, ["init", str(tmp_path)], catch_exceptions=False)
+    packaged = Path(__file__).resolve().parent.parent.parent / "assistant_kit" / "schemas"
+    for name in ["assistant.schema.json", "test.schema.json", "kit.schema.json"]:
+        assert (tmp_path / "schemas" / name).read_text() == (packaged / name).read_text()
+
+
+def test_help_shows_examples() -> None:
+    result = CliRunner().invoke(cli, ["init", "--help"])
+    assert "kit init my-assistants" in result.output
