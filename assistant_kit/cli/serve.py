@@ -21,7 +21,7 @@ DEFAULT_DB = Path(".kit") / "server.db"
     "--port",
     default=8900,
     show_default=True,
-    type=click.IntRange(0, 65535),
+    type=click.IntRange(1, 65535),
     help="Port to listen on.",
 )
 @click.option(
@@ -67,6 +67,7 @@ def serve(
         port=port,
     )
     app = create_app(config)  # raises ConfigError for a non-loopback host without keys
+    _check_store(config.database)
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -102,6 +103,23 @@ def serve(
     if not server.started:
         raise ConfigError(f"the server did not start on {host}:{port}")
     click.echo("Stopped.")
+
+
+def _check_store(database: str | Path) -> None:
+    """Open (and migrate) the store once before serving, so a bad path is a clear error."""
+    import sqlite3
+
+    from assistant_kit.server.store import Store
+
+    if str(database) == ":memory:":
+        return
+    store = Store(database)
+    try:
+        store.open()
+    except (OSError, sqlite3.Error) as exc:
+        raise ConfigError(f"cannot open the store {database}: {exc}") from exc
+    finally:
+        store.close()
 
 
 def _stopped(signum: int, frame: FrameType | None) -> None:

@@ -21,11 +21,13 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount
 
 from assistant_kit.server.auth import Authenticator, check_bind
 from assistant_kit.server.endpoints import Api
-from assistant_kit.server.envelopes import DASHSCOPE, OPENAI, Dialect
+from assistant_kit.server.envelopes import DASHSCOPE, OPENAI
 from assistant_kit.server.routes import dashscope, openai
 from assistant_kit.server.routes.context import RouteFactory, ServerContext
 from assistant_kit.server.services import Services
@@ -64,32 +66,39 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
     context = ServerContext(config=config, store=store, services=Services(store))
     auth = Authenticator(config.api_keys)
 
-    def mount(path: str, dialect: Dialect, factories: Sequence[RouteFactory]) -> Mount:
-        api = Api(dialect, auth, max_body_bytes=config.max_body_bytes)
+    apis = {
+        "/api/v1": Api(DASHSCOPE, auth, max_body_bytes=config.max_body_bytes),
+        "/v1": Api(OPENAI, auth, max_body_bytes=config.max_body_bytes),
+    }
+    tables = {
+        "/api/v1": [*config.dashscope_routes, *DASHSCOPE_ROUTES],
+        "/v1": [*config.openai_routes, *OPENAI_ROUTES],
+    }
+    mounts: list[BaseRoute] = []
+    for path, api in apis.items():
         routes: list[BaseRoute] = []
-        for factory in factories:
+        for factory in tables[path]:
             routes.extend(factory(api, context))
-        sub_app = Starlette(routes=routes, exception_handlers={HTTPException: api.http_exception})
-        return Mount(path, app=sub_app)
+        mounts.append(Mount(path, routes=routes))
+
+    async def http_exception(request: Request, exc: Exception) -> Response:
+        """Unknown paths and methods, answered in the envelope of the dialect asked for."""
+        path = request.url.path
+        api = apis["/api/v1"] if path.startswith("/api/v1/") else apis["/v1"]
+        return await api.http_exception(request, exc)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with store.lifespan():
+        async with store.lifespan(), contextlib.AsyncExitStack() as stack:
+            for part in context.lifespans:
+                await stack.enter_async_context(part())
             yield
 
+    # Plain mounts of route lists (no nested apps): one middleware stack per request.
     app = Starlette(
-        routes=[
-            mount("/v1", OPENAI, [*config.openai_routes, *OPENAI_ROUTES]),
-            mount("/api/v1", DASHSCOPE, [*config.dashscope_routes, *DASHSCOPE_ROUTES]),
-        ],
-        exception_handlers={HTTPException: _plain_not_found(auth)},
+        routes=mounts,
+        exception_handlers={HTTPException: http_exception},
         lifespan=lifespan,
     )
     app.state.context = context
     return app
-
-
-def _plain_not_found(auth: Authenticator):  # type: ignore[no-untyped-def]
-    """Paths outside both mounts: OpenAI's envelope (the more common client)."""
-    api = Api(OPENAI, auth, max_body_bytes=0)
-    return api.http_exception

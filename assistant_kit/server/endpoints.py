@@ -168,12 +168,12 @@ class Api:
                 f"Unsupported content type {media_type or '(none)'!r}; send application/json.",
             )
         try:
-            body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
+            body = json.loads(raw, parse_constant=_no_constant)
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise ApiError(
                 400,
                 "invalid_json",
-                f"The request body is not valid JSON: {exc}.",
+                f"The request body is not valid JSON: {str(exc)[:200] or type(exc).__name__}.",
             ) from exc
         if body is None or body == "":
             return {}
@@ -202,6 +202,11 @@ class Api:
                 f"Unknown request URL: {request.method} {request.url.path}.",
             )
         return self.dialect.error(error, request_id)
+
+
+def _no_constant(name: str) -> Any:
+    """JSON has no NaN or Infinity; Python's parser would let them through."""
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def _too_large(limit: int) -> ApiError:

@@ -89,3 +89,18 @@ def test_a_port_in_use_is_reported(kit_server: KitServer, tmp_path: Path) -> Non
     )
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
+
+
+def test_a_store_that_cannot_be_opened_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    result = subprocess.run(
+        [sys.executable, "-m", "assistant_kit", "serve", "--db", str(tmp_path / "a-file" / "x.db")],
+        env=server_env(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("Error: cannot open the store")
+    assert "Traceback" not in result.stderr

@@ -37,6 +37,23 @@ def assert_dashscope_error(response: httpx.Response, status: int, code: str) -> 
 JSON = {"content-type": "application/json"}
 
 BAD_BODIES = [
+    pytest.param(b"[" * 100_000, JSON, 400, "invalid_json", "InvalidParameter", id="too-deep"),
+    pytest.param(
+        b'{"model": "m", "temperature": NaN}',
+        JSON,
+        400,
+        "invalid_json",
+        "InvalidParameter",
+        id="nan",
+    ),
+    pytest.param(
+        b'{"model": "m", "top_k": 100000000000000000000000}',
+        JSON,
+        400,
+        "invalid_value",
+        "InvalidParameter",
+        id="huge-integer",
+    ),
     pytest.param(b"{not json", JSON, 400, "invalid_json", "InvalidParameter", id="malformed-json"),
     pytest.param(b"\xff\xfe", JSON, 400, "invalid_json", "InvalidParameter", id="not-utf8"),
     pytest.param(b"[1, 2]", JSON, 400, "invalid_json", "InvalidParameter", id="not-an-object"),

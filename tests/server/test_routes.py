@@ -213,3 +213,20 @@ async def test_unknown_fields_are_tolerated(http: httpx.AsyncClient) -> None:
         f"{OA}/assistants", json={"model": "m", "reasoning_effort": "low", "x_future": 1}
     )
     assert response.status_code == 200
+
+
+async def test_concurrent_requests_all_land(http: httpx.AsyncClient) -> None:
+    import asyncio
+
+    tid = (await http.post(f"{OA}/threads", json={})).json()["id"]
+    responses = await asyncio.gather(
+        *(
+            http.post(f"{OA if i % 2 else DS}/threads/{tid}/messages", json={"content": str(i)})
+            for i in range(60)
+        ),
+        *(http.post(f"{OA}/assistants", json={"model": f"m{i}"}) for i in range(60)),
+    )
+    assert {r.status_code for r in responses} == {200}
+    page = (await http.get(f"{OA}/threads/{tid}/messages", params={"limit": 100})).json()
+    assert len(page["data"]) == 60
+    assert len({m["id"] for m in page["data"]}) == 60

@@ -134,10 +134,8 @@ class ModelBackend(abc.ABC):
 
     def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
         """Tokens the transcript takes; backends with a tokenizer override this estimate."""
-        chars = sum(
-            len(m.content) + sum(len(c.arguments) + len(c.name) for c in m.tool_calls)
-            for m in messages
-        )
+        chars = sum(len(m.content) + sum(len(c.arguments) + len(c.name) for c in m.tool_calls)
+                    for m in messages)
         return chars // 4 + 4 * len(messages)
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook

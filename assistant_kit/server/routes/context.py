@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,12 +22,16 @@ class ServerContext:
     """The parts of one app that handlers reach: config, store, services.
 
     Later runtime parts (the run engine, model routing, tools) hang off ``extras`` or new fields.
+    ``lifespans`` are entered in order after the store opens and left in reverse before it
+    closes; a route factory that needs a background part (a run reaper, model weights) appends
+    a factory of an async context manager here when it builds its routes.
     """
 
     config: ServerConfig
     store: Store
     services: Services
     extras: dict[str, Any] = field(default_factory=dict)
+    lifespans: list[Callable[[], AbstractAsyncContextManager[Any]]] = field(default_factory=list)
 
 
 #: A route table: ``factory(api, context) -> routes`` (one per module and dialect).
