@@ -364,8 +364,12 @@ class _Builder:
             raise _Refused(*_line_col(event), f"unsupported YAML tag `{shown}`")
         try:
             return build(yaml.ScalarNode(tag, event.value))
-        except (ValueError, yaml.YAMLError) as exc:
-            raise _Refused(*_line_col(event), f"bad `{tag}` value: {exc}") from None
+        except Exception:  # PyYAML's constructors raise IndexError/KeyError on a value that
+            # does not fit the tag (`!!int ` with nothing after it, `!!bool maybe`)
+            shown = tag.replace(_TAG, "!!")
+            raise _Refused(
+                *_line_col(event), f"`{event.value}` is not a valid `{shown}` value"
+            ) from None
 
     def _sequence(
         self, stream: Iterator[Event], path: JsonPath, depth: int
