@@ -33,6 +33,8 @@ from assistant_kit.server.validation import validate
 log = logging.getLogger("assistant_kit.server")
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+#: Deepest nesting of objects and arrays a request body may have.
+MAX_JSON_DEPTH = 128
 
 
 @dataclass(slots=True)
@@ -179,6 +181,7 @@ class Api:
             return {}
         if not isinstance(body, dict):
             raise ApiError(400, "invalid_json", "The request body must be a JSON object.")
+        _check_json(body, text=b"\\u" in raw or not raw.isascii())
         return body
 
     async def http_exception(self, request: Request, exc: Exception) -> Response:
@@ -207,6 +210,46 @@ class Api:
 def _no_constant(name: str) -> Any:
     """JSON has no NaN or Infinity; Python's parser would let them through."""
     raise ValueError(f"{name} is not a JSON value")
+
+
+def _check_json(body: dict[str, Any], *, text: bool) -> None:
+    """Refuse what parses but cannot be kept: nesting deeper than ``MAX_JSON_DEPTH`` (the JSON
+    encoder of the store or of a reply would hit Python's recursion limit) and, when ``text``,
+    lone UTF-16 surrogates (``"\\ud800"``: valid JSON escapes, but not Unicode, so SQLite
+    cannot store them). Walks the value with a stack, never recursion."""
+    stack: list[tuple[Any, int]] = [(body, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            items: Any = value.values()
+            if text:
+                for key in value:
+                    _check_text(key)
+        elif isinstance(value, list):
+            items = value
+        else:
+            if text and isinstance(value, str):
+                _check_text(value)
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise ApiError(
+                400,
+                "invalid_json",
+                f"The request body is nested more than {MAX_JSON_DEPTH} levels deep.",
+            )
+        stack.extend((item, depth + 1) for item in items)
+
+
+def _check_text(value: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = value[exc.start : exc.end].encode("unicode_escape").decode()
+        raise ApiError(
+            400,
+            "invalid_json",
+            f"The request body is not valid JSON: it holds a lone UTF-16 surrogate ({bad}).",
+        ) from exc
 
 
 def _too_large(limit: int) -> ApiError:
