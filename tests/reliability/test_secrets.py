@@ -1,0 +1,148 @@
+"""A sentinel secret in the environment never shows up in output, logs, files or stored rows.
+
+The sentinel is the value of every variable a project names as a key: the targets'
+``api_key_env``, the model backends' ``api_key_env`` and ``KIT_SERVER_API_KEYS``. Every ``kit``
+command that exists is run over that project; then its stdout, its stderr and every byte of
+every file under the project (the SQLite store and its WAL included) are searched for it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from kit_processes import KitServe, run_kit
+
+from assistant_kit.cli import COMMANDS, _available
+
+SENTINEL = "kit-sentinel-" + uuid.uuid4().hex
+ENV = {
+    "KIT_SERVER_API_KEYS": SENTINEL,
+    "SENTINEL_TARGET_KEY": SENTINEL,
+    "SENTINEL_MODEL_KEY": SENTINEL,
+    "OPENAI_API_KEY": SENTINEL,
+    "DASHSCOPE_API_KEY": SENTINEL,
+}
+REPO = Path(__file__).resolve().parents[2]
+
+KIT_YAML = """\
+specs: assistants
+partials: assistants/partials
+vars:
+  company: Acme
+default_target: local
+targets:
+  local: {provider: local}
+  remote:
+    provider: openai
+    base_url: http://127.0.0.1:9/v1
+    api_key_env: SENTINEL_TARGET_KEY
+  cloud:
+    provider: dashscope
+    base_url: http://127.0.0.1:9/api/v1
+    api_key_env: DASHSCOPE_API_KEY
+server:
+  models:
+    default: {backend: scripted, delay_ms: 0}
+    upstream: {backend: openai, base_url: "http://127.0.0.1:9/v1", api_key_env: SENTINEL_MODEL_KEY}
+test:
+  target: local
+  timeout_s: 10
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """The example assistants under a kit.yaml whose every key is the sentinel."""
+    shutil.copytree(REPO / "assistants", tmp_path / "assistants")
+    (tmp_path / "kit.yaml").write_text(KIT_YAML, encoding="utf-8")
+    return tmp_path
+
+
+def leaks(root: Path) -> Iterator[str]:
+    """Files under ``root`` that hold the sentinel (as UTF-8 or as UTF-16)."""
+    needles = (SENTINEL.encode(), SENTINEL.encode("utf-16-le"))
+    for path in root.rglob("*"):
+        if path.is_file() and any(n in path.read_bytes() for n in needles):
+            yield str(path.relative_to(root))
+
+
+#: command -> argument lists to run it with (each over the project, sentinel in the env).
+INVOCATIONS: dict[str, list[list[str]]] = {
+    "validate": [["validate"], ["validate", "--format", "json"], ["validate", "-t", "remote"]],
+    "render": [
+        ["render", "order-desk", "-t", "remote"],
+        ["render", "order-desk", "-t", "cloud", "--dialect", "dashscope"],
+        ["render", "art-maestro", "--digest"],
+        ["render", "no-such-assistant"],
+    ],
+    "init": [["init", "fresh"]],
+    "plan": [["plan"], ["plan", "--target", "remote"]],
+    "apply": [["apply", "--yes"], ["apply", "--yes", "--target", "remote"]],
+    "import": [["import", "--target", "remote"]],
+    "destroy": [["destroy", "--yes", "--target", "remote"]],
+    "test": [["test"], ["test", "--target", "remote"]],
+}
+
+
+@pytest.mark.parametrize("command", sorted(INVOCATIONS))
+def test_no_command_prints_or_writes_the_secret(project: Path, command: str) -> None:
+    if command not in COMMANDS or not _available(command):
+        pytest.skip(f"`kit {command}` is not built yet")
+    for args in INVOCATIONS[command]:
+        result = run_kit(args, project, ENV, timeout=120)
+        assert "Traceback" not in result.stderr, (args, result.stderr)
+        assert SENTINEL not in result.stdout, args
+        assert SENTINEL not in result.stderr, args
+        assert list(leaks(project)) == [], args
+
+
+@pytest.mark.slow
+def test_kit_serve_keeps_the_secret_out_of_logs_replies_and_the_store(project: Path) -> None:
+    env = {**ENV}
+    with KitServe(
+        project, key=SENTINEL, pass_key=False, env=env, args=["--log-level", "debug"]
+    ) as server:
+        good = server.auth
+        with httpx.Client(trust_env=False, timeout=10) as http:
+            replies = []
+            for prefix in ("/v1", "/api/v1"):
+                url = server.url(prefix)
+                assistant = http.post(f"{url}/assistants", json={"model": "m"}, headers=good)
+                thread = http.post(
+                    f"{url}/threads", json={"messages": [{"content": "hi"}]}, headers=good
+                )
+                replies += [assistant, thread]
+                replies.append(http.get(f"{url}/assistants", headers=good))
+                replies.append(http.get(f"{url}/threads/{thread.json()['id']}", headers=good))
+                replies.append(http.get(f"{url}/assistants/asst_nope", headers=good))
+                replies.append(
+                    http.post(
+                        f"{url}/assistants",
+                        content=b"{",
+                        headers={**good, "Content-Type": "application/json"},
+                    )
+                )
+                wrong = {"Authorization": f"Bearer {SENTINEL}x"}
+                replies.append(http.get(f"{url}/assistants", headers=wrong))
+                prefix_key = {"Authorization": f"Bearer {SENTINEL[:-1]}"}
+                replies.append(http.get(f"{url}/assistants", headers=prefix_key))
+            for reply in replies:
+                assert SENTINEL not in reply.text
+                assert all(SENTINEL not in v for v in reply.headers.values())
+        assert server.stop() == 0
+    output = server.output()
+    assert "Stopped." in output and SENTINEL not in output
+    assert list(leaks(project)) == []
+
+
+def test_the_scan_finds_a_planted_secret(project: Path) -> None:
+    """The search itself works: a secret in a nested file, in either encoding, is found."""
+    (project / ".kit").mkdir()
+    (project / ".kit" / "a.db").write_bytes(b"\x00row:" + SENTINEL.encode() + b"\x00")
+    (project / "b.log").write_bytes(SENTINEL.encode("utf-16-le"))
+    assert sorted(leaks(project)) == [".kit/a.db", "b.log"]
