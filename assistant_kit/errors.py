@@ -67,6 +67,7 @@ class ApiError(KitError):
         dialect: str = "",
         request_id: str | None = None,
         param: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         self.status = status
         self.code = code
@@ -74,6 +75,8 @@ class ApiError(KitError):
         self.dialect = dialect
         self.request_id = request_id
         self.param = param
+        #: Seconds the server asked to wait before trying again (Retry-After), if it said.
+        self.retry_after = retry_after
         super().__init__(f"{status} {code}: {message}")
 
 

@@ -129,8 +129,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def cpu_seconds(pid: int | None) -> float | None:
+    """CPU time (user + system) a process has used so far; Linux only, else None."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
-def kit_serve(database: str | None) -> Iterator[str]:
+def kit_serve(database: str | None) -> Iterator[tuple[str, int]]:
     port = free_port()
     folder = Path(tempfile.mkdtemp(prefix="kit-bench-"))
     db = database or str(folder / "server.db")
@@ -154,7 +165,7 @@ def kit_serve(database: str | None) -> Iterator[str]:
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise SystemExit((folder / "serve.log").read_text()) from None
                 time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", process.pid
     finally:
         process.terminate()
         process.wait(15)
@@ -166,7 +177,9 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-async def run(url: str, connections: int, seconds: float, warmup: float) -> None:
+async def run(
+    url: str, connections: int, seconds: float, warmup: float, pid: int | None = None
+) -> None:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     if warmup > 0:
@@ -180,11 +193,15 @@ async def run(url: str, connections: int, seconds: float, warmup: float) -> None
         )
     latencies: dict[str, list[float]] = defaultdict(list)
     errors: dict[str, int] = defaultdict(int)
+    server_cpu = cpu_seconds(pid)
+    client_cpu = time.process_time()
     start = time.perf_counter()
     await asyncio.gather(
         *(client(host, port, start + seconds, latencies, errors) for _ in range(connections))
     )
     elapsed = time.perf_counter() - start
+    client_cpu = time.process_time() - client_cpu
+    server_end = cpu_seconds(pid)
     everything = [x for values in latencies.values() for x in values]
     total = len(everything)
     print(f"server_crud: {connections} connections, {elapsed:.1f} s, {os.cpu_count()} CPUs")
@@ -197,6 +214,15 @@ async def run(url: str, connections: int, seconds: float, warmup: float) -> None
         f"(mean latency {statistics.fmean(everything) * 1000:.2f} ms)"
     )
     print(f"errors: {dict(errors) or 0}")
+    if server_cpu is not None and server_end is not None and total:
+        per_request = (server_end - server_cpu) / total
+        print(
+            f"server CPU: {per_request * 1e6:.0f} us/request "
+            f"(one process, so at most ~{1 / per_request:,.0f} requests/s on a free core); "
+            f"bench client CPU: {client_cpu / total * 1e6:.0f} us/request"
+        )
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"load average during the run: {load:.2f} (other work on the machine skews figures)")
 
 
 def main() -> None:
@@ -210,8 +236,8 @@ def main() -> None:
     if args.url:
         asyncio.run(run(args.url, args.connections, args.seconds, args.warmup))
         return
-    with kit_serve(args.db) as url:
-        asyncio.run(run(url, args.connections, args.seconds, args.warmup))
+    with kit_serve(args.db) as (url, pid):
+        asyncio.run(run(url, args.connections, args.seconds, args.warmup, pid))
 
 
 if __name__ == "__main__":

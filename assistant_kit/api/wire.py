@@ -8,6 +8,8 @@ a readable error: OpenAI's ``{"error": {message, type, param, code}}`` and DashS
 from __future__ import annotations
 
 import contextlib
+import datetime
+import email.utils
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -36,6 +38,30 @@ def _request_id(response: httpx.Response, body: Any) -> str | None:
     return None if header is None else str(header)
 
 
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
+    millis = response.headers.get("retry-after-ms")
+    if millis is not None:
+        try:
+            return max(0.0, float(millis) / 1000)
+        except ValueError:
+            pass
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return max(0.0, (when - datetime.datetime.now(datetime.timezone.utc)).total_seconds())
+
+
 def decode(response: httpx.Response, dialect: str) -> dict[str, Any]:
     """The JSON object of a response, or the ``ApiError`` it carries."""
     try:
@@ -57,6 +83,12 @@ def decode(response: httpx.Response, dialect: str) -> dict[str, Any]:
 
 def error_from(response: httpx.Response, body: Any, dialect: str) -> ApiError:
     """The ``ApiError`` for an error response in either envelope (or none)."""
+    error = _error_from(response, body, dialect)
+    error.retry_after = retry_after(response)
+    return error
+
+
+def _error_from(response: httpx.Response, body: Any, dialect: str) -> ApiError:
     status = response.status_code
     request_id = _request_id(response, body)
     if isinstance(body, dict) and isinstance(body.get("error"), dict):

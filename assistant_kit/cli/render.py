@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from assistant_kit.cli.output import echo_json
@@ -34,9 +36,9 @@ def render(name: str, target: str | None, dialect: str | None, show_digest: bool
     Examples:
       kit render art-maestro                       body for the default target's dialect
       kit render art-maestro --dialect dashscope   what DashScope's SDK sends on create
-      kit render order-desk --target staging --dialect openai
+      kit render order-desk --target dashscope --dialect openai
     """
-    project = load_project((), target)
+    project = load_project((), target, jobs=os.cpu_count() or 1)
     spec = project.spec(name)
     chosen = dialect or project.target.dialect
     if show_digest:

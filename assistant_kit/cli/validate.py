@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -39,11 +40,11 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], target: str | None, fm
     Examples:
       kit validate                              every spec of the project
       kit validate assistants/art-maestro.yaml  one file (or folder)
-      kit validate --target staging             render with the staging target's vars
+      kit validate --target dashscope           render with that target's vars
       kit validate --format json                the result as JSON
     """
     try:
-        project = load_project(paths, target)
+        project = load_project(paths, target, jobs=os.cpu_count() or 1)
     except SpecError as exc:
         if fmt != "json":
             raise

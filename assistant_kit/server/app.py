@@ -10,6 +10,18 @@ one dialect is visible through the other. There is no module-level app::
 
 ``kit serve`` runs it under uvicorn; the kit's ``local`` target reaches it in-process through
 ``httpx.ASGITransport`` (see ``assistant_kit.api.local``).
+
+Adding a feature (runs, for instance) touches no existing handler:
+
+1. a migration at the end of ``migrations.MIGRATIONS`` (tables with ``seq``, ``id``,
+   ``created_at``; thread-owned ones append their name to ``store.THREAD_CHILDREN``);
+2. a record dataclass and a ``store.Table`` for it, used through ``Store.insert/get/update/
+   list_page`` (``update(..., expect=...)`` for conditional status moves);
+3. a route module per dialect, ``routes(api, ctx) -> list[BaseRoute]`` built with
+   ``api.route(path, handler, methods, schema=...)``, inserted at the front of
+   ``OPENAI_ROUTES`` / ``DASHSCOPE_ROUTES`` (``/threads/runs`` must precede
+   ``/threads/{thread_id}``); handlers may return a ``Response`` (an SSE stream) instead of a dict;
+4. background parts (an engine, a reaper) registered in ``ctx.lifespans`` by that factory.
 """
 
 from __future__ import annotations

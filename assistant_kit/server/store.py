@@ -254,19 +254,41 @@ class Store:
         return None if row is None else table.from_row(row)
 
     async def update(
-        self, table: Table[R], id: str, changes: Mapping[str, Any], **scope: str
+        self,
+        table: Table[R],
+        id: str,
+        changes: Mapping[str, Any],
+        *,
+        expect: Mapping[str, Any] | None = None,
+        **scope: str,
     ) -> R | None:
-        """Set ``changes`` (column -> value) on one row and return it, or ``None`` if missing."""
+        """Set ``changes`` (column -> value) on one row and return it; ``None`` if no row matched.
+
+        ``expect`` makes it conditional, the way run statuses move: each column must hold the
+        value given (or one of them, for a tuple, list or set), else nothing changes::
+
+            await store.update(RUNS, rid, {"status": "cancelling"},
+                               expect={"status": ("queued", "in_progress")})
+        """
         where, params = _where(table, id, scope)
+        conditions, expected = _expect(table, expect or {})
         if changes:
             assignments = ", ".join(f"{c} = ?" for c in changes)
             values = [table.encode(c, v) for c, v in changes.items()]
             with self.transaction() as db:
                 cursor = db.execute(
-                    f"UPDATE {table.name} SET {assignments} WHERE {where}", (*values, *params)
+                    f"UPDATE {table.name} SET {assignments} WHERE {where}{conditions}",
+                    (*values, *params, *expected),
                 )
                 if cursor.rowcount == 0:
                     return None
+        elif expect:
+            with self._lock:
+                found = self.db.execute(
+                    f"SELECT 1 FROM {table.name} WHERE {where}{conditions}", (*params, *expected)
+                ).fetchone()
+            if found is None:
+                return None
         return await self.get(table, id, **scope)
 
     async def delete(self, table: Table[R], id: str, **scope: str) -> bool:
@@ -382,6 +404,21 @@ class Store:
         if run_id is not None:
             filters["run_id"] = run_id
         return await self.list_page(MESSAGES, page, filters)
+
+
+def _expect(table: Table[Any], expect: Mapping[str, Any]) -> tuple[str, tuple[Any, ...]]:
+    sql, params = "", []
+    for column, value in expect.items():
+        if column not in table.columns:
+            raise ValueError(f"{table.name} has no column {column}")
+        if isinstance(value, (tuple, list, set, frozenset)):
+            options = list(value)
+            sql += f" AND {column} IN ({', '.join('?' for _ in options)})"
+            params += [table.encode(column, v) for v in options]
+        else:
+            sql += f" AND {column} = ?"
+            params.append(table.encode(column, value))
+    return sql, tuple(params)
 
 
 def _where(table: Table[Any], id: str, scope: Mapping[str, str]) -> tuple[str, tuple[Any, ...]]:

@@ -209,8 +209,18 @@ def parse_yaml(source: bytes | str, file: str) -> Document:
         raise SpecError([SpecIssue(file, exc.line, exc.col, exc.message)]) from None
     except yaml.MarkedYAMLError as exc:
         raise SpecError([_syntax_issue(file, text, exc)]) from None
+    except yaml.reader.ReaderError as exc:
+        index = max(0, min(int(exc.position), len(text)))
+        line = text.count("\n", 0, index) + 1
+        col = index - (text.rfind("\n", 0, index) + 1) + 1
+        char = (
+            exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "?")
+        )
+        message = f"character U+{char:04X} is not allowed in YAML (control characters are refused)"
+        raise SpecError([SpecIssue(file, line, col, message)]) from None
     except yaml.YAMLError as exc:  # pragma: no cover - libyaml reports unmarked errors rarely
-        raise SpecError([SpecIssue(file, 1, 1, f"YAML error: {exc}")]) from None
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SpecError([SpecIssue(file, 1, 1, f"YAML error: {first}")]) from None
     if builder.issues:
         raise SpecError(builder.issues)
     return Document(file, data, text, builder.positions, builder.key_positions)
@@ -235,7 +245,8 @@ def _syntax_issue(file: str, text: str, exc: yaml.MarkedYAMLError) -> SpecIssue:
             )
         if content.strip() and number < line:
             break
-    if "\t" in problem or "tab" in problem:
+    at = lines[line - 1][col - 1 : col] if 0 < line <= len(lines) else ""
+    if "\t" in problem or "tab" in problem or at == "\t":
         return SpecIssue(file, line, col, "tab character where YAML expects spaces")
     context = ""
     if exc.context and exc.context != problem:

@@ -22,6 +22,7 @@ from assistant_kit.errors import ConfigError
 
 __all__ = [
     "DIALECTS",
+    "KIT_METADATA_KEYS",
     "TOOL_ALIASES",
     "AssistantSpec",
     "Dialect",
@@ -39,6 +40,9 @@ __all__ = [
 #: The two wire dialects a payload can be written in.
 Dialect = Literal["dashscope", "openai"]
 DIALECTS: tuple[str, ...] = get_args(Dialect)
+
+#: Metadata keys the kit writes itself (spec metadata may not use them; at most 14 user pairs).
+KIT_METADATA_KEYS: tuple[str, ...] = ("kit_name", "kit_digest")
 
 #: Older tool names -> the names the APIs use today.
 TOOL_ALIASES: Mapping[str, str] = {"search": "quark_search", "wanx": "text_to_image"}
@@ -345,7 +349,8 @@ class AssistantSpec:
 
         DashScope: the fields and order its SDK sends (``file_ids`` and ``metadata`` always; the
         sampling fields at the top level). OpenAI Assistants v2: ``temperature`` and ``top_p``
-        only. Fields the spec leaves out (``description``, ``instructions``) are left out.
+        only. ``description`` and ``instructions`` left out of the spec are left out of the body
+        (the target keeps its value); written as ``null`` they are sent as ``""`` (cleared).
         """
         _check_dialect(dialect)
         body: dict[str, Any] = {"model": self.model, "name": self.api_name}
@@ -382,8 +387,8 @@ class AssistantSpec:
             name=data["name"],
             model=data["model"],
             display_name=data.get("display_name"),
-            description=data.get("description"),
-            instructions=instructions,
+            description=_clearable(data, "description"),
+            instructions="" if instructions is None and "instructions" in data else instructions,
             tools=tuple(ToolSpec.from_data(t) for t in data.get("tools") or ()),
             settings=Settings(
                 temperature=settings.get("temperature"),
@@ -401,6 +406,14 @@ class AssistantSpec:
             file=file,
             line=line_of(()),
         )
+
+
+def _clearable(data: Mapping[str, Any], key: str) -> str | None:
+    """A text field: absent -> None (left alone on the target), ``null`` -> "" (cleared)."""
+    if key not in data:
+        return None
+    value = data[key]
+    return "" if value is None else str(value)
 
 
 def _plain(value: Any) -> Any:

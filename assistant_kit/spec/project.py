@@ -15,17 +15,20 @@ problems in kit.yaml or the options (an unknown target, a missing folder) raise 
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
+import pickle
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from assistant_kit.errors import ConfigError, SpecError, SpecIssue
+from assistant_kit.spec.checks import suggest
 from assistant_kit.spec.load import Document, display_path, find_spec_files, read_document
 from assistant_kit.spec.model import AssistantSpec, Dialect
 from assistant_kit.spec.render import Renderer, merge_vars
-from assistant_kit.spec.validate import check_assistant, check_kit, suggest
+from assistant_kit.spec.validate import check_assistant, check_kit
 
 __all__ = ["DEFAULT_SPECS", "KIT_FILE", "Project", "Target", "find_kit_file", "load_project"]
 
@@ -133,12 +136,15 @@ def load_project(
     *,
     cwd: Path | None = None,
     environ: Mapping[str, str] | None = None,
+    jobs: int = 1,
 ) -> Project:
     """Load kit.yaml and every spec, rendered for ``target`` (default: kit.yaml's default).
 
     ``paths`` narrows the specs to those files or folders; kit.yaml is looked for upward from the
-    first of them (else from ``cwd``). Raises ``SpecError`` with all issues, sorted, or
-    ``ConfigError``.
+    first of them (else from ``cwd``). ``environ`` replaces ``os.environ`` for ``{env: ...}``
+    vars. ``jobs > 1`` checks large projects in that many forked processes (the CLI does; a
+    library caller with threads should keep the default). Raises ``SpecError`` with all issues,
+    sorted, or ``ConfigError``.
     """
     base = (cwd or Path.cwd()).resolve()
     chosen = [Path(p) if Path(p).is_absolute() else base / p for p in paths]
@@ -197,24 +203,12 @@ def load_project(
     issues: list[SpecIssue] = []
     specs: list[AssistantSpec] = []
     declared: dict[str, list[SpecIssue]] = {}
-    for path in files:
-        try:
-            doc = read_document(path)
-        except SpecError as exc:
-            issues.extend(exc.issues)
-            continue
-        if isinstance(doc.data, dict) and isinstance(doc.data.get("name"), str):
-            declared.setdefault(doc.data["name"], []).append(doc.issue(("name",), "", at_key=True))
-        found = check_assistant(doc)
-        if found:
-            issues.extend(found)
-            continue
-        variables = merge_vars(layered, doc.data.get("vars"))
-        instructions, found = renderer.render(doc, variables)
-        if found:
-            issues.extend(found)
-            continue
-        specs.append(_build(doc, instructions))
+    for found, spec, name in _check_files(files, layered, renderer, jobs):
+        issues.extend(found)
+        if spec is not None:
+            specs.append(spec)
+        if name is not None:
+            declared.setdefault(name[0], []).append(name[1])
     issues.extend(_duplicate_names(declared))
     if issues:
         raise SpecError(issues)
@@ -228,6 +222,62 @@ def load_project(
         partials=partials,
         files=tuple(display_path(p) for p in files),
     )
+
+
+#: What checking one file gives: its issues, its spec (if valid), and (name, place) if it names one.
+_FileResult = tuple[list[SpecIssue], "AssistantSpec | None", "tuple[str, SpecIssue] | None"]
+#: Below this many files, forking workers costs more than it saves.
+PARALLEL_MIN_FILES = 200
+#: Work the forked workers inherit (set just before the pool forks).
+_WORK: tuple[list[Path], dict[str, Any], Renderer] | None = None
+
+
+def _check_file(path: Path, layered: Mapping[str, Any], renderer: Renderer) -> _FileResult:
+    try:
+        doc = read_document(path)
+    except SpecError as exc:
+        return exc.issues, None, None
+    name = None
+    if isinstance(doc.data, dict) and isinstance(doc.data.get("name"), str):
+        name = (doc.data["name"], doc.issue(("name",), "", at_key=True))
+    found = check_assistant(doc)
+    if found:
+        return found, None, name
+    instructions, found = renderer.render(doc, merge_vars(layered, doc.data.get("vars")))
+    if found:
+        return found, None, name
+    return [], _build(doc, instructions), name
+
+
+def _check_chunk(bounds: tuple[int, int]) -> list[_FileResult]:
+    assert _WORK is not None
+    files, layered, renderer = _WORK
+    return [_check_file(path, layered, renderer) for path in files[bounds[0] : bounds[1]]]
+
+
+def _check_files(
+    files: list[Path], layered: dict[str, Any], renderer: Renderer, jobs: int
+) -> list[_FileResult]:
+    """Check every file, in ``jobs`` forked processes when there are many files.
+
+    Forking shares the compiled schemas and the Jinja2 environment with the workers for free;
+    where fork is unavailable, or anything about the pool fails, the files are checked here.
+    """
+    global _WORK
+    jobs = min(jobs, len(files) // (PARALLEL_MIN_FILES // 2) or 1)
+    if jobs > 1 and len(files) >= PARALLEL_MIN_FILES and "fork" in mp.get_all_start_methods():
+        step = -(-len(files) // jobs)
+        bounds = [(start, start + step) for start in range(0, len(files), step)]
+        _WORK = (files, layered, renderer)
+        try:
+            with mp.get_context("fork").Pool(len(bounds)) as pool:
+                chunks = pool.map(_check_chunk, bounds)
+            return [result for chunk in chunks for result in chunk]
+        except (OSError, pickle.PicklingError, mp.ProcessError):  # pragma: no cover
+            pass
+        finally:
+            _WORK = None
+    return [_check_file(path, layered, renderer) for path in files]
 
 
 def _build(doc: Document, instructions: str | None) -> AssistantSpec:
@@ -289,7 +339,7 @@ def _resolve_env(
     resolved: dict[str, Any] = {}
     unset: dict[str, str] = {}
     for key, value in variables.items():
-        if isinstance(value, Mapping) and set(value) == {"env"}:
+        if isinstance(value, Mapping) and set(value) == {"env"} and isinstance(value["env"], str):
             name = value["env"]
             if name in environ:
                 resolved[key] = environ[name]

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2 import nodes
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 from assistant_kit.errors import SpecIssue
@@ -36,12 +38,42 @@ def merge_vars(*layers: Mapping[str, Any] | None) -> dict[str, Any]:
     return merged
 
 
-class _PartialsLoader(jinja2.FileSystemLoader):
-    """Loads partials from one folder; says which folder when a name is missing."""
+#: Rendering stops once the output passes this many characters (the limit is reported then).
+_RENDER_CUTOFF = 4 * MAX_INSTRUCTIONS
 
-    def __init__(self, folder: Path | None) -> None:
-        super().__init__([str(folder)] if folder is not None else [])
-        self.folder = folder
+
+class _BoundedSandbox(SandboxedEnvironment):
+    """The sandbox, plus a cap on ``*`` and ``**`` so ``{{ 'x' * 10**9 }}`` cannot eat memory."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int) and abs(right) > 64:
+            raise SecurityError(f"exponent {right} is too large")
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                sized = isinstance(seq, (str, list, tuple)) and isinstance(times, int)
+                if sized and len(seq) * times > _RENDER_CUTOFF:
+                    raise _TooLong(len(seq) * times)
+        return super().call_binop(context, operator, left, right)
+
+
+class _TooLong(Exception):
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
+
+
+def _render_bounded(template: jinja2.Template, variables: Mapping[str, Any]) -> str:
+    """Render chunk by chunk and stop early once the text is far over the limit."""
+    parts: list[str] = []
+    size = 0
+    for chunk in template.generate(**variables):
+        parts.append(chunk)
+        size += len(chunk)
+        if size > _RENDER_CUTOFF:
+            raise _TooLong(size)
+    return "".join(parts)  # what render() gives, without building a huge string first
 
 
 class Renderer:
@@ -56,8 +88,8 @@ class Renderer:
     ) -> None:
         self.partials = partials
         self.unset_env = dict(unset_env or {})
-        self.env = SandboxedEnvironment(
-            loader=_PartialsLoader(partials),
+        self.env = _BoundedSandbox(
+            loader=jinja2.FileSystemLoader([str(partials)] if partials is not None else []),
             undefined=jinja2.StrictUndefined,
             autoescape=False,
             auto_reload=False,
@@ -71,10 +103,17 @@ class Renderer:
         if source is None:
             return None, []
         try:
-            template = self.env.from_string(source)
-            text = template.render(**variables)
+            text = self._render_simple(source, variables)
+            if text is None:
+                text = _render_bounded(self.env.from_string(source), variables)
         except jinja2.TemplateSyntaxError as exc:
             return None, [self._issue(doc, exc.lineno, _syntax_words(exc))]
+        except _TooLong as exc:
+            message = (
+                f"`instructions`: rendered text is too long: more than {exc.size:,} characters "
+                f"(at most {MAX_INSTRUCTIONS:,})"
+            )
+            return None, [doc.issue(("instructions",), message, at_key=True)]
         except jinja2.TemplateNotFound as exc:
             line = _template_line(exc)
             folder = (
@@ -105,6 +144,45 @@ class Renderer:
                 )
             )
         return text, issues
+
+    def _render_simple(self, source: str, variables: Mapping[str, Any]) -> str | None:
+        """Render a template made only of text, ``{{ name }}`` and ``{% include "file" %}``
+        without compiling it; None when it needs the full engine (or would fail in it).
+
+        Compiling a template to Python is most of the cost of rendering one, and most
+        instructions look like this. The output is what Jinja2 gives (``str()`` of each value,
+        partials rendered by Jinja2 itself); anything else, errors included, takes the full path.
+        """
+        try:
+            tree = self.env.parse(source)
+        except jinja2.TemplateSyntaxError:
+            return None
+        out: list[str] = []
+        for node in tree.body:
+            kind = type(node)
+            if kind is nodes.Output:
+                for child in node.nodes:  # type: ignore[attr-defined]
+                    if type(child) is nodes.TemplateData:
+                        out.append(child.data)
+                    elif type(child) is nodes.Name and child.name in variables:
+                        out.append(str(variables[child.name]))
+                    else:
+                        return None
+            elif (
+                kind is nodes.Include
+                and type(node.template) is nodes.Const  # type: ignore[attr-defined]
+                and isinstance(node.template.value, str)  # type: ignore[attr-defined]
+                and node.with_context  # type: ignore[attr-defined]
+                and not node.ignore_missing  # type: ignore[attr-defined]
+            ):
+                try:
+                    partial = self.env.get_template(node.template.value)  # type: ignore[attr-defined]
+                    out.append(_render_bounded(partial, variables))
+                except Exception:
+                    return None
+            else:
+                return None
+        return "".join(out)
 
     def _undefined_words(self, exc: jinja2.UndefinedError) -> str:
         message = str(exc.message or exc)

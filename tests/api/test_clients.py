@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 from starlette.applications import Starlette
 
@@ -15,6 +16,7 @@ from assistant_kit.api import (
     DashScopeClient,
     MessageParams,
     OpenAIClient,
+    client_for,
     in_process,
 )
 from assistant_kit.errors import ApiError
@@ -145,3 +147,11 @@ async def test_what_one_dialect_creates_the_other_lists(app: Starlette) -> None:
 def test_not_given_is_falsy_and_left_out() -> None:
     assert not NOT_GIVEN
     assert AssistantParams(model="m", name=None).given() == {"model": "m", "name": None}
+
+
+async def test_client_for_names_the_dialects() -> None:
+    async with httpx.AsyncClient() as http:
+        assert isinstance(client_for("openai", http), OpenAIClient)
+        assert isinstance(client_for("dashscope", http), DashScopeClient)
+        with pytest.raises(ValueError, match="unknown dialect"):
+            client_for("bedrock", http)

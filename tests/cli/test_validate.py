@@ -354,3 +354,13 @@ def test_the_installed_command_prints_no_traceback(project: Path) -> None:
         "are expanded (is this an alias bomb?)",
         "assistants/not-utf8.yaml:3:17: file is not valid UTF-8 (byte 0xe9); save it as UTF-8",
     ]
+
+
+def test_the_readme_cli_reference_matches_the_help_text() -> None:
+    readme = (REPO / "README.md").read_text()
+    for name in ["init", "validate", "render"]:
+        result = CliRunner().invoke(cli, [name, "--help"], terminal_width=100)
+        help_text = result.output.replace("Usage: cli", "Usage: kit")
+        assert f"### kit {name}\n\n```\n{help_text}```\n" in readme, (
+            f"run `cog -r README.md` ({name})"
+        )

@@ -206,3 +206,15 @@ def test_an_in_memory_store_works_without_a_file() -> None:
         assert s.schema_version() == len(migrations.MIGRATIONS)
     finally:
         s.close()
+
+
+async def test_a_conditional_update_only_moves_from_the_expected_state(store: Store) -> None:
+    record = AssistantRecord(id=new_id(), created_at=1, model="a")
+    await store.insert_assistant(record)
+    moved = await store.update(ASSISTANTS, record.id, {"model": "b"}, expect={"model": "a"})
+    assert moved is not None and moved.model == "b"
+    assert await store.update(ASSISTANTS, record.id, {"model": "c"}, expect={"model": "a"}) is None
+    either = await store.update(ASSISTANTS, record.id, {"model": "d"}, expect={"model": ("a", "b")})
+    assert either is not None and either.model == "d"
+    assert await store.update(ASSISTANTS, record.id, {}, expect={"model": "x"}) is None
+    assert (await store.get_assistant(record.id)).model == "d"

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from assistant_kit.errors import SpecError
 from assistant_kit.spec import load
@@ -197,3 +199,41 @@ def test_find_spec_files_walks_folders_and_skips_partials_and_hidden(tmp_path: P
         "b.yml",
         "team/c.yaml",
     ]
+
+
+def test_a_tab_after_a_dash_is_named() -> None:
+    assert refusal("tools:\n  -\tcode_interpreter\n") == (
+        "x.yaml:2:4: tab character where YAML expects spaces"
+    )
+
+
+def test_tabs_where_yaml_allows_them_are_fine() -> None:
+    doc = parse_yaml("model:\tqwen\ninstructions: |\n  a\n  \tb\nx: 1\t# c\n", "x.yaml")
+    assert doc.data == {"model": "qwen", "instructions": "a\n\tb\n", "x": 1}
+
+
+def test_control_characters_are_refused_at_their_position() -> None:
+    assert refusal("name: a\nmodel: m\x00\n") == (
+        "x.yaml:2:9: character U+0000 is not allowed in YAML (control characters are refused)"
+    )
+
+
+YAMLISH = st.lists(
+    st.sampled_from([*"ab:-[]{}&*!|>'\"#\n\t ,?%@`~0123456789.\\", "é", "\x00", "<<", "&x", "*x"]),
+    max_size=60,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(YAMLISH)
+def test_any_text_either_parses_or_gives_positioned_issues(source: str) -> None:
+    try:
+        doc = parse_yaml(source, "x.yaml")
+    except SpecError as exc:
+        lines = source.count("\n") + 2
+        for issue in exc.issues:
+            assert issue.file == "x.yaml"
+            assert 1 <= issue.line <= lines and issue.col >= 1
+            assert "\n" not in issue.message
+    else:
+        assert all(isinstance(p, Position) for p in doc.positions.values())

@@ -219,3 +219,20 @@ def test_tests_become_typed_cases_with_mocks_and_expectations() -> None:
 
 def test_expectation_double_negation_cancels() -> None:
     assert Expectation.from_data({"not": {"not": {"equals": "a"}}}) == Expectation("equals", "a")
+
+
+def test_text_fields_left_out_stay_out_and_null_clears_them() -> None:
+    left_out = AssistantSpec.from_data({"name": "a", "model": "m"}).to_payload("dashscope")
+    assert "description" not in left_out and "instructions" not in left_out
+    data = {"name": "a", "model": "m", "description": None, "instructions": None}
+    cleared = AssistantSpec.from_data(data).to_payload("dashscope")
+    assert (cleared["description"], cleared["instructions"]) == ("", "")
+
+
+def test_the_kit_marks_are_the_reserved_metadata_keys() -> None:
+    from assistant_kit.spec.model import KIT_METADATA_KEYS
+    from assistant_kit.spec.validate import load_schema
+
+    metadata = load_schema("assistant")["properties"]["metadata"]
+    assert metadata["propertyNames"]["not"]["enum"] == list(KIT_METADATA_KEYS)
+    assert metadata["maxProperties"] == 16 - len(KIT_METADATA_KEYS)

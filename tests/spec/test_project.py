@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from assistant_kit.errors import ConfigError, SpecError
+from assistant_kit.spec import project as project_module
 from assistant_kit.spec.project import load_project
 
 from .conftest import ProjectDir
@@ -190,3 +191,32 @@ def test_the_example_project_is_valid() -> None:
     ragdoll = art.test("draws a ragdoll cat")
     assert ragdoll.turns[0].user == "Please help me draw a picture of a ragdoll cat."
     assert "strong-model" in ragdoll.tags
+
+
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
+def test_forked_workers_give_the_same_result_as_one_process(
+    project_dir: ProjectDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(project_module, "PARALLEL_MIN_FILES", 4)
+    for i in range(6):
+        project_dir.spec(f"ok{i}.yaml", f"name: ok{i}\nmodel: m\ninstructions: 'n{{{{ {i} }}}}'\n")
+    project_dir.spec("bad.yaml", "name: bad\n")
+    project_dir.spec("twin.yaml", "name: ok1\nmodel: m\n")
+    with pytest.raises(SpecError) as serial:
+        load_project(jobs=1)
+    with pytest.raises(SpecError) as forked:
+        load_project(jobs=2)
+    assert forked.value.issues == serial.value.issues
+    assert len(serial.value.issues) == 3
+    (project_dir.root / "assistants" / "bad.yaml").unlink()
+    (project_dir.root / "assistants" / "twin.yaml").unlink()
+    assert load_project(jobs=2).specs == load_project(jobs=1).specs
+    assert [s.instructions for s in load_project(jobs=2).specs] == [f"n{i}" for i in range(6)]
+
+
+def test_an_env_mapping_in_kit_yaml_must_name_a_variable(project_dir: ProjectDir) -> None:
+    project_dir.kit("vars:\n  region: {env: [A]}\n")
+    project_dir.spec("a.yaml", "name: a\nmodel: m\n")
+    with pytest.raises(ConfigError) as info:
+        load_project()
+    assert str(info.value) == "kit.yaml:2:17: `vars.region.env`: must be a string, not a list"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from assistant_kit.errors import SpecError
 from assistant_kit.spec.project import load_project
+from assistant_kit.spec.render import Renderer
 
 from .conftest import ProjectDir
 
@@ -165,3 +168,74 @@ def test_the_template_source_is_kept_beside_the_rendered_text(project_dir: Proje
     )
     (spec,) = load_project().specs
     assert (spec.template, spec.instructions) == ("Hi {{ who }}", "Hi you")
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        pytest.param("{{ 'x' * 10**8 }}", id="huge-repeat"),
+        pytest.param("{% for i in range(90000) %}{{ 'y' * 50 }}{% endfor %}", id="long-loop"),
+    ],
+)
+def test_runaway_templates_stop_early_and_report_the_limit(
+    project_dir: ProjectDir, template: str
+) -> None:
+    project_dir.spec("a.yaml", f'name: a\nmodel: m\ninstructions: "{template}"\n')
+    (message,) = errors(project_dir)
+    assert message.startswith(
+        "assistants/a.yaml:3:1: `instructions`: rendered text is too long: more than"
+    )
+    assert message.endswith("(at most 32,768)")
+
+
+def test_huge_exponents_are_refused(project_dir: ProjectDir) -> None:
+    project_dir.spec("a.yaml", 'name: a\nmodel: m\ninstructions: "{{ 10 ** 100000 }}"\n')
+    (message,) = errors(project_dir)
+    assert message == "assistants/a.yaml:3:15: template error: exponent 100000 is too large"
+
+
+SIMPLE_TEMPLATES = [
+    "plain text, no template at all\n",
+    "Hi {{ who }}.\nBye {{ who }}!\n\n",
+    "{{ n }} {{ f }} {{ b }} {{ nothing }} {{ items }} {{ table }} {{ text }}",
+    '{% include "part.j2" %}',
+    'Top\n{% include "part.j2" %}\nBottom {{ who }}\n',
+    "{{- who -}}\n   {{ who }}  ",
+    "{# a comment #}{{ who }}{% raw %}{{ literal }}{% endraw %}",
+]
+VALUES = {
+    "who": "Zoë",
+    "n": 3,
+    "f": 0.5,
+    "b": True,
+    "nothing": None,
+    "items": [1, "a"],
+    "table": {"k": "v"},
+    "text": "<b>not escaped</b>",
+}
+
+
+@pytest.mark.parametrize("source", SIMPLE_TEMPLATES)
+def test_simple_templates_render_exactly_as_jinja2_does(tmp_path: Path, source: str) -> None:
+    (tmp_path / "part.j2").write_text("Partial for {{ who }}.\n")
+    renderer = Renderer(tmp_path)
+    fast = renderer._render_simple(source, VALUES)
+    assert fast is not None
+    assert fast == renderer.env.from_string(source).render(**VALUES)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ who.upper() }}",
+        "{{ who | upper }}",
+        "{% if b %}x{% endif %}",
+        "{{ missing }}",
+        '{% include "nowhere.j2" %}',
+        '{% include "bad.j2" %}',
+        "{% for i in items %}{{ i }}{% endfor %}",
+    ],
+)
+def test_anything_else_takes_the_full_engine(tmp_path: Path, source: str) -> None:
+    (tmp_path / "bad.j2").write_text("{{ missing }}")
+    assert Renderer(tmp_path)._render_simple(source, VALUES) is None

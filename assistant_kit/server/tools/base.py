@@ -10,6 +10,7 @@ the tool's own shape. A tool never fails a run: errors come back as a ``ToolOutp
 from __future__ import annotations
 
 import abc
+import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,3 +74,25 @@ class BuiltinTool(abc.ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Stop workers and release resources."""
+
+    def step_tool_call(
+        self,
+        call_id: str,
+        arguments: Mapping[str, Any],
+        result: ToolOutput | None,
+        dialect: str,
+    ) -> dict[str, Any]:
+        """This call as an entry of a ``tool_calls`` step in ``dialect`` (``"dashscope"`` or
+        ``"openai"``); ``result`` is None while the call runs.
+
+        DashScope shows built-ins in their own shape (``{"type": "quark_search", "quark_search":
+        {"arguments", "output"}}``); OpenAI's step types know only function, code_interpreter and
+        file_search, so other built-ins appear there as a function call with its output.
+        """
+        text = json.dumps(dict(arguments), ensure_ascii=False)
+        output = None if result is None else result.output
+        if dialect == "openai":
+            name = str(self.definition().get("name", self.type))
+            body = {"name": name, "arguments": text, "output": output}
+            return {"id": call_id, "type": "function", "function": body}
+        return {"id": call_id, "type": self.type, self.type: {"arguments": text, "output": output}}

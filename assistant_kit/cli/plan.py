@@ -1,0 +1,350 @@
+"""`kit plan`, `kit apply`, `kit import`, `kit destroy`: sync the specs to a target."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import yaml
+
+from assistant_kit.cli import ExitCode
+from assistant_kit.cli.output import echo_json, plural
+from assistant_kit.errors import ConfigError, KitError
+from assistant_kit.spec.project import DEFAULT_SPECS, Project, find_kit_file, load_project
+from assistant_kit.sync.apply import DEFAULT_PARALLELISM, ApplyReport, Outcome, apply_plan
+from assistant_kit.sync.importer import import_assistants
+from assistant_kit.sync.plan import Plan, build_plan, destroy_plan, list_remote
+from assistant_kit.sync.render import (
+    apply_json,
+    plan_json,
+    render_outcome,
+    render_plan,
+    render_report,
+)
+from assistant_kit.sync.targets import open_target
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _color() -> bool:
+    return sys.stdout.isatty()
+
+
+def target_option(fn: F) -> F:
+    return click.option(
+        "--target",
+        "-t",
+        metavar="NAME",
+        help="Target named in kit.yaml (default: kit.yaml's default_target).",
+    )(fn)
+
+
+def name_option(fn: F) -> F:
+    return click.option(
+        "--name",
+        "names",
+        multiple=True,
+        metavar="NAME",
+        help="Only this assistant (repeatable).",
+    )(fn)
+
+
+def _confirm(question: str, yes: bool) -> bool:
+    """True to go ahead: --yes, or a "yes" typed on a terminal; refuses without a terminal."""
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise ConfigError(
+            "refusing to change the target without confirmation: stdin is not a terminal; "
+            "pass --yes to apply the plan shown"
+        )
+    return click.confirm(question, default=False, err=True)
+
+
+@click.command()
+@target_option
+@name_option
+@click.option("--prune", is_flag=True, help="Also delete managed assistants that have no spec.")
+@click.option("--diff", "show_diff", is_flag=True, help="Show instructions as a unified diff.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 when there is nothing to change, 2 when there is, 1 on an error.",
+)
+def plan(
+    target: str | None,
+    names: tuple[str, ...],
+    prune: bool,
+    show_diff: bool,
+    as_json: bool,
+    detailed_exitcode: bool,
+) -> int:
+    """Show what `kit apply` would change on the target, without changing anything.
+
+    Remote assistants are matched to specs by their kit_name mark; assistants the kit did not
+    create are never touched (`kit import` adopts them).
+
+    \b
+    Examples:
+      kit plan                            the default target
+      kit plan --target staging --diff    with instructions as a unified diff
+      kit plan --detailed-exitcode        exit 2 when changes are pending (for CI)
+    """
+    try:
+        project = load_project((), target)
+        result = asyncio.run(_plan(project, names, prune))
+    except KitError as exc:
+        if not detailed_exitcode:
+            raise
+        click.echo(f"Error: {exc}", err=True)
+        return ExitCode.FAILED
+    if as_json:
+        echo_json(plan_json(result))
+    else:
+        click.echo(render_plan(result, diff=show_diff, color=_color()))
+    if result.conflicts:
+        return ExitCode.FAILED
+    if detailed_exitcode and result.has_changes:
+        return 2
+    return ExitCode.OK
+
+
+async def _plan(project: Project, names: tuple[str, ...], prune: bool) -> Plan:
+    async with open_target(project) as client:
+        return await build_plan(
+            client,
+            project.specs,
+            target=project.target.name,
+            dialect=project.target.dialect,
+            names=names,
+            prune=prune,
+        )
+
+
+@click.command()
+@target_option
+@name_option
+@click.option("--prune", is_flag=True, help="Also delete managed assistants that have no spec.")
+@click.option("--yes", "-y", is_flag=True, help="Apply without asking.")
+@click.option("--diff", "show_diff", is_flag=True, help="Show instructions as a unified diff.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan and the result as JSON.")
+@click.option(
+    "--parallelism",
+    default=DEFAULT_PARALLELISM,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Changes carried out at once.",
+)
+def apply(
+    target: str | None,
+    names: tuple[str, ...],
+    prune: bool,
+    yes: bool,
+    show_diff: bool,
+    as_json: bool,
+    parallelism: int,
+) -> int:
+    """Make the target match the specs: show the plan, ask, then create, update, delete.
+
+    Failed calls (429, 5xx, timeouts, lost connections) are retried with backoff; a create
+    is never repeated before the target was checked for it. If some changes fail, the others
+    still happen; run `kit apply` again to finish.
+
+    \b
+    Examples:
+      kit apply                 asks before changing anything
+      kit apply --yes --prune   no question; delete managed assistants without a spec
+    """
+    project = load_project((), target)
+    result, report = asyncio.run(
+        _apply(project, names, prune, yes, show_diff, as_json, parallelism)
+    )
+    if as_json:
+        echo_json(apply_json(result, report))
+    if report is not None and not report.ok:
+        return ExitCode.FAILED
+    return ExitCode.OK
+
+
+async def _apply(
+    project: Project,
+    names: tuple[str, ...],
+    prune: bool,
+    yes: bool,
+    show_diff: bool,
+    as_json: bool,
+    parallelism: int,
+) -> tuple[Plan, ApplyReport | None]:
+    async with open_target(project) as client:
+        result = await build_plan(
+            client,
+            project.specs,
+            target=project.target.name,
+            dialect=project.target.dialect,
+            names=names,
+            prune=prune,
+        )
+        return result, await _carry_out(client, result, yes, show_diff, as_json, parallelism)
+
+
+async def _carry_out(
+    client: Any,
+    result: Plan,
+    yes: bool,
+    show_diff: bool,
+    as_json: bool,
+    parallelism: int,
+    verb: str = "Plan",
+) -> ApplyReport | None:
+    color = _color()
+    if not as_json:
+        click.echo(render_plan(result, diff=show_diff, color=color, verb=verb))
+    result.check()
+    if not result.has_changes:
+        return None
+    if not _confirm("Apply these changes?", yes):
+        raise click.Abort()
+
+    def progress(outcome: Outcome) -> None:
+        if not as_json:
+            click.echo(render_outcome(outcome, color=color))
+
+    if not as_json:
+        click.echo("")
+    report = await apply_plan(client, result, parallelism=parallelism, on_outcome=progress)
+    if not as_json:
+        click.echo("")
+        click.echo(render_report(report, color=color))
+    return report
+
+
+def _spec_folder(cwd: Path) -> tuple[Path, set[str]]:
+    """Where imported specs go, and the spec names already taken."""
+    kit_file = find_kit_file(cwd)
+    root = kit_file.parent if kit_file is not None else cwd
+    specs: Any = DEFAULT_SPECS
+    if kit_file is not None:
+        data = yaml.safe_load(kit_file.read_text(encoding="utf-8")) or {}
+        specs = data.get("specs", DEFAULT_SPECS) if isinstance(data, dict) else DEFAULT_SPECS
+    first = specs if isinstance(specs, str) else (list(specs) or [DEFAULT_SPECS])[0]
+    folder = root / str(first)
+    if not folder.is_dir():
+        return folder, set()
+    project = load_project((), None)
+    return folder, {s.name for s in project.specs}
+
+
+@click.command("import")
+@click.argument("ids", nargs=-1)
+@click.option("--all", "import_all", is_flag=True, help="Import every unmanaged assistant.")
+@target_option
+@click.option(
+    "--dir",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the spec files (default: the project's first spec folder).",
+)
+@click.option("--force", is_flag=True, help="Overwrite spec files that already exist.")
+def import_(
+    ids: tuple[str, ...], import_all: bool, target: str | None, folder: Path | None, force: bool
+) -> int:
+    """Write spec files for assistants on the target that the kit does not manage yet.
+
+    Each imported assistant gets the kit_name mark, so the next `kit apply` adopts it and
+    changes nothing but the marks. Plug-in tokens are not imported: the spec names the
+    environment variable apply reads them from.
+
+    \b
+    Examples:
+      kit import --all                    every unmanaged assistant
+      kit import asst_123 --target prod   one assistant
+    """
+    if bool(ids) == import_all:
+        raise click.UsageError("give assistant ids or --all (not both)")
+    default_folder, taken = _spec_folder(Path.cwd())
+    project = load_project((), target) if taken else None
+    out = folder or default_folder
+    imported = asyncio.run(_import(project, target, out, ids, taken, force))
+    if not imported:
+        click.echo("Nothing to import: every assistant on the target is managed by the kit.")
+        return ExitCode.OK
+    for item in imported:
+        click.echo(f"  + {item.path}  ({item.id} as `{item.name}`)")
+        for note in item.notes:
+            click.echo(f"      note: {note}")
+    click.echo(f"Imported {plural(len(imported), 'assistant')}. Next: kit plan")
+    return ExitCode.OK
+
+
+async def _import(
+    project: Project | None,
+    target: str | None,
+    folder: Path,
+    ids: tuple[str, ...],
+    taken: set[str],
+    force: bool,
+) -> list[Any]:
+    if project is None:
+        # no specs yet: the project file (or its defaults) is all that is needed
+        folder.mkdir(parents=True, exist_ok=True)
+        project = load_project((), target)
+    async with open_target(project) as client:
+        return await import_assistants(
+            client,
+            folder,
+            dialect=project.target.dialect,
+            ids=ids,
+            taken=taken,
+            force=force,
+        )
+
+
+@click.command()
+@target_option
+@name_option
+@click.option("--yes", "-y", is_flag=True, help="Delete without asking.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan and the result as JSON.")
+@click.option(
+    "--parallelism",
+    default=DEFAULT_PARALLELISM,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Deletions carried out at once.",
+)
+def destroy(
+    target: str | None, names: tuple[str, ...], yes: bool, as_json: bool, parallelism: int
+) -> int:
+    """Delete the target's assistants that the kit manages for this project's specs.
+
+    Only assistants marked with the kit_name of a spec here (or of a --name) are deleted;
+    nothing else on the target is touched.
+    """
+    project = load_project((), target)
+    result, report = asyncio.run(_destroy(project, names, yes, as_json, parallelism))
+    if as_json:
+        echo_json(apply_json(result, report))
+    if report is not None and not report.ok:
+        return ExitCode.FAILED
+    return ExitCode.OK
+
+
+async def _destroy(
+    project: Project, names: tuple[str, ...], yes: bool, as_json: bool, parallelism: int
+) -> tuple[Plan, ApplyReport | None]:
+    async with open_target(project) as client:
+        remotes, calls = await list_remote(client)
+        chosen = set(names) or {s.name for s in project.specs}
+        result = destroy_plan(
+            remotes,
+            chosen,
+            target=project.target.name,
+            dialect=project.target.dialect,
+            list_calls=calls,
+        )
+        report = await _carry_out(client, result, yes, False, as_json, parallelism, verb="Destroy")
+        return result, report

@@ -1,0 +1,124 @@
+"""An ``AssistantClient`` for a kit.yaml target.
+
+* ``local`` without ``base_url``: the embedded server in-process (``httpx.ASGITransport``), its
+  store in ``.kit/server.db`` under the project so state lasts from one command to the next;
+* ``local`` with ``base_url``: a running ``kit serve``;
+* ``dashscope``: the DashScope dialect (default base URL the hosted API), key from ``api_key_env``;
+* ``openai``: the Assistants v2 dialect at ``base_url``, key from ``api_key_env``.
+
+The dialect is the target's (``Target.dialect``: ``local`` speaks ``openai`` unless kit.yaml
+says ``dialect: dashscope``). ``wrap`` lets tests and benches put a transport around the real one
+(fault injection, request counting)::
+
+    async with open_target(project) as client:
+        plan = await build_plan(client, project.specs, ...)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from assistant_kit.api.base import AssistantClient
+from assistant_kit.api.local import BASE_PATHS, client_for
+from assistant_kit.errors import ConfigError
+from assistant_kit.spec.project import Project, Target
+
+__all__ = ["DASHSCOPE_BASE_URL", "EMBEDDED_DB", "OPENAI_BASE_URL", "base_url_of", "open_target"]
+
+#: The hosted DashScope API.
+DASHSCOPE_BASE_URL = "https://dashscope.aliyuncs.com/api/v1"
+#: The hosted OpenAI API.
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+#: The embedded server's store, relative to the project root.
+EMBEDDED_DB = Path(".kit") / "server.db"
+#: Seconds one request may take unless the target's ``timeout_s`` says otherwise.
+DEFAULT_TIMEOUT = 30.0
+#: Key sent to a local server when the target names none (`kit serve` accepts any on loopback).
+LOCAL_KEY = "local"
+
+Wrap = Callable[[httpx.AsyncBaseTransport], httpx.AsyncBaseTransport]
+
+
+def base_url_of(target: Target) -> str:
+    """The API root of a remote target (``.../api/v1`` or ``.../v1``)."""
+    if target.provider == "dashscope":
+        url = target.base_url or DASHSCOPE_BASE_URL
+    elif target.provider == "openai":
+        url = target.base_url or OPENAI_BASE_URL
+    else:
+        url = target.base_url or ""
+    url = url.rstrip("/")
+    if target.provider == "local" and not url.endswith(BASE_PATHS[target.dialect]):
+        url += BASE_PATHS[target.dialect]
+    return url
+
+
+def _api_key(target: Target, environ: Mapping[str, str]) -> str:
+    if target.api_key_env is None:
+        if target.provider == "local":
+            return LOCAL_KEY
+        raise ConfigError(f"target `{target.name}` needs `api_key_env` naming its key's variable")
+    key = environ.get(target.api_key_env)
+    if not key:
+        raise ConfigError(
+            f"target `{target.name}` reads its API key from {target.api_key_env}, which is not set"
+        )
+    return key
+
+
+@contextlib.asynccontextmanager
+async def open_target(
+    project: Project,
+    target: Target | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    wrap: Wrap | None = None,
+    timeout: float | None = None,
+    database: str | Path | None = None,
+) -> AsyncIterator[AssistantClient]:
+    """A client on ``target`` (default: the project's), closed on exit.
+
+    ``database`` overrides the embedded server's store (default ``.kit/server.db``); ``timeout``
+    the target's ``timeout_s`` (default 30 seconds per request).
+    """
+    target = target or project.target
+    if timeout is None:
+        timeout = float(target.options.get("timeout_s") or DEFAULT_TIMEOUT)
+    env = os.environ if environ is None else environ
+    async with contextlib.AsyncExitStack() as stack:
+        transport: httpx.AsyncBaseTransport
+        if target.embedded:
+            app = _embedded_app(project, database)
+            await stack.enter_async_context(app.router.lifespan_context(app))
+            transport = httpx.ASGITransport(app=app)
+            base_url = f"http://assistant-kit.local{BASE_PATHS[target.dialect]}"
+            key = _api_key(target, env)
+        else:
+            transport = httpx.AsyncHTTPTransport(retries=0)
+            base_url = base_url_of(target)
+            key = _api_key(target, env)
+        if wrap is not None:
+            transport = wrap(transport)
+        http = await stack.enter_async_context(
+            httpx.AsyncClient(
+                transport=transport, base_url=base_url, timeout=httpx.Timeout(timeout)
+            )
+        )
+        yield client_for(target.dialect, http, api_key=key)
+
+
+def _embedded_app(project: Project, database: str | Path | None) -> Any:
+    # the server is reached only through its public factory and an ASGI transport
+    from assistant_kit.server.app import ServerConfig, create_app
+
+    if database is None:
+        path = project.root / EMBEDDED_DB
+        path.parent.mkdir(parents=True, exist_ok=True)
+        database = path
+    return create_app(ServerConfig(database=str(database)))
