@@ -17,6 +17,7 @@ Every refusal is a ``SpecError`` whose issues carry the 1-based position of the 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -210,9 +211,7 @@ def parse_yaml(source: bytes | str, file: str) -> Document:
     except yaml.MarkedYAMLError as exc:
         raise SpecError([_syntax_issue(file, text, exc)]) from None
     except yaml.reader.ReaderError as exc:
-        index = max(0, min(int(exc.position), len(text)))
-        line = text.count("\n", 0, index) + 1
-        col = index - (text.rfind("\n", 0, index) + 1) + 1
+        line, col = _reader_position(text, int(exc.position))
         char = (
             exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "?")
         )
@@ -224,6 +223,22 @@ def parse_yaml(source: bytes | str, file: str) -> Document:
     if builder.issues:
         raise SpecError(builder.issues)
     return Document(file, data, text, builder.positions, builder.key_positions)
+
+
+#: Line breaks as YAML counts them (and so every other position of this module).
+_YAML_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+
+
+def _reader_position(text: str, offset: int) -> tuple[int, int]:
+    """1-based line and column of a reader error; libyaml reports a byte offset into the
+    UTF-8 text, the pure-Python reader a character index."""
+    if _Loader is not yaml.SafeLoader:
+        offset = len(text.encode("utf-8")[:offset].decode("utf-8", "ignore"))
+    index = max(0, min(offset, len(text)))
+    line, start = 1, 0
+    for found in _YAML_BREAK.finditer(text, 0, index):
+        line, start = line + 1, found.end()
+    return line, index - start + 1
 
 
 def _syntax_issue(file: str, text: str, exc: yaml.MarkedYAMLError) -> SpecIssue:

@@ -187,3 +187,19 @@ def test_a_key_with_a_line_break_stays_on_one_issue_line(case: SpecCase) -> None
     assert outcome.kind == "spec"
     assert "fuzz.yaml:3:1: unknown key `bad\\rkey`" in outcome.detail
     assert len(outcome.detail.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        pytest.param("éé\x1f", "1:3", id="after-multibyte"),
+        pytest.param("a: b\r\nc: é\x1f", "2:5", id="crlf-and-multibyte"),
+        pytest.param("a: b\rc: \x1f", "2:4", id="cr-break"),
+        pytest.param("\u2028\x1f", "2:1", id="line-separator-break"),
+    ],
+)
+def test_a_control_character_is_reported_at_its_character_column(
+    case: SpecCase, text: str, where: str
+) -> None:
+    outcome = case.check(text)
+    assert outcome.kind == "spec" and f"fuzz.yaml:{where}: character U+001F" in outcome.detail
