@@ -39,11 +39,11 @@ targets:
   local: {provider: local}
   remote:
     provider: openai
-    base_url: http://127.0.0.1:9/v1
+    base_url: http://127.0.0.1:PORT/v1
     api_key_env: SENTINEL_TARGET_KEY
   cloud:
     provider: dashscope
-    base_url: http://127.0.0.1:9/api/v1
+    base_url: http://127.0.0.1:PORT/api/v1
     api_key_env: DASHSCOPE_API_KEY
 server:
   models:
@@ -55,11 +55,23 @@ test:
 """
 
 
+@pytest.fixture(scope="module")
+def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KitServe]:
+    """A `kit serve` whose only key is the sentinel: the targets `remote` and `cloud`."""
+    folder = tmp_path_factory.mktemp("remote")
+    server = KitServe(folder, key=SENTINEL, pass_key=False, env=ENV, args=["--log-level", "info"])
+    with server:
+        yield server
+    assert SENTINEL not in server.output()
+    assert list(leaks(folder)) == []
+
+
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
+def project(tmp_path: Path, remote: KitServe) -> Path:
     """The example assistants under a kit.yaml whose every key is the sentinel."""
     shutil.copytree(REPO / "assistants", tmp_path / "assistants")
-    (tmp_path / "kit.yaml").write_text(KIT_YAML, encoding="utf-8")
+    kit = KIT_YAML.replace("PORT", str(remote.port))
+    (tmp_path / "kit.yaml").write_text(kit, encoding="utf-8")
     return tmp_path
 
 
@@ -81,9 +93,13 @@ INVOCATIONS: dict[str, list[list[str]]] = {
         ["render", "no-such-assistant"],
     ],
     "init": [["init", "fresh"]],
-    "plan": [["plan"], ["plan", "--target", "remote"]],
-    "apply": [["apply", "--yes"], ["apply", "--yes", "--target", "remote"]],
-    "import": [["import", "--target", "remote"]],
+    "plan": [["plan"], ["plan", "--target", "remote"], ["plan", "--target", "cloud", "--json"]],
+    "apply": [
+        ["apply", "--yes"],
+        ["apply", "--yes", "--target", "remote"],
+        ["apply", "--yes", "--target", "cloud"],
+    ],
+    "import": [["import", "--all", "--target", "remote"]],
     "destroy": [["destroy", "--yes", "--target", "remote"]],
     "test": [["test"], ["test", "--target", "remote"]],
 }
@@ -95,6 +111,8 @@ def test_no_command_prints_or_writes_the_secret(project: Path, command: str) -> 
         pytest.skip(f"`kit {command}` is not built yet")
     for args in INVOCATIONS[command]:
         result = run_kit(args, project, ENV, timeout=120)
+        expected = 2 if args == ["render", "no-such-assistant"] else 0
+        assert result.returncode == expected, (args, result.stdout[-500:], result.stderr[-500:])
         assert "Traceback" not in result.stderr, (args, result.stderr)
         assert SENTINEL not in result.stdout, args
         assert SENTINEL not in result.stderr, args
