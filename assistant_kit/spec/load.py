@@ -191,9 +191,10 @@ def parse_yaml(source: bytes | str, file: str) -> Document:
         try:
             text = source.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            line = source.count(b"\n", 0, exc.start) + 1
-            col = exc.start - (source.rfind(b"\n", 0, exc.start) + 1) + 1
-            bad = source[exc.start : exc.start + 1].hex()
+            body = source.removeprefix(b"\xef\xbb\xbf")  # the decoder's offsets skip a BOM
+            before = body[: exc.start].decode("utf-8", "replace")
+            line, col = _text_position(before, len(before))
+            bad = body[exc.start : exc.start + 1].hex()
             raise SpecError(
                 [
                     SpecIssue(
@@ -234,7 +235,12 @@ def _reader_position(text: str, offset: int) -> tuple[int, int]:
     UTF-8 text, the pure-Python reader a character index."""
     if _Loader is not yaml.SafeLoader:
         offset = len(text.encode("utf-8")[:offset].decode("utf-8", "ignore"))
-    index = max(0, min(offset, len(text)))
+    return _text_position(text, offset)
+
+
+def _text_position(text: str, index: int) -> tuple[int, int]:
+    """1-based line and column of character ``index`` of ``text``, lines broken as YAML does."""
+    index = max(0, min(index, len(text)))
     line, start = 1, 0
     for found in _YAML_BREAK.finditer(text, 0, index):
         line, start = line + 1, found.end()

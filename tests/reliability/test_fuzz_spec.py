@@ -203,3 +203,19 @@ def test_a_control_character_is_reported_at_its_character_column(
 ) -> None:
     outcome = case.check(text)
     assert outcome.kind == "spec" and f"fuzz.yaml:{where}: character U+001F" in outcome.detail
+
+
+@pytest.mark.parametrize(
+    ("raw", "where", "byte"),
+    [
+        pytest.param(b"\r\x00\x80", "2:2", "80", id="after-a-cr-break"),
+        pytest.param(b"a\r\nb\xc3\xa9\xff", "2:3", "ff", id="after-multibyte"),
+        pytest.param(b"\xef\xbb\xbfab\x80", "1:3", "80", id="after-a-bom"),
+    ],
+)
+def test_bytes_that_are_not_utf8_are_reported_at_their_character_column(
+    case: SpecCase, raw: bytes, where: str, byte: str
+) -> None:
+    outcome = case.check(raw)
+    assert outcome.kind == "spec"
+    assert f"fuzz.yaml:{where}: file is not valid UTF-8 (byte 0x{byte})" in outcome.detail
