@@ -136,6 +136,9 @@ async def main() -> None:
     a = report("llama-cpp-python direct", direct)
     b = report("LlamaCppBackend.stream", through)
     print(f"backend / direct: {b / a:.3f}  (goal >= 0.90)")
+    # machine-readable figures for bench/run_all.py
+    print(f"FIGURE local_model_tokens_per_s={b:.1f} unit=tokens/s")
+    print(f"FIGURE local_model_backend_over_direct={b / a:.3f} goal=min:0.9 unit=ratio")
     if direct[0].text != through[0].text:
         print("note: the two paths produced different text")
     await backend.aclose()
