@@ -16,6 +16,16 @@ from assistant_kit.api.base import (
 from assistant_kit.api.dashscope import DashScopeClient
 from assistant_kit.api.local import client_for, in_process
 from assistant_kit.api.openai import OpenAIClient
+from assistant_kit.api.runs import (
+    RemoteRun,
+    RemoteRunStep,
+    RunParams,
+    RunUsage,
+    StepToolCall,
+    StreamEvent,
+    ToolCallRequest,
+    ToolOutput,
+)
 
 __all__ = [
     "NOT_GIVEN",
@@ -28,7 +38,15 @@ __all__ = [
     "Page",
     "RemoteAssistant",
     "RemoteMessage",
+    "RemoteRun",
+    "RemoteRunStep",
     "RemoteThread",
+    "RunParams",
+    "RunUsage",
+    "StepToolCall",
+    "StreamEvent",
+    "ToolCallRequest",
+    "ToolOutput",
     "client_for",
     "in_process",
 ]

@@ -14,10 +14,15 @@ raw wire object kept in ``raw``. ``NOT_GIVEN`` tells "leave alone" apart from ``
 from __future__ import annotations
 
 import abc
+import asyncio
 import dataclasses
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, Literal, TypeVar
+
+if TYPE_CHECKING:
+    from assistant_kit.api.runs import RemoteRun, RemoteRunStep, RunParams, StreamEvent, ToolOutput
 
 T = TypeVar("T")
 Order = Literal["asc", "desc"]
@@ -282,3 +287,103 @@ class AssistantClient(abc.ABC):
     ) -> list[RemoteMessage]:
         """Every message of a thread (all pages), oldest first by default."""
         return [m async for m in self.iter_messages(thread_id, order=order, run_id=run_id)]
+
+    # -- runs (see ``assistant_kit.api.runs``; HTTP clients implement these) -----------------
+
+    async def create_run(self, thread_id: str, params: RunParams) -> RemoteRun:
+        """Start a run; it comes back queued (or further along) and goes on server-side."""
+        raise NotImplementedError
+
+    def stream_run(self, thread_id: str, params: RunParams) -> AsyncIterator[StreamEvent]:
+        """Start a run with ``stream: true``; its events up to ``done``."""
+        raise NotImplementedError
+
+    async def create_thread_and_run(
+        self,
+        params: RunParams,
+        *,
+        messages: Sequence[MessageParams] = (),
+        metadata: Mapping[str, str] | None = None,
+    ) -> RemoteRun:
+        """A new thread with ``messages`` and a run on it (``run.thread_id`` names the thread)."""
+        raise NotImplementedError
+
+    def stream_thread_and_run(
+        self,
+        params: RunParams,
+        *,
+        messages: Sequence[MessageParams] = (),
+        metadata: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[StreamEvent]:
+        """Thread-and-run streamed; the first event is ``thread.created``."""
+        raise NotImplementedError
+
+    async def get_run(self, thread_id: str, run_id: str) -> RemoteRun:
+        raise NotImplementedError
+
+    async def list_runs(
+        self,
+        thread_id: str,
+        *,
+        limit: int = 20,
+        order: Order = "desc",
+        after: str | None = None,
+        before: str | None = None,
+    ) -> Page[RemoteRun]:
+        raise NotImplementedError
+
+    async def update_run(
+        self, thread_id: str, run_id: str, *, metadata: Mapping[str, str]
+    ) -> RemoteRun:
+        raise NotImplementedError
+
+    async def cancel_run(self, thread_id: str, run_id: str) -> RemoteRun:
+        """Ask a run to stop (``cancelling``, then ``cancelled``)."""
+        raise NotImplementedError
+
+    async def submit_tool_outputs(
+        self, thread_id: str, run_id: str, outputs: Sequence[ToolOutput]
+    ) -> RemoteRun:
+        """Answer every pending call of a ``requires_action`` run in one submission."""
+        raise NotImplementedError
+
+    def stream_submit_tool_outputs(
+        self, thread_id: str, run_id: str, outputs: Sequence[ToolOutput]
+    ) -> AsyncIterator[StreamEvent]:
+        """Submit outputs with ``stream: true``; the resumed run's events up to ``done``."""
+        raise NotImplementedError
+
+    async def list_run_steps(
+        self,
+        thread_id: str,
+        run_id: str,
+        *,
+        limit: int = 20,
+        order: Order = "asc",
+        after: str | None = None,
+        before: str | None = None,
+    ) -> Page[RemoteRunStep]:
+        raise NotImplementedError
+
+    async def get_run_step(self, thread_id: str, run_id: str, step_id: str) -> RemoteRunStep:
+        raise NotImplementedError
+
+    async def wait_run(
+        self, thread_id: str, run_id: str, *, timeout: float = 60.0, interval: float = 0.05
+    ) -> RemoteRun:
+        """Poll until the run needs tool outputs or has ended; ``ApiError`` after ``timeout``."""
+        from assistant_kit.errors import ApiError
+
+        deadline = time.monotonic() + timeout
+        while True:
+            run = await self.get_run(thread_id, run_id)
+            if run.terminal or run.requires_action:
+                return run
+            if time.monotonic() >= deadline:
+                raise ApiError(
+                    0,
+                    "timeout",
+                    f"run {run_id} is still {run.status} after {timeout:g}s",
+                    dialect=self.dialect,
+                )
+            await asyncio.sleep(interval)

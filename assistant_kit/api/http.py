@@ -6,7 +6,8 @@ the paths, pagination and record parsing are the same in both APIs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import httpx
@@ -21,7 +22,17 @@ from assistant_kit.api.base import (
     RemoteMessage,
     RemoteThread,
 )
-from assistant_kit.api.wire import decode, wire_errors
+from assistant_kit.api.runs import (
+    RemoteRun,
+    RemoteRunStep,
+    RunParams,
+    SSEParser,
+    StreamEvent,
+    ToolOutput,
+    required_calls,
+    usage_of,
+)
+from assistant_kit.api.wire import decode, error_from, wire_errors
 
 JSONObject = dict[str, Any]
 
@@ -206,3 +217,176 @@ class HTTPAssistantClient(AssistantClient):
         }
         body = await self.request("GET", f"/threads/{thread_id}/messages", params=params)
         return self.page(body, self.message)
+
+    # -- runs --------------------------------------------------------------------------------
+
+    def _ms(self, value: Any) -> int | None:
+        return None if value is None else self.to_ms(value)
+
+    def run(self, o: JSONObject) -> RemoteRun:
+        return RemoteRun(
+            id=o["id"],
+            thread_id=o.get("thread_id") or "",
+            assistant_id=o.get("assistant_id") or "",
+            status=o.get("status") or "",
+            created_at=self.to_ms(o.get("created_at")),
+            model=o.get("model") or "",
+            instructions=o.get("instructions"),
+            tools=tuple(o.get("tools") or ()),
+            metadata=dict(o.get("metadata") or {}),
+            required_tool_calls=required_calls(o),
+            last_error=o.get("last_error") or None,
+            incomplete_details=o.get("incomplete_details") or None,
+            usage=usage_of(o.get("usage")),
+            started_at=self._ms(o.get("started_at")),
+            completed_at=self._ms(o.get("completed_at")),
+            expires_at=self._ms(o.get("expires_at")),
+            raw=o,
+        )
+
+    def run_step(self, o: JSONObject) -> RemoteRunStep:
+        return RemoteRunStep(
+            id=o["id"],
+            run_id=o.get("run_id") or "",
+            type=o.get("type") or "",
+            status=o.get("status") or "",
+            created_at=self.to_ms(o.get("created_at")),
+            step_details=dict(o.get("step_details") or {}),
+            usage=usage_of(o.get("usage")),
+            raw=o,
+        )
+
+    def stream_event(self, name: str, data: JSONObject) -> StreamEvent:
+        kind = data.get("object")
+        parsed: Any = None
+        if kind == "thread.run":
+            parsed = self.run(data)
+        elif kind == "thread.run.step":
+            parsed = self.run_step(data)
+        elif kind == "thread.message":
+            parsed = self.message(data)
+        elif kind == "thread":
+            parsed = self.thread(data)
+        return StreamEvent(name, data, parsed)
+
+    async def _stream(self, path: str, body: JSONObject) -> AsyncIterator[StreamEvent]:
+        body = {**body, "stream": True}
+        parser = SSEParser()
+        with wire_errors(self.dialect):
+            async with self.http.stream(
+                "POST", path.lstrip("/"), json=body, headers=self._headers
+            ) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    decode(response, self.dialect)
+                async for line in response.aiter_lines():
+                    got = parser.feed(line)
+                    if got is None:
+                        continue
+                    name, data, status = got
+                    if name == "done" or data.strip() == "[DONE]":
+                        yield StreamEvent("done")
+                        return
+                    payload = json.loads(data)
+                    if name == "error":
+                        raise error_from(
+                            httpx.Response(status or 500, request=response.request),
+                            payload,
+                            self.dialect,
+                        )
+                    yield self.stream_event(name, payload)
+
+    async def create_run(self, thread_id: str, params: RunParams) -> RemoteRun:
+        body = {**params.body(), "stream": False}
+        return self.run(await self.request("POST", f"/threads/{thread_id}/runs", json=body))
+
+    def stream_run(self, thread_id: str, params: RunParams) -> AsyncIterator[StreamEvent]:
+        return self._stream(f"/threads/{thread_id}/runs", params.body())
+
+    def _thread_and_run_body(
+        self,
+        params: RunParams,
+        messages: Sequence[MessageParams],
+        metadata: Mapping[str, str] | None,
+    ) -> JSONObject:
+        thread: JSONObject = {}
+        if messages:
+            thread["messages"] = [m.body() for m in messages]
+        if metadata:
+            thread["metadata"] = dict(metadata)
+        return {**params.body(), "thread": thread}
+
+    async def create_thread_and_run(
+        self,
+        params: RunParams,
+        *,
+        messages: Sequence[MessageParams] = (),
+        metadata: Mapping[str, str] | None = None,
+    ) -> RemoteRun:
+        body = {**self._thread_and_run_body(params, messages, metadata), "stream": False}
+        return self.run(await self.request("POST", "/threads/runs", json=body))
+
+    def stream_thread_and_run(
+        self,
+        params: RunParams,
+        *,
+        messages: Sequence[MessageParams] = (),
+        metadata: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[StreamEvent]:
+        return self._stream("/threads/runs", self._thread_and_run_body(params, messages, metadata))
+
+    async def get_run(self, thread_id: str, run_id: str) -> RemoteRun:
+        return self.run(await self.request("GET", f"/threads/{thread_id}/runs/{run_id}"))
+
+    async def list_runs(
+        self,
+        thread_id: str,
+        *,
+        limit: int = 20,
+        order: Order = "desc",
+        after: str | None = None,
+        before: str | None = None,
+    ) -> Page[RemoteRun]:
+        params = {"limit": limit, "order": order, "after": after, "before": before}
+        body = await self.request("GET", f"/threads/{thread_id}/runs", params=params)
+        return self.page(body, self.run)
+
+    async def update_run(
+        self, thread_id: str, run_id: str, *, metadata: Mapping[str, str]
+    ) -> RemoteRun:
+        path = f"/threads/{thread_id}/runs/{run_id}"
+        return self.run(await self.request("POST", path, json={"metadata": dict(metadata)}))
+
+    async def cancel_run(self, thread_id: str, run_id: str) -> RemoteRun:
+        return self.run(await self.request("POST", f"/threads/{thread_id}/runs/{run_id}/cancel"))
+
+    async def submit_tool_outputs(
+        self, thread_id: str, run_id: str, outputs: Sequence[ToolOutput]
+    ) -> RemoteRun:
+        path = f"/threads/{thread_id}/runs/{run_id}/submit_tool_outputs"
+        body = {"tool_outputs": [o.body() for o in outputs], "stream": False}
+        return self.run(await self.request("POST", path, json=body))
+
+    def stream_submit_tool_outputs(
+        self, thread_id: str, run_id: str, outputs: Sequence[ToolOutput]
+    ) -> AsyncIterator[StreamEvent]:
+        path = f"/threads/{thread_id}/runs/{run_id}/submit_tool_outputs"
+        return self._stream(path, {"tool_outputs": [o.body() for o in outputs]})
+
+    async def list_run_steps(
+        self,
+        thread_id: str,
+        run_id: str,
+        *,
+        limit: int = 20,
+        order: Order = "asc",
+        after: str | None = None,
+        before: str | None = None,
+    ) -> Page[RemoteRunStep]:
+        params = {"limit": limit, "order": order, "after": after, "before": before}
+        path = f"/threads/{thread_id}/runs/{run_id}/steps"
+        return self.page(await self.request("GET", path, params=params), self.run_step)
+
+    async def get_run_step(self, thread_id: str, run_id: str, step_id: str) -> RemoteRunStep:
+        path = f"/threads/{thread_id}/runs/{run_id}/steps/{step_id}"
+        return self.run_step(await self.request("GET", path))

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import click
 
@@ -37,6 +39,21 @@ DEFAULT_DB = Path(".kit") / "server.db"
     help="An accepted bearer key (repeatable; also KIT_SERVER_API_KEYS, comma separated).",
 )
 @click.option(
+    "--config",
+    "config_file",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="kit.yaml to read `server:` from (model routing, tools, run expiry); "
+    "default: the nearest kit.yaml above the current folder.",
+)
+@click.option(
+    "--run-expiry",
+    "run_expiry",
+    default=None,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds until an unfinished run expires (default: kit.yaml server.run_expiry_s or 600).",
+)
+@click.option(
     "--log-level",
     default="warning",
     show_default=True,
@@ -44,7 +61,13 @@ DEFAULT_DB = Path(".kit") / "server.db"
     help="uvicorn's log level (info shows each request).",
 )
 def serve(
-    host: str, port: int, database: str | None, api_keys: tuple[str, ...], log_level: str
+    host: str,
+    port: int,
+    database: str | None,
+    api_keys: tuple[str, ...],
+    config_file: Path | None,
+    run_expiry: float | None,
+    log_level: str,
 ) -> None:
     """Run the Assistant API server: DashScope under /api/v1, OpenAI Assistants v2 under /v1.
 
@@ -56,16 +79,23 @@ def serve(
     """
     import uvicorn
 
-    from assistant_kit.server.app import ServerConfig, create_app
+    from assistant_kit.server.app import create_app
     from assistant_kit.server.auth import keys_from_env
+    from assistant_kit.server.models.routing import ModelRouter
+    from assistant_kit.server.settings import config_from_kit
 
     keys = (*keys_from_env(os.environ), *api_keys)
-    config = ServerConfig(
+    section, base_dir = read_server_section(config_file)
+    config = config_from_kit(
+        section,
+        base_dir=base_dir,
+        run_expiry_s=run_expiry,
         database=database or str(Path.cwd() / DEFAULT_DB),
         api_keys=keys,
         host=host,
         port=port,
     )
+    router = config.models
     app = create_app(config)  # raises ConfigError for a non-loopback host without keys
     _check_store(config.database)
     server = uvicorn.Server(
@@ -82,6 +112,9 @@ def serve(
     shown = f"[{host}]" if ":" in host else host
     base = f"http://{shown}:{port}"
     click.echo(f"assistant-kit server, store {config.database}")
+    if isinstance(router, ModelRouter):
+        routes = ", ".join(f"{name} -> {kind}" for name, kind in sorted(router.routes.items()))
+        click.echo(f"  models: {routes}")
     click.echo(f"  DashScope: {base}/api/v1")
     click.echo(f"  OpenAI:    {base}/v1")
     click.echo("Point the SDKs at it:")
@@ -103,6 +136,28 @@ def serve(
     if not server.started:
         raise ConfigError(f"the server did not start on {host}:{port}")
     click.echo("Stopped.")
+
+
+def read_server_section(config_file: Path | None) -> tuple[Mapping[str, Any], Path]:
+    """kit.yaml's ``server:`` mapping (checked against the schema) and the project folder."""
+    from assistant_kit.errors import SpecError
+    from assistant_kit.spec.load import read_document
+    from assistant_kit.spec.project import find_kit_file
+    from assistant_kit.spec.validate import check_kit
+
+    path = config_file or find_kit_file(Path.cwd())
+    if path is None:
+        return {}, Path.cwd()
+    try:
+        doc = read_document(path)
+    except SpecError as exc:
+        raise ConfigError(str(exc)) from None
+    issues = check_kit(doc)
+    if issues:
+        raise ConfigError(str(SpecError(issues)))
+    data = doc.data if isinstance(doc.data, dict) else {}
+    section = data.get("server") or {}
+    return section, path.resolve().parent
 
 
 def _check_store(database: str | Path) -> None:

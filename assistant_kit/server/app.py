@@ -27,9 +27,10 @@ Adding a feature (runs, for instance) touches no existing handler:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -39,16 +40,21 @@ from starlette.routing import BaseRoute, Mount
 
 from assistant_kit.server.auth import Authenticator, check_bind
 from assistant_kit.server.endpoints import Api
+from assistant_kit.server.engine import EngineSettings, RunEngine
 from assistant_kit.server.envelopes import DASHSCOPE, OPENAI
-from assistant_kit.server.routes import dashscope, openai
+from assistant_kit.server.models.base import ModelBackend
+from assistant_kit.server.models.routing import ModelRouter
+from assistant_kit.server.routes import dashscope, openai, runs
 from assistant_kit.server.routes.context import RouteFactory, ServerContext
 from assistant_kit.server.services import Services
 from assistant_kit.server.store import Store
+from assistant_kit.server.toolbox import Tools
+from assistant_kit.server.tools.base import SaveFile
 
 #: Route tables per dialect, in matching order: put more specific paths first (a later
 #: ``/threads/runs`` table must come before ``/threads/{thread_id}``, so prepend run tables).
-OPENAI_ROUTES: list[RouteFactory] = [openai.routes]
-DASHSCOPE_ROUTES: list[RouteFactory] = [dashscope.routes]
+OPENAI_ROUTES: list[RouteFactory] = [runs.openai_routes, openai.routes]
+DASHSCOPE_ROUTES: list[RouteFactory] = [runs.dashscope_routes, dashscope.routes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +74,19 @@ class ServerConfig:
     #: Extra route factories per dialect, matched before the built-in tables.
     openai_routes: Sequence[RouteFactory] = field(default=())
     dashscope_routes: Sequence[RouteFactory] = field(default=())
+    #: Model routing: a ``ModelRouter``, or kit.yaml's ``server.models`` mapping (names to
+    #: ``{backend: ...}`` or to ``ModelBackend`` instances); ``None`` routes every name to the
+    #: default in-process llama-cpp backend.
+    models: ModelRouter | Mapping[str, ModelBackend | Mapping[str, Any]] | None = None
+    #: Built-in tools by type (``code_interpreter``, ``quark_search``, ``text_to_image``, plugin
+    #: ids); a run's tool entry of a type nobody serves is not shown to the model.
+    tools: Tools = field(default_factory=dict)
+    #: Seconds until an unfinished run expires (also while it waits for tool outputs).
+    run_expiry_s: float = 600.0
+    #: Model calls per run before the last call is made with ``tool_choice: none``.
+    max_model_calls: int = 25
+    #: Where built-in tools save files (images); ``None`` gives them ids only.
+    save_file: SaveFile | None = None
 
 
 def create_app(config: ServerConfig | None = None) -> Starlette:
@@ -75,7 +94,20 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
     config = config or ServerConfig()
     check_bind(config.host, config.api_keys)
     store = Store(config.database)
-    context = ServerContext(config=config, store=store, services=Services(store))
+    own_router = not isinstance(config.models, ModelRouter)
+    router = config.models if isinstance(config.models, ModelRouter) else ModelRouter(config.models)
+    engine = RunEngine(
+        store,
+        router,
+        tools=config.tools,
+        settings=EngineSettings(
+            run_expiry_s=config.run_expiry_s, max_model_calls=config.max_model_calls
+        ),
+        save_file=config.save_file,
+    )
+    context = ServerContext(
+        config=config, store=store, services=Services(store), extras={"engine": engine}
+    )
     auth = Authenticator(config.api_keys)
 
     apis = {
@@ -102,6 +134,13 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with store.lifespan(), contextlib.AsyncExitStack() as stack:
+            await engine.start()
+            stack.push_async_callback(engine.stop)
+            if own_router:
+                stack.push_async_callback(router.aclose)
+            closer = getattr(config.tools, "aclose", None)
+            if callable(closer):  # a tool registry built for this app (kit serve)
+                stack.push_async_callback(closer)
             for part in context.lifespans:
                 await stack.enter_async_context(part())
             yield

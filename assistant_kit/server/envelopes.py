@@ -119,7 +119,7 @@ class OpenAI(Dialect):
 
     def error_body(self, exc: ApiError, request_id: str) -> dict[str, Any]:
         kind = "server_error" if exc.status >= 500 else "invalid_request_error"
-        code = None if exc.code in ("not_found", "server_error") else exc.code
+        code = None if exc.code in ("not_found", "server_error", "invalid_request") else exc.code
         return {"error": {"message": exc.message, "type": kind, "param": exc.param, "code": code}}
 
 

@@ -116,3 +116,81 @@ def m001_assistants_threads_messages(db: sqlite3.Connection) -> None:
         )"""
     )
     db.execute("CREATE INDEX messages_order ON messages (thread_id, created_at, seq)")
+
+
+@migration
+def m002_runs_steps_events(db: sqlite3.Connection) -> None:
+    db.execute(
+        """CREATE TABLE runs (
+            seq INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            thread_id TEXT NOT NULL,
+            assistant_id TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            status TEXT NOT NULL,
+            model TEXT NOT NULL,
+            instructions TEXT NOT NULL,
+            additional_instructions TEXT,
+            tools TEXT NOT NULL,
+            file_ids TEXT NOT NULL,
+            metadata TEXT NOT NULL,
+            temperature REAL,
+            top_p REAL,
+            top_k INTEGER,
+            max_tokens INTEGER,
+            max_prompt_tokens INTEGER,
+            max_completion_tokens INTEGER,
+            truncation_strategy TEXT,
+            tool_choice TEXT,
+            parallel_tool_calls INTEGER NOT NULL,
+            response_format TEXT,
+            required_action TEXT,
+            last_error TEXT,
+            incomplete_details TEXT,
+            usage TEXT,
+            started_at BIGINT,
+            expires_at BIGINT,
+            cancelled_at BIGINT,
+            failed_at BIGINT,
+            completed_at BIGINT,
+            incomplete_at BIGINT,
+            model_calls INTEGER NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX runs_order ON runs (thread_id, created_at, seq)")
+    db.execute("CREATE INDEX runs_status ON runs (status, expires_at)")
+    db.execute(
+        """CREATE TABLE run_steps (
+            seq INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            run_id TEXT NOT NULL,
+            thread_id TEXT NOT NULL,
+            assistant_id TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            type TEXT NOT NULL,
+            status TEXT NOT NULL,
+            step_details TEXT NOT NULL,
+            last_error TEXT,
+            usage TEXT,
+            metadata TEXT NOT NULL,
+            completed_at BIGINT,
+            cancelled_at BIGINT,
+            failed_at BIGINT,
+            expired_at BIGINT,
+            thread_position INTEGER NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX run_steps_order ON run_steps (run_id, created_at, seq)")
+    db.execute("CREATE INDEX run_steps_thread ON run_steps (thread_id, seq)")
+    db.execute(
+        """CREATE TABLE run_events (
+            seq INTEGER PRIMARY KEY,
+            run_id TEXT NOT NULL,
+            thread_id TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            event TEXT NOT NULL,
+            data TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX run_events_run ON run_events (run_id, seq)")
+    db.execute("CREATE INDEX run_events_age ON run_events (created_at)")

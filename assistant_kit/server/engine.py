@@ -1,0 +1,496 @@
+"""The run engine: one asyncio task per run, every status change a conditional update.
+
+::
+
+    engine = RunEngine(store, router, tools={"code_interpreter": CodeInterpreterTool()})
+    await engine.start()                     # reaper (resume / finish what a crash left) + sweeper
+    engine.create_run(run)                   # a queued RunRecord (routes.runs.build_run)
+    async for event in engine.events(run.id, after=0): ...     # the persisted event log
+    await engine.stop()
+
+Statuses: ``queued -> in_progress -> requires_action | completed | failed | incomplete``;
+``cancelling -> cancelled``; ``expired``. Each transition is ``UPDATE runs ... WHERE status IN
+(...)`` in one transaction with the events that announce it, so a cancel, an expiry and the run's
+own task never both win. A thread has at most one active run (queued, in_progress,
+requires_action, cancelling). The sweeper expires runs past ``expires_at`` (also those waiting for
+tool outputs); on start-up the reaper resumes queued and in_progress runs (an in_progress model
+call that a crash cut off is marked failed/incomplete and made again), finishes cancelling ones,
+and leaves requires_action runs waiting for outputs until they expire.
+
+The model loop (``turns.py``) calls the model through the ``ModelRouter``; function calls stop the
+run in ``requires_action``, built-in tools run in-server, and after ``max_model_calls`` calls the
+model is asked once more with ``tool_choice: none``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from assistant_kit.errors import ApiError
+from assistant_kit.server.ids import now_ms
+from assistant_kit.server.models.routing import ModelRouter
+from assistant_kit.server.runstore import (
+    ACTIVE,
+    STREAM_END,
+    Event,
+    RunRecord,
+    RunStore,
+    record_data,
+)
+from assistant_kit.server.services import NotFound
+from assistant_kit.server.store import MessageRecord, Store, ThreadRecord
+from assistant_kit.server.toolbox import Tools
+from assistant_kit.server.tools.base import SaveFile
+
+log = logging.getLogger("assistant_kit.server.engine")
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    """Limits of the engine (``ServerConfig`` carries them)."""
+
+    #: Seconds from creation until a run that has not finished expires.
+    run_expiry_s: float = 600.0
+    #: Model calls per run before the last one is made with ``tool_choice: none``.
+    max_model_calls: int = 25
+    #: How often the sweeper looks for expired runs (seconds).
+    sweep_interval_s: float = 0.5
+    #: Seconds the event log of a finished run is kept (streams of it are long over by then).
+    event_retention_s: float = 3600.0
+
+
+class ThreadBusy(ApiError):
+    """The thread has an active run; each dialect words it with its own ids."""
+
+    def __init__(self, thread_id: str, run_id: str, action: str) -> None:
+        self.thread_id = thread_id
+        self.run_id = run_id
+        self.action = action
+        super().__init__(400, "thread_busy", f"thread {thread_id} has an active run {run_id}")
+
+
+class RunEngine:
+    """Creates, drives, cancels, expires and resumes runs over one ``Store``."""
+
+    def __init__(
+        self,
+        store: Store,
+        router: ModelRouter | None = None,
+        tools: Tools | None = None,
+        settings: EngineSettings | None = None,
+        save_file: SaveFile | None = None,
+    ) -> None:
+        self.store = store
+        self.runs = RunStore(store)
+        self.router = router
+        self.tools = tools if tools is not None else {}
+        self.settings = settings or EngineSettings()
+        self.save_file = save_file
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._cancel_reason: dict[str, str] = {}
+        self._signals: dict[str, asyncio.Event] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Run the reaper once, then keep the expiry sweeper going."""
+        self._stopping = False
+        self.sweep()
+        self.reap()
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="run-sweeper")
+
+    async def stop(self) -> None:
+        """Stop every task; runs stay as stored and the next start resumes them."""
+        self._stopping = True
+        tasks = list(self._tasks.values())
+        if self._sweeper is not None:
+            tasks.append(self._sweeper)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        self._sweeper = None
+        for signal in self._signals.values():
+            signal.set()
+        self._signals.clear()
+
+    def reap(self) -> None:
+        """Finish or resume what a crash (or a stop) left behind."""
+        for run in self.runs.runs_in(("cancelling",)):
+            self.finish(run.id, "cancelled")
+        for run in self.runs.runs_in(("in_progress",)):
+            self._abandon_partial(run)
+            self.spawn(run.id)
+        for run in self.runs.runs_in(("queued",)):
+            self.spawn(run.id)
+
+    def sweep(self) -> int:
+        """Expire every active run past its ``expires_at``; returns how many."""
+        expired = 0
+        for run in self.runs.runs_in(ACTIVE, expires_before=now_ms()):
+            if self.finish(run.id, "expired"):
+                expired += 1
+        return expired
+
+    def prune_events(self) -> int:
+        """Drop the event logs of runs that finished more than ``event_retention_s`` ago."""
+        cutoff = now_ms() - int(self.settings.event_retention_s * 1000)
+        with self.store.transaction() as db:
+            return self.runs.prune_events(db, cutoff)
+
+    async def _sweep_forever(self) -> None:
+        interval = max(0.05, min(self.settings.sweep_interval_s, self.settings.run_expiry_s / 4))
+        last_prune = 0.0
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                self.sweep()
+                if time.monotonic() - last_prune > 60:
+                    last_prune = time.monotonic()
+                    self.prune_events()
+            except Exception:  # pragma: no cover - keep sweeping whatever one run did
+                log.exception("expiry sweep failed")
+
+    # -- events ------------------------------------------------------------------------------
+
+    def notify(self, run_id: str) -> None:
+        """Wake the stream readers of ``run_id`` (new events were committed)."""
+        signal = self._signals.pop(run_id, None)
+        if signal is not None:
+            signal.set()
+
+    async def events(self, run_id: str, after: int = 0) -> AsyncIterator[Event]:
+        """The run's events with ``seq > after``, live, up to and including the next ``done``."""
+        async for batch in self.event_batches(run_id, after):
+            for event in batch:
+                yield event
+
+    async def event_batches(self, run_id: str, after: int = 0) -> AsyncIterator[list[Event]]:
+        """``events`` in the batches they were committed in (one write per batch for SSE)."""
+        idle = 0.0
+        while True:
+            signal = self._signals.get(run_id)
+            if signal is None:
+                signal = self._signals[run_id] = asyncio.Event()
+            batch = self.runs.events_after(run_id, after)
+            for i, event in enumerate(batch):
+                if event.event == "done":
+                    yield batch[: i + 1]
+                    return
+            if batch:
+                after = batch[-1].seq
+                idle = 0.0
+                yield batch
+                continue
+            if self._stopping:
+                return
+            try:
+                await asyncio.wait_for(signal.wait(), timeout=1.0)
+            except asyncio.TimeoutError:
+                idle += 1.0
+                run = self.runs.get_run(run_id)
+                if run is None or (run.status in STREAM_END and idle >= 2.0):
+                    return
+
+    # -- creating runs -----------------------------------------------------------------------
+
+    def create_run(
+        self,
+        run: RunRecord,
+        *,
+        messages: Sequence[MessageRecord] = (),
+        thread: ThreadRecord | None = None,
+        thread_messages: Sequence[MessageRecord] = (),
+    ) -> RunRecord:
+        """Store a queued run (refused with ``ThreadBusy``) and start its task."""
+        events: list[tuple[str, Any]] = []
+        if thread is not None:
+            events.append(("thread.created", {"kind": "thread", "record": record_data(thread)}))
+        snapshot = {"kind": "run", "record": record_data(run)}
+        events += [("thread.run.created", snapshot), ("thread.run.queued", snapshot)]
+        blocker = self.runs.insert_run(
+            run, thread=thread, thread_messages=thread_messages, messages=messages, events=events
+        )
+        if blocker is not None:
+            raise ThreadBusy(run.thread_id, blocker, "run")
+        self.spawn(run.id)
+        return run
+
+    def spawn(self, run_id: str) -> None:
+        from assistant_kit.server.turns import drive
+
+        if run_id in self._tasks or self._stopping:
+            return
+        task = asyncio.create_task(drive(self, run_id), name=f"run-{run_id}")
+        self._tasks[run_id] = task
+        task.add_done_callback(lambda done: self._task_done(run_id, done))
+
+    def _task_done(self, run_id: str, task: asyncio.Task[None]) -> None:
+        if self._tasks.get(run_id) is task:
+            del self._tasks[run_id]
+        # A task cancelled before it ever ran never reached its own handler.
+        if self._cancel_reason.pop(run_id, None) == "cancel" and not self._stopping:
+            self.finish(run_id, "cancelled")
+
+    # -- transitions -------------------------------------------------------------------------
+
+    def transition(
+        self,
+        run_id: str,
+        status: str,
+        *,
+        when: Sequence[str],
+        changes: Mapping[str, Any] | None = None,
+        events: Sequence[str] = (),
+        before: Callable[[sqlite3.Connection], list[tuple[str, Any]]] | None = None,
+    ) -> RunRecord | None:
+        """Conditionally move a run to ``status``; returns the new run or None if it had moved.
+
+        ``before(db)`` runs first in the same transaction (a turn's pending writes) and returns
+        the events to log ahead of the run's own; those are committed either way.
+        """
+        update = {"status": status, **(changes or {})}
+        with self.store.transaction() as db:
+            current = self.runs.get_run_in(db, run_id)
+            if current is None:  # deleted with its thread: nothing left to write
+                return None
+            out = before(db) if before is not None else []
+            moved = current.status in when and self.runs.set_run(db, run_id, update, when=when)
+            run = dataclasses.replace(current, **update) if moved else current
+            if moved:
+                snapshot = {"kind": "run", "record": record_data(run)}
+                out += [(name, snapshot) for name in events]
+                if status in STREAM_END:
+                    out.append(("done", {}))
+            if out:
+                self.runs.append_events(db, run_id, run.thread_id, out)
+        self.notify(run_id)
+        return run if moved else None
+
+    def finish(
+        self, run_id: str, status: str, *, last_error: Mapping[str, Any] | None = None
+    ) -> bool:
+        """End a run as cancelled / expired / failed from any state that allows it."""
+        when = {
+            "cancelled": ("cancelling",),
+            "expired": ACTIVE,
+            "failed": ("queued", "in_progress", "requires_action"),
+        }[status]
+        now = now_ms()
+        stamp = {"cancelled": "cancelled_at", "expired": "expired_at", "failed": "failed_at"}
+        reason = {"cancelled": "run_cancelled", "expired": "run_expired", "failed": "run_failed"}
+        step_status = status
+        with self.store.transaction() as db:
+            run = self.runs.get_run_in(db, run_id)
+            if run is None or run.status not in when:
+                return False
+            changes: dict[str, Any] = {"status": status, "required_action": None}
+            if status == "cancelled":
+                changes["cancelled_at"] = now
+            elif status == "failed":
+                changes["failed_at"] = now
+                changes["last_error"] = dict(last_error or {"code": "server_error"})
+            self.runs.set_run(db, run_id, changes, when=(run.status,))
+            events: list[tuple[str, Any]] = []
+            for step in self.runs.steps_in(db, run_id, "in_progress"):
+                step_changes: dict[str, Any] = {"status": step_status, stamp[status]: now}
+                if status == "failed":
+                    step_changes["last_error"] = changes["last_error"]
+                self.runs.set_step(db, step.id, step_changes)
+                updated = self.runs.get_step_in(db, step.id)
+                events.append(
+                    (f"thread.run.step.{status}", {"kind": "step", "record": record_data(updated)})
+                )
+                message_id = step.step_details.get("message_creation", {}).get("message_id")
+                if message_id:
+                    self.runs.set_message(
+                        db,
+                        message_id,
+                        {
+                            "status": "incomplete",
+                            "incomplete_at": now,
+                            "incomplete_details": {"reason": reason[status]},
+                        },
+                    )
+                    message = self.runs.get_message_in(db, message_id)
+                    events.append(
+                        (
+                            "thread.message.incomplete",
+                            {"kind": "message", "record": record_data(message)},
+                        )
+                    )
+            final = self.runs.get_run_in(db, run_id)
+            events.append((f"thread.run.{status}", {"kind": "run", "record": record_data(final)}))
+            events.append(("done", {}))
+            self.runs.append_events(db, run_id, run.thread_id, events)
+        task = self._tasks.get(run_id)
+        if task is not None and task is not asyncio.current_task():
+            self._cancel_reason[run_id] = "finished"
+            task.cancel()
+        self.notify(run_id)
+        return True
+
+    def _abandon_partial(self, run: RunRecord) -> None:
+        """Mark the steps and messages a crashed model call left in progress, then resume."""
+        now = now_ms()
+        error = {"code": "server_error", "message": "the server stopped during this step"}
+        with self.store.transaction() as db:
+            events: list[tuple[str, Any]] = []
+            for step in self.runs.steps_in(db, run.id, "in_progress"):
+                self.runs.set_step(
+                    db, step.id, {"status": "failed", "failed_at": now, "last_error": error}
+                )
+                updated = self.runs.get_step_in(db, step.id)
+                events.append(
+                    ("thread.run.step.failed", {"kind": "step", "record": record_data(updated)})
+                )
+                message_id = step.step_details.get("message_creation", {}).get("message_id")
+                if message_id:
+                    self.runs.set_message(
+                        db,
+                        message_id,
+                        {
+                            "status": "incomplete",
+                            "incomplete_at": now,
+                            "incomplete_details": {"reason": "run_failed"},
+                        },
+                    )
+            self.runs.append_events(db, run.id, run.thread_id, events)
+
+    # -- requests on existing runs -----------------------------------------------------------
+
+    def get_run(self, thread_id: str, run_id: str) -> RunRecord:
+        run = self.runs.get_run(run_id)
+        if run is None or run.thread_id != thread_id:
+            raise NotFound("run", run_id)
+        return run
+
+    def cancel(self, thread_id: str, run_id: str) -> RunRecord:
+        """Ask a run to stop: ``cancelling`` now, ``cancelled`` as soon as its task lets go."""
+        run = self.get_run(thread_id, run_id)
+        if run.status == "cancelling":
+            return run
+        moved = self.transition(
+            run_id,
+            "cancelling",
+            when=("queued", "in_progress", "requires_action"),
+            events=("thread.run.cancelling",),
+        )
+        if moved is None:
+            raise ApiError(
+                400,
+                "invalid_request",
+                f"Cannot cancel run with status '{self.get_run(thread_id, run_id).status}'.",
+            )
+        task = self._tasks.get(run_id)
+        if task is not None and not task.done():
+            self._cancel_reason[run_id] = "cancel"
+            task.cancel()
+        else:
+            self.finish(run_id, "cancelled")
+        return moved
+
+    def submit_tool_outputs(
+        self, thread_id: str, run_id: str, outputs: Sequence[Mapping[str, Any]]
+    ) -> tuple[RunRecord, int]:
+        """Give a ``requires_action`` run its outputs (all at once); returns it and the event
+        position a stream of the resumed run starts after."""
+        run = self.get_run(thread_id, run_id)
+        if run.status != "requires_action" or not run.required_action:
+            raise ApiError(
+                400,
+                "invalid_request",
+                f'Runs in status "{run.status}" do not accept tool outputs.',
+            )
+        pending = list(run.required_action.get("tool_calls") or [])
+        by_id = _match_outputs(pending, outputs)
+        after = self.runs.last_event_seq(run_id)
+        now = now_ms()
+        step_id = str(run.required_action.get("step_id"))
+        with self.store.transaction() as db:
+            if not self.runs.set_run(
+                db, run_id, {"status": "queued", "required_action": None}, when=("requires_action",)
+            ):
+                raise ApiError(400, "invalid_request", "The run is no longer waiting for outputs.")
+            step = self.runs.get_step_in(db, step_id)
+            events: list[tuple[str, Any]] = []
+            if step is not None:
+                details = dict(step.step_details)
+                calls = [dict(c) for c in details.get("tool_calls", [])]
+                for call in calls:
+                    if call["id"] in by_id:
+                        call["output"] = by_id[call["id"]]
+                details["tool_calls"] = calls
+                self.runs.set_step(
+                    db,
+                    step_id,
+                    {"step_details": details, "status": "completed", "completed_at": now},
+                )
+                updated = self.runs.get_step_in(db, step_id)
+                events.append(
+                    ("thread.run.step.completed", {"kind": "step", "record": record_data(updated)})
+                )
+            queued = self.runs.get_run_in(db, run_id)
+            assert queued is not None
+            events.append(("thread.run.queued", {"kind": "run", "record": record_data(queued)}))
+            self.runs.append_events(db, run_id, run.thread_id, events)
+        self.notify(run_id)
+        self.spawn(run_id)
+        return queued, after
+
+
+def _match_outputs(
+    pending: Sequence[Mapping[str, Any]], outputs: Sequence[Mapping[str, Any]]
+) -> dict[str, str]:
+    """Outputs by call id: by ``tool_call_id``, or by position when ids are empty or missing."""
+    expected = [str(c["id"]) for c in pending]
+    texts: list[str] = []
+    for item in outputs:
+        value = item.get("output")
+        texts.append(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
+    ids = [item.get("tool_call_id") for item in outputs]
+    if all(not i for i in ids):
+        if len(outputs) != len(expected):
+            raise ApiError(
+                400,
+                "invalid_value",
+                f"Expected {len(expected)} tool outputs (one per pending call), "
+                f"got {len(outputs)}.",
+                param="tool_outputs",
+            )
+        return dict(zip(expected, texts, strict=True))
+    got: dict[str, str] = {}
+    for position, (call_id, text) in enumerate(zip(ids, texts, strict=True)):
+        if not call_id:
+            call_id = expected[position] if position < len(expected) else ""
+        if call_id not in expected:
+            raise ApiError(
+                400,
+                "invalid_value",
+                f"No tool call with id '{call_id}' is waiting for an output in this run.",
+                param="tool_outputs",
+            )
+        got[str(call_id)] = text
+    missing = [i for i in expected if i not in got]
+    if missing:
+        raise ApiError(
+            400,
+            "invalid_value",
+            f"Expected tool outputs for call_ids {expected}, got {list(got)}: "
+            f"submit the outputs of every pending call in one request.",
+            param="tool_outputs",
+        )
+    return got

@@ -1,0 +1,496 @@
+"""One run's task: model calls, tool calls and the steps, messages and events they produce.
+
+``drive(engine, run_id)`` loops until the run stops: ``queued`` becomes ``in_progress``; each model
+call streams into a ``message_creation`` step (text) or a ``tool_calls`` step (calls). Built-in
+tools run here and the loop calls the model again; function calls move the run to
+``requires_action`` and the task ends (``submit_tool_outputs`` starts a new one). A turn's writes
+(steps, messages, deltas) are committed in batches: within ``FLUSH_S`` seconds of the first
+pending one, every ``FLUSH_EVENTS`` events, and with the run's final status in the same
+transaction, so a fast model costs a couple of commits per run, not one per fragment, while a
+slow one is still streamed as it goes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import sqlite3
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from assistant_kit.errors import ModelError
+from assistant_kit.server.history import thread_history
+from assistant_kit.server.ids import new_id, now_ms
+from assistant_kit.server.models.base import (
+    Finish,
+    ModelBackend,
+    ModelRequest,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
+from assistant_kit.server.runstore import RunRecord, StepRecord, record_data
+from assistant_kit.server.store import MessageRecord
+from assistant_kit.server.toolbox import (
+    Enabled,
+    call_builtin,
+    new_call_id,
+    offered_tools,
+    tool_shapes,
+)
+from assistant_kit.server.transcript import (
+    Truncation,
+    build_prompt,
+)
+
+if TYPE_CHECKING:
+    from assistant_kit.server.engine import RunEngine
+
+log = logging.getLogger("assistant_kit.server.engine")
+
+FLUSH_S = 0.02
+FLUSH_EVENTS = 64
+
+
+async def drive(engine: RunEngine, run_id: str) -> None:
+    """The task of one run (see the module docstring)."""
+    try:
+        run = engine.runs.get_run(run_id)
+        while run is not None:
+            if run.status == "queued":
+                run = engine.transition(
+                    run_id,
+                    "in_progress",
+                    when=("queued",),
+                    changes={"started_at": run.started_at or now_ms()},
+                    events=("thread.run.in_progress",),
+                ) or engine.runs.get_run(run_id)
+                continue
+            if run.status != "in_progress" or not await Turn(engine, run).call():
+                return
+            run = engine.runs.get_run(run_id)
+    except asyncio.CancelledError:
+        reason = engine._cancel_reason.pop(run_id, "stop")
+        if reason == "cancel":
+            engine.finish(run_id, "cancelled")
+    except Exception as exc:
+        log.exception("run %s failed", run_id)
+        engine.finish(run_id, "failed", last_error={"code": "server_error", "message": str(exc)})
+
+
+@dataclass(slots=True)
+class _Call:
+    id: str
+    name: str
+    arguments: str = ""
+    builtin: Enabled | None = None
+
+
+@dataclass(slots=True)
+class Turn:
+    """One model call of a run and everything it writes."""
+
+    engine: RunEngine
+    run: RunRecord
+    #: Writes not yet committed: statements (``op(db)``) and the events announcing them.
+    ops: list[Callable[[sqlite3.Connection], object]] = field(default_factory=list)
+    buffer: list[tuple[str, Any]] = field(default_factory=list)
+    timer: asyncio.TimerHandle | None = None
+    message: MessageRecord | None = None
+    message_step: StepRecord | None = None
+    tool_step: StepRecord | None = None
+    text: str = ""
+    calls: dict[int, _Call] = field(default_factory=dict)
+
+    # -- the call ----------------------------------------------------------------------------
+
+    async def call(self) -> bool:
+        """Make one model call; True when the loop should call the model again."""
+        engine, run = self.engine, self.run
+        try:
+            backend = await self._backend()
+        except ModelError as exc:
+            return self._fail(exc.code, str(exc))
+        offered, builtins = offered_tools(run.tools, engine.tools)
+        used = Usage(**(run.usage or {}))
+        tool_choice: Any = run.tool_choice if run.tool_choice is not None else "auto"
+        if isinstance(tool_choice, Mapping) and tool_choice.get("type") != "function":
+            # {"type": "code_interpreter"}: force the function that stands for that built-in
+            wanted = tool_choice.get("type")
+            name = next((n for n, e in builtins.items() if wanted in (e.kind, e.tool.type)), None)
+            tool_choice = {"type": "function", "function": {"name": name}} if name else "auto"
+        if run.model_calls >= engine.settings.max_model_calls:
+            tool_choice = "none"
+        max_tokens = run.max_tokens
+        if run.max_completion_tokens is not None:
+            left = run.max_completion_tokens - used.completion_tokens
+            if left <= 0:
+                return self._incomplete("max_completion_tokens", used)
+            max_tokens = left if max_tokens is None else min(max_tokens, left)
+        prompt = build_prompt(
+            backend,
+            instructions=run.instructions,
+            additional_instructions=run.additional_instructions,
+            history=thread_history(engine.runs, run.thread_id),
+            truncation=Truncation.from_api(run.truncation_strategy),
+            max_prompt_tokens=run.max_prompt_tokens,
+        )
+        if prompt.incomplete_reason:
+            return self._incomplete(prompt.incomplete_reason, used)
+        response_format = run.response_format
+        if response_format in ("json_object", "text"):  # DashScope's Java SDK sends the bare type
+            response_format = {"type": response_format}
+        if not isinstance(response_format, Mapping):
+            response_format = None
+        request = ModelRequest(
+            model=run.model,
+            messages=prompt.messages,
+            tools=tuple(offered),
+            tool_choice=tool_choice if offered else "none",
+            parallel_tool_calls=bool(run.parallel_tool_calls),
+            temperature=run.temperature,
+            top_p=run.top_p,
+            top_k=run.top_k,
+            max_tokens=max_tokens,
+            response_format=response_format,
+        )
+        calls_made = run.model_calls + 1
+        self.ops.append(lambda db: engine.runs.set_run(db, run.id, {"model_calls": calls_made}))
+        finish: Finish | None = None
+        try:
+            async for event in backend.stream(request):
+                if isinstance(event, TextDelta):
+                    if event.text:
+                        self._text(event.text)
+                elif isinstance(event, ToolCallDelta):
+                    self._tool_fragment(event, builtins)
+                elif isinstance(event, Finish):
+                    finish = event
+                if len(self.buffer) >= FLUSH_EVENTS:
+                    self._flush()
+                elif self.buffer and self.timer is None:
+                    # a slow model: show what came so far within FLUSH_S
+                    loop = asyncio.get_running_loop()
+                    self.timer = loop.call_later(FLUSH_S, self._flush)
+        except ModelError as exc:
+            self._flush()
+            return self._fail(exc.code, str(exc))
+        finally:
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+        finish = finish or Finish("stop")
+        total = used + finish.usage
+        usage = {"prompt_tokens": total.prompt_tokens, "completion_tokens": total.completion_tokens}
+        step_usage = {
+            "prompt_tokens": finish.usage.prompt_tokens,
+            "completion_tokens": finish.usage.completion_tokens,
+        }
+        if self.calls and tool_choice == "none":
+            self._step_done("failed")
+            self._flush()
+            cap = engine.settings.max_model_calls
+            return self._fail(
+                "server_error",
+                f"the model kept calling tools after {cap} model calls (the step cap)",
+            )
+        if self.calls:
+            return await self._after_calls(finish, usage, step_usage)
+        return self._after_text(finish, usage, step_usage, run.max_completion_tokens is not None)
+
+    async def _backend(self) -> ModelBackend:
+        router = self.engine.router
+        if router is None:
+            raise ModelError("the server has no model routes (ServerConfig.models is empty)")
+        routes = router.routes
+        kind = routes.get(self.run.model, routes.get("default"))
+        if kind == "llama-cpp":  # the first resolve loads weights: keep the loop free
+            return await asyncio.to_thread(router.resolve, self.run.model)
+        return router.resolve(self.run.model)
+
+    # -- streaming into steps and messages ---------------------------------------------------
+
+    def _take(self, db: sqlite3.Connection) -> list[tuple[str, Any]]:
+        """Run the pending statements in ``db``; return the pending events."""
+        ops, self.ops = self.ops, []
+        events, self.buffer = self.buffer, []
+        for op in ops:
+            op(db)
+        return events
+
+    def _flush(self) -> None:
+        """Commit pending writes and events in one transaction."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if not self.buffer and not self.ops:
+            return
+        with self.engine.store.transaction() as db:
+            if self.engine.runs.get_run_in(db, self.run.id) is None:
+                self.ops, self.buffer = [], []  # deleted with its thread: write nothing
+                return
+            events = self._take(db)
+            self.engine.runs.append_events(db, self.run.id, self.run.thread_id, events)
+        self.engine.notify(self.run.id)
+
+    def _new_step(self, kind: str, details: dict[str, Any]) -> StepRecord:
+        step = StepRecord(
+            id=new_id(),
+            run_id=self.run.id,
+            thread_id=self.run.thread_id,
+            assistant_id=self.run.assistant_id,
+            created_at=now_ms(),
+            type=kind,
+            status="in_progress",
+            step_details=details,
+        )
+        runs = self.engine.runs
+
+        def insert(db: sqlite3.Connection) -> None:
+            position = runs.thread_position(db, step.thread_id)
+            runs.insert_step(db, dataclasses.replace(step, thread_position=position))
+
+        self.ops.append(insert)
+        snapshot = {"kind": "step", "record": record_data(step)}
+        self.buffer += [
+            ("thread.run.step.created", snapshot),
+            ("thread.run.step.in_progress", snapshot),
+        ]
+        return step
+
+    def _start_message(self) -> None:
+        message = MessageRecord(
+            id=new_id(),
+            thread_id=self.run.thread_id,
+            created_at=now_ms(),
+            role="assistant",
+            content=[],
+            assistant_id=self.run.assistant_id,
+            run_id=self.run.id,
+            status="in_progress",
+        )
+        details = {"type": "message_creation", "message_creation": {"message_id": message.id}}
+        step = self._new_step("message_creation", details)
+        runs = self.engine.runs
+        self.ops.append(lambda db: runs.insert_message(db, message))
+        snapshot = {"kind": "message", "record": record_data(message)}
+        self.buffer += [
+            ("thread.message.created", snapshot),
+            ("thread.message.in_progress", snapshot),
+        ]
+        self.message, self.message_step = message, step
+
+    def _text(self, text: str) -> None:
+        if self.message is None:
+            self._start_message()
+        assert self.message is not None
+        self.buffer.append(
+            (
+                "thread.message.delta",
+                {
+                    "kind": "message_delta",
+                    "id": self.message.id,
+                    "text": text,
+                    "first": not self.text,
+                },
+            )
+        )
+        self.text += text
+
+    def _tool_fragment(
+        self,
+        event: ToolCallDelta,
+        builtins: Mapping[str, Enabled],
+    ) -> None:
+        if self.tool_step is None:
+            if self.message is not None:
+                self._complete_message(None, None)
+            self.tool_step = self._new_step("tool_calls", {"type": "tool_calls", "tool_calls": []})
+        call = self.calls.get(event.index)
+        if call is None:
+            taken = {c.id for c in self.calls.values()}
+            call_id = event.id if event.id and event.id not in taken else new_call_id()
+            name = event.name or ""
+            call = self.calls[event.index] = _Call(call_id, name, builtin=builtins.get(name))
+            kind = call.builtin.kind if call.builtin else "function"
+            self.buffer.append(
+                (
+                    "thread.run.step.delta",
+                    {
+                        "kind": "step_delta",
+                        "id": self.tool_step.id,
+                        "index": len(self.calls) - 1,
+                        "call": {"id": call_id, "type": kind, "name": name, "arguments": ""},
+                        "first": True,
+                    },
+                )
+            )
+        elif event.name and not call.name:
+            call.name = event.name
+        if event.arguments:
+            call.arguments += event.arguments
+            if call.builtin is None:
+                self.buffer.append(
+                    (
+                        "thread.run.step.delta",
+                        {
+                            "kind": "step_delta",
+                            "id": self.tool_step.id,
+                            "index": list(self.calls).index(event.index),
+                            "call": {"type": "function", "arguments": event.arguments},
+                            "first": False,
+                        },
+                    )
+                )
+
+    def _complete_message(self, usage: dict[str, int] | None, incomplete: str | None) -> None:
+        """Queue the completion of the reply message and its step."""
+        assert self.message is not None and self.message_step is not None
+        now = now_ms()
+        content = [{"type": "text", "text": {"value": self.text, "annotations": []}}]
+        changes: dict[str, Any] = {"content": content}
+        if incomplete:
+            changes.update(
+                status="incomplete", incomplete_at=now, incomplete_details={"reason": incomplete}
+            )
+        else:
+            changes.update(status="completed", completed_at=now)
+        step_changes: dict[str, Any] = {"status": "completed", "completed_at": now, "usage": usage}
+        message = dataclasses.replace(self.message, **changes)
+        step = dataclasses.replace(self.message_step, **step_changes)
+        runs = self.engine.runs
+
+        def update(db: sqlite3.Connection) -> None:
+            runs.set_message(db, message.id, changes)
+            runs.set_step(db, step.id, step_changes)
+
+        self.ops.append(update)
+        name = "thread.message.incomplete" if incomplete else "thread.message.completed"
+        self.buffer += [
+            (name, {"kind": "message", "record": record_data(message)}),
+            ("thread.run.step.completed", {"kind": "step", "record": record_data(step)}),
+        ]
+        self.message = None
+
+    # -- endings -----------------------------------------------------------------------------
+
+    def _end(self, status: str, changes: dict[str, Any]) -> bool:
+        """Commit what is pending together with the run's move to ``status``; never loops."""
+        self.engine.transition(
+            self.run.id,
+            status,
+            when=("in_progress",),
+            changes=changes,
+            events=(f"thread.run.{status}",),
+            before=self._take,
+        ) or self._lost()
+        return False
+
+    def _after_text(
+        self, finish: Finish, usage: dict[str, int], step_usage: dict[str, int], capped: bool
+    ) -> bool:
+        if self.message is None:
+            self._start_message()
+        truncated = finish.reason == "length"
+        self._complete_message(step_usage, "max_tokens" if truncated else None)
+        now = now_ms()
+        if truncated:
+            reason = "max_completion_tokens" if capped else "max_tokens"
+            return self._end(
+                "incomplete",
+                {"usage": usage, "incomplete_at": now, "incomplete_details": {"reason": reason}},
+            )
+        return self._end("completed", {"usage": usage, "completed_at": now})
+
+    async def _after_calls(
+        self, finish: Finish, usage: dict[str, int], step_usage: dict[str, int]
+    ) -> bool:
+        assert self.tool_step is not None
+        run = self.run
+        entries: list[dict[str, Any]] = []
+        pending: list[dict[str, Any]] = []
+        for call in self.calls.values():
+            entry: dict[str, Any] = {
+                "id": call.id,
+                "type": call.builtin.kind if call.builtin else "function",
+                "name": call.name,
+                "arguments": call.arguments,
+                "output": None,
+            }
+            if call.builtin is not None:
+                self._flush()  # the stream shows the call before the tool runs
+                result = await call_builtin(
+                    call.builtin,
+                    call.name,
+                    call.arguments,
+                    thread_id=run.thread_id,
+                    run_id=run.id,
+                    save_file=self.engine.save_file,
+                )
+                entry.update(
+                    output=result.output,
+                    logs=result.logs,
+                    images=[image.id for image in result.images],
+                    urls=list(result.urls),
+                    is_error=result.is_error,
+                )
+                shapes = tool_shapes(call.builtin, call.id, call.arguments, result)
+                if shapes:
+                    entry["shapes"] = shapes
+            else:
+                pending.append({"id": call.id, "name": call.name, "arguments": call.arguments})
+            entries.append(entry)
+        details = {"type": "tool_calls", "tool_calls": entries}
+        step_changes: dict[str, Any] = {"step_details": details, "usage": step_usage}
+        now = now_ms()
+        if finish.reason == "length" or not pending:
+            self._step_done("completed", step_changes)
+        else:
+            self._queue_step(step_changes)
+        if finish.reason == "length":
+            reason = "max_completion_tokens" if run.max_completion_tokens else "max_tokens"
+            return self._end(
+                "incomplete",
+                {"usage": usage, "incomplete_at": now, "incomplete_details": {"reason": reason}},
+            )
+        if not pending:
+            runs = self.engine.runs
+            self.ops.append(lambda db: runs.set_run(db, run.id, {"usage": usage}))
+            self._flush()
+            return True
+        action = {"step_id": self.tool_step.id, "tool_calls": pending}
+        return self._end("requires_action", {"usage": usage, "required_action": action})
+
+    def _queue_step(self, changes: dict[str, Any]) -> StepRecord:
+        assert self.tool_step is not None
+        step = self.tool_step = dataclasses.replace(self.tool_step, **changes)
+        runs = self.engine.runs
+        self.ops.append(lambda db: runs.set_step(db, step.id, changes))
+        return step
+
+    def _step_done(self, status: str, changes: dict[str, Any] | None = None) -> None:
+        stamp = "completed_at" if status == "completed" else "failed_at"
+        step = self._queue_step({**(changes or {}), "status": status, stamp: now_ms()})
+        self.buffer.append(
+            (f"thread.run.step.{status}", {"kind": "step", "record": record_data(step)})
+        )
+
+    def _incomplete(self, reason: str, used: Usage) -> bool:
+        usage = {"prompt_tokens": used.prompt_tokens, "completion_tokens": used.completion_tokens}
+        return self._end(
+            "incomplete",
+            {"usage": usage, "incomplete_at": now_ms(), "incomplete_details": {"reason": reason}},
+        )
+
+    def _fail(self, code: str, message: str) -> bool:
+        self.engine.finish(self.run.id, "failed", last_error={"code": code, "message": message})
+        return False
+
+    def _lost(self) -> bool:
+        """A conditional update found the run moved on (cancel requested, expired)."""
+        current = self.engine.runs.get_run(self.run.id)
+        if current is not None and current.status == "cancelling":
+            self.engine.finish(self.run.id, "cancelled")
+        return False

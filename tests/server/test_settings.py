@@ -1,0 +1,37 @@
+"""ServerConfig from kit.yaml's ``server:`` section."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from assistant_kit.errors import ConfigError
+from assistant_kit.server.models.routing import ModelRouter
+from assistant_kit.server.settings import config_from_kit
+from assistant_kit.server.toolbox import find_tool
+
+
+def test_models_tools_and_expiry_come_from_the_section(tmp_path: Path) -> None:
+    (tmp_path / "script.yaml").write_text("default: hi\n", encoding="utf-8")
+    config = config_from_kit(
+        {
+            "models": {"default": {"backend": "scripted", "script": "script.yaml"}},
+            "run_expiry_s": 30,
+        },
+        base_dir=tmp_path,
+        database=":memory:",
+    )
+    assert isinstance(config.models, ModelRouter)
+    assert config.models.routes == {"default": "scripted"}
+    assert config.run_expiry_s == 30.0 and config.database == ":memory:"
+    tool = find_tool(config.tools, {"type": "search"})
+    assert tool is not None and tool.type == "quark_search"
+    assert find_tool(config.tools, {"type": "function", "function": {"name": "f"}}) is None
+    assert config_from_kit({}, base_dir=tmp_path, run_expiry_s=5).run_expiry_s == 5.0
+
+
+@pytest.mark.parametrize("expiry", [0, -1, "soon", True])
+def test_a_bad_run_expiry_is_a_config_error(tmp_path: Path, expiry: object) -> None:
+    with pytest.raises(ConfigError, match="run_expiry_s"):
+        config_from_kit({"run_expiry_s": expiry}, base_dir=tmp_path)
