@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import time
 import traceback
 import uuid
 from collections.abc import Iterator, Mapping
@@ -288,26 +289,43 @@ class Pool:
     assistant: list[str] = field(default_factory=list)
     thread: list[str] = field(default_factory=list)
     message: list[tuple[str, str]] = field(default_factory=list)
+    #: (thread, run) and (run, step) pairs: runs and steps are found under their parent only.
+    run: list[tuple[str, str]] = field(default_factory=list)
+    step: list[tuple[str, str]] = field(default_factory=list)
 
 
-_PREFIXES = {"assistant": ["asst_"], "thread": ["thread_"], "message": ["msg_", "message_"]}
+_PREFIXES = {
+    "assistant": ["asst_"],
+    "thread": ["thread_"],
+    "message": ["msg_", "message_"],
+    "run": ["run_"],
+    "step": ["step_"],
+}
 
 
-def _id_text(draw: st.DrawFn, kind: str, pool: Pool, thread: str | None) -> str:
+def _pick(draw: st.DrawFn, items: list[str]) -> str | None:
+    """One of ``items``, drawn the same way however many there are (the pool changes between
+    cases; Hypothesis needs the same choices to mean the same draws)."""
+    index = draw(st.integers(0, 1 << 16))
+    return items[index % len(items)] if items else None
+
+
+def _id_text(draw: st.DrawFn, kind: str, pool: Pool, parent: str | None) -> str:
     choice = draw(st.integers(0, 9))
     if choice <= 4:
-        if kind == "message":
-            matching = [m for t, m in pool.message if t == thread] or [m for _, m in pool.message]
-            uid = draw(st.sampled_from(matching)) if matching else str(uuid.uuid4())
+        if kind in ("message", "run", "step"):
+            pairs: list[tuple[str, str]] = getattr(pool, kind)
+            matching = [c for p, c in pairs if p == parent] or [c for _, c in pairs]
+            uid = _pick(draw, matching)
         else:
-            ids = getattr(pool, kind)
-            uid = draw(st.sampled_from(ids)) if ids else str(uuid.uuid4())
-        return draw(st.sampled_from(_PREFIXES[kind])) + uid
+            uid = _pick(draw, getattr(pool, kind))
+        return draw(st.sampled_from(_PREFIXES[kind])) + (uid or str(uuid.uuid4()))
     if choice == 5:
         return draw(st.sampled_from(_PREFIXES[kind])) + str(uuid.uuid4())
     if choice == 6:
         other = draw(st.sampled_from([k for k in _PREFIXES if k != kind]))
-        return _PREFIXES[other][0] + (getattr(pool, other)[0] if other != "message" else "x")
+        ids = [i if isinstance(i, str) else i[1] for i in getattr(pool, other)]
+        return _PREFIXES[other][0] + (_pick(draw, ids) or "x")
     if choice == 7:
         return draw(st.sampled_from(_PREFIXES[kind])) + draw(st.text(max_size=40))
     return draw(st.text(max_size=40))
@@ -347,10 +365,17 @@ CONTENT_TYPES = [
 
 
 @st.composite
-def _body(draw: st.DrawFn, schema: Mapping[str, Any] | None) -> bytes | None:
+def _body(
+    draw: st.DrawFn, schema: Mapping[str, Any] | None, pool: Pool | None = None
+) -> bytes | None:
     kind = draw(st.integers(0, 19))
     if kind <= 8 and schema is not None:
-        text = json.dumps(draw(from_schema(schema)), ensure_ascii=draw(st.booleans()))
+        value = draw(from_schema(schema))
+        real = draw(st.integers(0, 9)) < 7  # mostly an assistant that exists
+        existing = _pick(draw, pool.assistant if pool is not None else [])
+        if real and existing and isinstance(value, dict) and "assistant_id" in value:
+            value["assistant_id"] = "asst_" + existing
+        text = json.dumps(value, ensure_ascii=draw(st.booleans()))
         return text.encode("utf-8", "surrogatepass")
     if kind <= 11:
         return json.dumps(draw(json_values)).encode()
@@ -432,17 +457,16 @@ def requests(draw: st.DrawFn, pool: Pool) -> Request:
     with_body = [o for o in operations() if o.body is not None]
     op = draw(st.sampled_from(with_body) | st.sampled_from(operations()))
     path = op.path
-    thread = None
+    parent = None
     for name in op.path_params:
         kind = name.removesuffix("_id")
-        value = _id_text(draw, kind, pool, thread)
-        if kind == "thread":
-            thread = value.partition("_")[2]
+        value = _id_text(draw, kind, pool, parent)
+        parent = value.partition("_")[2]
         path = path.replace("{" + name + "}", _encode(draw, value))
     method = op.method if draw(st.integers(0, 9)) else draw(st.sampled_from(METHODS))
-    content = draw(_body(op.body)) if method in ("POST", "PATCH", "PUT") else None
+    content = draw(_body(op.body, pool)) if method in ("POST", "PATCH", "PUT") else None
     if content is None and draw(st.integers(0, 9)) == 0:
-        content = draw(_body(op.body))
+        content = draw(_body(op.body, pool))
     headers = draw(_headers(content))
     return Request(method, path, headers, draw(_query(op.query)), content, op.path)
 
@@ -464,6 +488,7 @@ class ApiUnderTest:
             "database": database,
             "api_keys": (KEY,),
             "max_body_bytes": MAX_BODY,
+            "models": {"default": {"backend": "scripted", "delay_ms": 0}},
         }
         options.update(config or {})
         self.app = create_app(ServerConfig(**options))
@@ -509,6 +534,28 @@ class ApiUnderTest:
                     "POST", f"/v1/threads/thread_{thread}/messages", json={"content": "x"}
                 )
                 self.pool.message.append((thread, made.json()["id"].removeprefix("msg_")))
+        runs = {r for _, r in self.pool.run}
+        self.pool.step = [(r, s) for r, s in self.pool.step if r in runs]
+        while len(self.pool.run) < 2:
+            self._seed_run()
+
+    def _seed_run(self) -> None:
+        """A finished run (on a new thread, added to the pool) and its steps."""
+        body = {
+            "assistant_id": "asst_" + self.pool.assistant[0],
+            "thread": {"messages": [{"content": "hi"}]},
+        }
+        run = self.send("POST", "/v1/threads/runs", json=body).json()
+        thread, run_id = run["thread_id"], run["id"]
+        deadline = time.monotonic() + 10
+        while run["status"] in ("queued", "in_progress") and time.monotonic() < deadline:
+            time.sleep(0.01)
+            run = self.send("GET", f"/v1/threads/{thread}/runs/{run_id}").json()
+        steps = self.send("GET", f"/v1/threads/{thread}/runs/{run_id}/steps").json()["data"]
+        thread_uid, run_uid = thread.removeprefix("thread_"), run_id.removeprefix("run_")
+        self.pool.thread.append(thread_uid)
+        self.pool.run.append((thread_uid, run_uid))
+        self.pool.step += [(run_uid, s["id"].removeprefix("step_")) for s in steps]
 
     def check(self, request: Request) -> httpx.Response:
         """Send ``request``; raise ``Finding`` if the answer breaks the contract."""
@@ -543,6 +590,7 @@ class ApiUnderTest:
         self.pool.assistant = [a for a in self.pool.assistant if a != uid]
         self.pool.thread = [t for t in self.pool.thread if t != uid]
         self.pool.message = [(t, m) for t, m in self.pool.message if m != uid]
+        self.pool.run = [(t, r) for t, r in self.pool.run if t != uid]
         self.seed()
 
 
@@ -554,6 +602,9 @@ def check_response(request: Request, response: httpx.Response) -> None:
         assert response.headers.get("location"), "a redirect without a Location"
         return
     if request.method == "HEAD":
+        return
+    if status == 200 and response.headers.get("content-type", "").startswith("text/event-stream"):
+        _check_stream(response.text)
         return
     try:
         body = response.json()
@@ -574,6 +625,22 @@ def check_response(request: Request, response: httpx.Response) -> None:
         if op.path == request.template and op.method == method:
             errors = sorted(_validator(f"{op.operation_id}:ok").iter_errors(body), key=str)
             assert not errors, f"{op.operation_id} answer breaks the document: {errors[0].message}"
+
+
+def _check_stream(text: str) -> None:
+    """An SSE body: events with JSON data, ending with ``done`` / ``[DONE]``."""
+    frames = [f for f in text.split("\n\n") if f.strip()]
+    assert frames, "an empty event stream"
+    for frame in frames:
+        data = [
+            line.partition(":")[2].strip()
+            for line in frame.splitlines()
+            if line.startswith("data:")
+        ]
+        assert data, f"an event without data: {frame[:200]!r}"
+        if data[0] != "[DONE]":
+            json.loads(data[0])
+    assert frames[-1].splitlines()[-1].partition(":")[2].strip() == "[DONE]", "no [DONE] at the end"
 
 
 def app_routes(app: Any) -> Iterator[tuple[str, frozenset[str]]]:
