@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -129,6 +130,9 @@ class Api:
                 result = await handler(Call(request, body, request_id, dialect))
             except ApiError as exc:
                 return dialect.error(self.localise(exc), request_id)
+            except sqlite3.OperationalError as exc:
+                log.error("store error in %s %s: %s", request.method, request.url.path, exc)
+                return dialect.error(store_error(exc), request_id)
             except Exception:
                 log.exception("unexpected error in %s %s", request.method, request.url.path)
                 error = ApiError(500, "server_error", "The server had an error.")
@@ -250,6 +254,28 @@ def _check_text(value: str) -> None:
             "invalid_json",
             f"The request body is not valid JSON: it holds a lone UTF-16 surrogate ({bad}).",
         ) from exc
+
+
+def store_error(exc: sqlite3.OperationalError) -> ApiError:
+    """A store that cannot take a write, said plainly: full (507), read-only or busy (503).
+    SQLite rolls the statement back, so nothing half-written is left behind."""
+    text = str(exc)
+    if "full" in text:
+        return ApiError(
+            507,
+            "database_full",
+            "The server's database is full (no space left on its disk or the size limit reached);"
+            " nothing was written. Retry once space has been freed.",
+        )
+    if "readonly" in text or "read-only" in text:
+        return ApiError(
+            503,
+            "database_read_only",
+            "The server's database is read-only; nothing was written. Retry once it is writable.",
+        )
+    return ApiError(
+        503, "database_unavailable", f"The server's database is unavailable ({text}); retry later."
+    )
 
 
 def _too_large(limit: int) -> ApiError:

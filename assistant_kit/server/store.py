@@ -237,7 +237,8 @@ class Store:
             try:
                 yield db
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:  # SQLite already rolled back after SQLITE_FULL and the like
+                    db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
 
