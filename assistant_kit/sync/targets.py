@@ -29,7 +29,15 @@ from assistant_kit.api.local import BASE_PATHS, client_for
 from assistant_kit.errors import ConfigError
 from assistant_kit.spec.project import Project, Target
 
-__all__ = ["DASHSCOPE_BASE_URL", "EMBEDDED_DB", "OPENAI_BASE_URL", "base_url_of", "open_target"]
+__all__ = [
+    "DASHSCOPE_BASE_URL",
+    "EMBEDDED_DB",
+    "OPENAI_BASE_URL",
+    "Wrap",
+    "base_url_of",
+    "embedded_app",
+    "open_target",
+]
 
 #: The hosted DashScope API.
 DASHSCOPE_BASE_URL = "https://dashscope.aliyuncs.com/api/v1"
@@ -42,7 +50,8 @@ DEFAULT_TIMEOUT = 30.0
 #: Key sent to a local server when the target names none (`kit serve` accepts any on loopback).
 LOCAL_KEY = "local"
 
-Wrap = Callable[[httpx.AsyncBaseTransport], httpx.AsyncBaseTransport]
+#: Wraps the real transport (fault injection, counting, cassettes); ``None`` in replay mode.
+Wrap = Callable[[httpx.AsyncBaseTransport | None], httpx.AsyncBaseTransport]
 
 
 def base_url_of(target: Target) -> str:
@@ -81,44 +90,57 @@ async def open_target(
     wrap: Wrap | None = None,
     timeout: float | None = None,
     database: str | Path | None = None,
+    replay: bool = False,
 ) -> AsyncIterator[AssistantClient]:
-    """A client on ``target`` (default: the project's), closed on exit.
+    """A client on ``target`` (default: the project's), closed (and the server stopped) on exit.
 
     ``database`` overrides the embedded server's store (default ``.kit/server.db``); ``timeout``
-    the target's ``timeout_s`` (default 30 seconds per request).
+    the target's ``timeout_s`` (default 30 seconds per request). With ``replay=True`` no server is
+    started and no network transport is made: every request goes to ``wrap(None)`` (a cassette
+    router), so ``wrap`` is required.
     """
     target = target or project.target
     if timeout is None:
         timeout = float(target.options.get("timeout_s") or DEFAULT_TIMEOUT)
     env = os.environ if environ is None else environ
+    embedded_url = f"http://assistant-kit.local{BASE_PATHS[target.dialect]}"
     async with contextlib.AsyncExitStack() as stack:
-        transport: httpx.AsyncBaseTransport
-        if target.embedded:
-            app = _embedded_app(project, database)
+        inner: httpx.AsyncBaseTransport | None
+        if replay:
+            inner, key = None, "replay"
+            base_url = embedded_url if target.embedded else base_url_of(target)
+        elif target.embedded:
+            app = embedded_app(project, database)
             await stack.enter_async_context(app.router.lifespan_context(app))
-            transport = httpx.ASGITransport(app=app)
-            base_url = f"http://assistant-kit.local{BASE_PATHS[target.dialect]}"
-            key = _api_key(target, env)
+            inner, key, base_url = httpx.ASGITransport(app=app), _api_key(target, env), embedded_url
         else:
-            transport = httpx.AsyncHTTPTransport(retries=0)
-            base_url = base_url_of(target)
-            key = _api_key(target, env)
-        if wrap is not None:
-            transport = wrap(transport)
+            inner = httpx.AsyncHTTPTransport(retries=0)
+            key, base_url = _api_key(target, env), base_url_of(target)
+        transport = wrap(inner) if wrap is not None else inner
+        if transport is None:
+            raise ConfigError("replay needs a cassette transport")
         http = await stack.enter_async_context(
             httpx.AsyncClient(
-                transport=transport, base_url=base_url, timeout=httpx.Timeout(timeout)
+                transport=transport,
+                base_url=base_url,
+                timeout=httpx.Timeout(timeout),
+                # `kit test -j N` and `kit apply` share one client across concurrent tasks
+                limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
             )
         )
         yield client_for(target.dialect, http, api_key=key)
 
 
-def _embedded_app(project: Project, database: str | Path | None) -> Any:
+def embedded_app(project: Project, database: str | Path | None = None) -> Any:
+    """The embedded server for ``project``, configured by kit.yaml's ``server`` section."""
     # the server is reached only through its public factory and an ASGI transport
-    from assistant_kit.server.app import ServerConfig, create_app
+    from assistant_kit.server.app import create_app
+    from assistant_kit.server.settings import config_from_kit
 
     if database is None:
         path = project.root / EMBEDDED_DB
         path.parent.mkdir(parents=True, exist_ok=True)
         database = path
-    return create_app(ServerConfig(database=str(database)))
+    # kit.yaml's `server:` section routes models and configures built-in tools, as for `kit serve`
+    config = config_from_kit(project.server, base_dir=project.root, database=str(database))
+    return create_app(config)

@@ -381,7 +381,7 @@ def test_kit_yaml_model_backends_take_only_their_own_options() -> None:
     doc = parse_yaml("server:\n  models:\n    m: {backend: scripted, path: x.gguf}\n", "kit.yaml")
     assert [str(i) for i in check_kit(doc)] == [
         "kit.yaml:3:28: `server.models.m`: unknown key `path`; expected one of: backend, script, "
-        "delay_ms"
+        "delay_ms, rules, default, chunk_chars, context_window"
     ]
 
 

@@ -83,3 +83,26 @@ async def test_the_embedded_target_keeps_its_state_in_the_project(tmp_path: Path
     assert (folder / ".kit" / "server.db").is_file()
     async with open_target(project) as client:
         assert [a.id for a in await client.list_all_assistants()] == [made.id]
+
+
+async def test_the_embedded_target_routes_models_as_kit_yaml_says(tmp_path: Path) -> None:
+    from assistant_kit.api import AssistantParams, MessageParams
+    from assistant_kit.api.runs import RunParams
+
+    (tmp_path / "assistants").mkdir()
+    (tmp_path / "kit.yaml").write_text(
+        "server:\n"
+        "  models:\n"
+        "    default: {backend: scripted, rules: [{user: '(?i)capital', reply: Paris.}]}\n",
+        encoding="utf-8",
+    )
+    project = load_project(cwd=tmp_path)
+    async with open_target(project) as client:
+        bot = await client.create_assistant(AssistantParams(model="any-model", name="geo"))
+        thread = await client.create_thread()
+        await client.create_message(thread.id, MessageParams("What is the capital of France?"))
+        run = await client.create_run(thread.id, RunParams(assistant_id=bot.id))
+        run = await client.wait_run(thread.id, run.id)
+        assert run.status == "completed"
+        messages = await client.list_all_messages(thread.id)
+        assert [m.text for m in messages if m.role == "assistant"] == ["Paris."]

@@ -138,6 +138,8 @@ class ModelRouter:
                 options["path"] = str(self._base_dir / path)
             return _Lazy(options)
         if kind == "openai":
+            if "timeout_s" in options:  # kit.yaml spells every timeout in seconds as `timeout_s`
+                options["timeout"] = options.pop("timeout_s")
             _check_options(OpenAIChatBackend, options, where, kind)
             if not isinstance(options.get("base_url"), str):
                 raise ConfigError(f"{where}: the openai backend needs a base_url")

@@ -205,3 +205,45 @@ async def test_aclose_closes_each_backend_once() -> None:
     router = ModelRouter({"a": shared, "b": shared, "default": shared})
     await router.aclose()
     assert closed == ["x"]
+
+
+def _schema_options(backend: str) -> set[str]:
+    from assistant_kit.spec.validate import load_schema
+
+    branches = load_schema("kit")["$defs"]["model_backend"]["allOf"]
+    for branch in branches:
+        if branch["if"]["properties"]["backend"]["const"] == backend:
+            return set(branch["then"]["properties"]) - {"backend"}
+    raise AssertionError(f"no schema branch for {backend}")
+
+
+def _constructor_options(cls: type) -> set[str]:
+    import inspect
+
+    return {
+        p.name
+        for p in inspect.signature(cls).parameters.values()
+        if p.name not in {"self", "http", "source"} and not p.name.startswith("_")
+    }
+
+
+@pytest.mark.parametrize(
+    ("backend", "module", "cls", "renamed"),
+    [
+        pytest.param(
+            "openai", "openai", "OpenAIChatBackend", {"timeout": "timeout_s"}, id="openai"
+        ),
+        pytest.param("scripted", "scripted", "ScriptedBackend", {}, id="scripted"),
+        pytest.param("llama-cpp", "llama_cpp", "LlamaCppBackend", {}, id="llama-cpp"),
+    ],
+)
+def test_kit_schema_lists_exactly_the_options_each_backend_takes(
+    backend: str, module: str, cls: str, renamed: dict[str, str]
+) -> None:
+    import importlib
+
+    backend_cls = getattr(importlib.import_module(f"assistant_kit.server.models.{module}"), cls)
+    options = {renamed.get(name, name) for name in _constructor_options(backend_cls)}
+    if backend == "scripted":
+        options |= {"script"}  # a file of rules, read by the router
+    assert _schema_options(backend) == options

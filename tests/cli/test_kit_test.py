@@ -1,0 +1,245 @@
+"""`kit test` as a user runs it: the repo's example assistants against a project whose kit.yaml
+routes their models to a scripted backend, reports, shards, exit codes."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+#: Plays the example assistants' conversations the way their tests expect.
+EXAMPLES_SCRIPT = {
+    "rules": [
+        {
+            "user": "(?i)cancel order (\\d+)",
+            "after_tool": "get_order_status",
+            "tool_calls": [
+                {"name": "cancel_order", "arguments": '{"order_id": {1}, "reason": "wrong size"}'}
+            ],
+        },
+        {
+            "user": "(?i)cancel order (\\d+)",
+            "after_tool": "cancel_order",
+            "reply": "I could not cancel order {1}: {output}",
+        },
+        {
+            "user": "(?i)cancel order (\\d+)",
+            "tool_calls": [{"name": "get_order_status", "arguments": '{"order_id": {1}}'}],
+        },
+        {
+            "user": "(?i)order (\\d+)",
+            "after_tool": "get_order_status",
+            "reply": "Order {1}: {output}",
+        },
+        {
+            "user": "(?i)order (\\d+)",
+            "tool_calls": [{"name": "get_order_status", "arguments": '{"order_id": {1}}'}],
+        },
+        {
+            "user": "(?i)status now",
+            "after_tool": "get_order_status",
+            "reply": "Its status now: {output}",
+        },
+        {
+            "user": "(?i)status now",
+            "tool_calls": [{"name": "get_order_status", "arguments": '{"order_id": 7}'}],
+        },
+        {"user": "(?i)capital of France", "reply": "The capital of France is Paris."},
+        {
+            "user": "(?i)draw a picture of (.*)\\.",
+            "tool_calls": [{"name": "text_to_image", "arguments": {"prompt": "{1}"}}],
+        },
+        {"after_tool": "text_to_image", "reply": "Here is your picture: {output}"},
+        {
+            "user": "(?i)2 to the power of 20",
+            "tool_calls": [{"name": "code_interpreter", "arguments": {"code": "print(2**20)"}}],
+        },
+        {"after_tool": "code_interpreter", "reply": "2 to the power of 20 is {output}"},
+    ]
+}
+
+#: The built-in tools (text_to_image, code_interpreter) two examples need are served once the
+#: tools registry is installed; until then those two are deselected.
+HAS_BUILTINS = importlib.util.find_spec("assistant_kit.server.tools.registry") is not None
+NEEDS_BUILTINS = "" if HAS_BUILTINS else "not draws and not computes"
+EXAMPLES_RUN = 5 if HAS_BUILTINS else 3
+
+
+@pytest.fixture
+def examples(tmp_path: Path) -> Path:
+    """The repo's assistants/ in a project whose models all route to the scripted backend."""
+    shutil.copytree(REPO / "assistants", tmp_path / "assistants")
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "examples.yaml").write_text(yaml.safe_dump(EXAMPLES_SCRIPT))
+    kit = yaml.safe_load((REPO / "kit.yaml").read_text())
+    kit["server"]["models"] = {
+        "default": {"backend": "scripted", "script": "scripts/examples.yaml"}
+    }
+    (tmp_path / "kit.yaml").write_text(yaml.safe_dump(kit, sort_keys=False))
+    return tmp_path
+
+
+def kit(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "assistant_kit", "test", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_examples_pass_against_the_scripted_backend_and_junit_is_written(examples: Path) -> None:
+    done = kit(examples, "--ephemeral", "-k", NEEDS_BUILTINS, "-j", "4", "--junit", "junit.xml")
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    table = {line.split()[1]: line.split()[0] for line in lines[: EXAMPLES_RUN + 1]}
+    assert table == {
+        **(
+            {"art-maestro::draws": "PASS", "data-analyst::computes": "PASS"} if HAS_BUILTINS else {}
+        ),
+        "art-maestro::knows": "PASS",
+        "data-analyst::answers": "SKIP",
+        "order-desk::looks": "PASS",
+        "order-desk::reports": "PASS",
+    }
+    cancellation = next(line for line in lines if "order-desk::reports a failed" in line)
+    assert "3/3" in cancellation and "(min_pass 2)" in cancellation
+    skipped = next(line for line in lines if line.startswith("SKIP"))
+    assert skipped.endswith("(the judge model is configured per project)")
+    total = EXAMPLES_RUN + 1
+    assert lines[-2].startswith(
+        f"{total} tests: {EXAMPLES_RUN} passed, 0 failed, 0 errors, 1 skipped in "
+    )
+    assert lines[-1] == "Wrote junit.xml"
+    assert done.stderr == ""  # no progress line without a terminal
+    root = ET.parse(examples / "junit.xml").getroot()
+    assert (root.get("tests"), root.get("failures"), root.get("skipped")) == (str(total), "0", "1")
+
+
+def test_a_broken_expectation_exits_1_with_the_transcript(examples: Path) -> None:
+    spec = examples / "assistants" / "art-maestro.yaml"
+    spec.write_text(spec.read_text().replace("icontains: Paris", "icontains: Berlin"))
+    done = kit(examples, "--ephemeral", "art-maestro", "-k", "capital", "--json", "r.json")
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert re.fullmatch(r"FAIL   art-maestro::knows a capital    0/1 +\d+\.\d\ds", lines[0])
+    assert re.fullmatch(r"    turn 1 \(\d+ ms\)", lines[5])
+    assert lines[1:5] + lines[6:] == [
+        "",
+        "FAIL art-maestro::knows a capital",
+        "  turn 1: failed: icontains: 'Berlin': expected the reply to contain 'Berlin' "
+        "(ignoring case); reply: 'The capital of France is Paris.'",
+        "  transcript (repetition 1):",
+        "      user: What is the capital of France?",
+        "      assistant: The capital of France is Paris.",
+        "      ✗ icontains: 'Berlin': expected the reply to contain 'Berlin' (ignoring case); "
+        "reply: 'The capital of France is Paris.'",
+        "",
+        lines[-2],
+        "Wrote r.json",
+    ]
+    assert lines[-2].startswith("1 test: 0 passed, 1 failed, 0 errors, 0 skipped in ")
+    report = json.loads((examples / "r.json").read_text())
+    assert report["summary"] == {
+        "tests": 1,
+        "passed": 0,
+        "failed": 1,
+        "errors": 0,
+        "skipped": 0,
+        "flaky": 0,
+        "ok": False,
+    }
+
+
+def test_shards_split_the_examples_between_runs(examples: Path) -> None:
+    seen = []
+    for shard in ("1/2", "2/2"):
+        done = kit(
+            examples, "--ephemeral", "--shard", shard, "-k", NEEDS_BUILTINS, "--json", "r.json"
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        seen.append({t["test_id"] for t in json.loads((examples / "r.json").read_text())["tests"]})
+    assert not seen[0] & seen[1]
+    assert len(seen[0] | seen[1]) == EXAMPLES_RUN + 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(["--shard", "3/2"], "--shard '3/2': i must be from 1 to n", id="shard"),
+        pytest.param(["nobody"], "no assistant or test named 'nobody'", id="unknown-name"),
+        pytest.param(
+            ["--record", "a", "--replay", "b"], "cannot be used together", id="record-and-replay"
+        ),
+        pytest.param(["-k", "a and"], "-k 'a and': expression ends early", id="bad-k"),
+        pytest.param(["--target", "nowhere"], "unknown target `nowhere`", id="unknown-target"),
+    ],
+)
+def test_usage_and_configuration_errors_exit_2(
+    examples: Path, args: list[str], message: str
+) -> None:
+    done = kit(examples, *args)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert message in done.stderr
+
+
+def test_record_then_replay_from_the_command_line(examples: Path) -> None:
+    first = kit(examples, "--ephemeral", "order-desk", "--record", "cassettes")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert first.stdout.splitlines()[-1] == "Recorded cassettes in cassettes"
+    again = kit(examples, "--ephemeral", "order-desk", "--replay", "cassettes")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "2 tests: 2 passed" in again.stdout
+
+
+def test_the_progress_line_counts_verdicts_and_clears_itself() -> None:
+    import io
+    from types import SimpleNamespace
+
+    from assistant_kit.cli.test import ProgressLine
+
+    out = io.StringIO()
+    progress = ProgressLine(4, out)
+    progress.start(SimpleNamespace(test_id="bot::one"))
+    progress.finish(SimpleNamespace(test_id="bot::one", verdict=SimpleNamespace(value="pass")))
+    progress.finish(SimpleNamespace(test_id="bot::two", verdict=SimpleNamespace(value="fail")))
+    frames = out.getvalue().split("\r")[1:]
+    assert frames[0].startswith("[" + "." * 20 + "] 0/4")
+    assert "bot::one" in frames[0]
+    assert frames[-1].startswith("[" + "#" * 10 + "." * 10 + "] 2/4 ✓1 ✗1 ")
+    progress.clear()
+    assert out.getvalue().endswith("\r")
+
+
+def test_kit_yaml_test_section_gives_defaults(examples: Path) -> None:
+    config = yaml.safe_load((examples / "kit.yaml").read_text())
+    config["test"].update(cassettes="tapes", exclude_tags=["strong-model"], concurrency=3)
+    (examples / "kit.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    first = kit(examples, "--ephemeral", "--record")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert first.stdout.splitlines() == [
+        first.stdout.splitlines()[0],
+        "",
+        first.stdout.splitlines()[2],
+        "Recorded cassettes in " + str(examples / "tapes"),
+    ]
+    assert first.stdout.startswith("PASS   art-maestro::knows a capital")  # the only smoke test
+    assert len(list((examples / "tapes").iterdir())) == 1
+    again = kit(examples, "--ephemeral", "--replay")
+    assert again.returncode == 0, again.stdout + again.stderr
+    config["test"].pop("cassettes")
+    (examples / "kit.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    missing = kit(examples, "--ephemeral", "--replay")
+    assert missing.returncode == 2
+    assert "--replay needs a folder (or kit.yaml test.cassettes)" in missing.stderr
