@@ -59,6 +59,9 @@ test:
 def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KitServe]:
     """A `kit serve` whose only key is the sentinel: the targets `remote` and `cloud`."""
     folder = tmp_path_factory.mktemp("remote")
+    (folder / "kit.yaml").write_text(
+        "server:\n  models:\n    default: {backend: scripted, delay_ms: 0}\n", encoding="utf-8"
+    )
     server = KitServe(folder, key=SENTINEL, pass_key=False, env=ENV, args=["--log-level", "info"])
     with server:
         yield server
@@ -101,7 +104,13 @@ INVOCATIONS: dict[str, list[list[str]]] = {
     ],
     "import": [["import", "--all", "--target", "remote"]],
     "destroy": [["destroy", "--yes", "--target", "remote"]],
-    "test": [["test"], ["test", "--target", "remote"]],
+    "test": [
+        ["test", "--ephemeral", "--junit", "out/junit.xml", "--json", "out/report.json"],
+        ["test", "--ephemeral", "--html", "out/report.html", "--record", "cassettes"],
+        ["test", "--ephemeral", "--replay", "cassettes", "--json", "out/replayed.json"],
+        ["test", "--target", "remote", "--ephemeral", "--record", "remote-cassettes"],
+        ["test", "--target", "cloud", "--ephemeral", "--json", "out/cloud.json"],
+    ],
 }
 
 
@@ -111,8 +120,11 @@ def test_no_command_prints_or_writes_the_secret(project: Path, command: str) -> 
         pytest.skip(f"`kit {command}` is not built yet")
     for args in INVOCATIONS[command]:
         result = run_kit(args, project, ENV, timeout=120)
-        expected = 2 if args == ["render", "no-such-assistant"] else 0
-        assert result.returncode == expected, (args, result.stdout[-500:], result.stderr[-500:])
+        # conversation tests may fail on a scripted model: 1 is a verdict, not a crash
+        expected = (
+            {2} if args == ["render", "no-such-assistant"] else {0, 1} if command == "test" else {0}
+        )
+        assert result.returncode in expected, (args, result.stdout[-500:], result.stderr[-500:])
         assert "Traceback" not in result.stderr, (args, result.stderr)
         assert SENTINEL not in result.stdout, args
         assert SENTINEL not in result.stderr, args
