@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from kit_processes import KitServe, run_kit
+from kit_projects import wait_runs
 
 from assistant_kit.cli import COMMANDS, _available
 
@@ -161,6 +162,19 @@ def test_kit_serve_keeps_the_secret_out_of_logs_replies_and_the_store(project: P
                 replies.append(http.get(f"{url}/assistants", headers=wrong))
                 prefix_key = {"Authorization": f"Bearer {SENTINEL[:-1]}"}
                 replies.append(http.get(f"{url}/assistants", headers=prefix_key))
+                # a run on the model whose key is the sentinel (its endpoint refuses): the
+                # failure is reported without the key, in the run, its stream and its steps
+                http.headers.update(good)
+                upstream = http.post(f"{url}/assistants", json={"model": "upstream"}).json()
+                body = {"assistant_id": upstream["id"], "thread": {"messages": [{"content": "hi"}]}}
+                streamed = http.post(f"{url}/threads/runs", json={**body, "stream": True})
+                assert "failed" in streamed.text
+                run = http.post(f"{url}/threads/runs", json=body).json()
+                final = wait_runs(http, server.url(""), {run["id"]: run["thread_id"]}, limit=30)
+                assert final[run["id"]]["last_error"]["message"]
+                one_run = f"{url}/threads/{run['thread_id']}/runs/{run['id']}"
+                replies += [streamed, http.get(one_run), http.get(f"{one_run}/steps")]
+                del http.headers["Authorization"]
             for reply in replies:
                 assert SENTINEL not in reply.text
                 assert all(SENTINEL not in v for v in reply.headers.values())
