@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 
+import jsonschema
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from kit_fuzz_http import KEY, ApiUnderTest, Request, app_routes, operations, requests
+from kit_fuzz_http import (
+    KEY,
+    OPENAPI,
+    ApiUnderTest,
+    Request,
+    app_routes,
+    error_schemas,
+    operations,
+    requests,
+)
 from kit_fuzz_settings import fuzz_settings
 
 from assistant_kit.server.endpoints import MAX_JSON_DEPTH
@@ -25,6 +37,22 @@ def test_the_openapi_document_lists_every_route_of_the_app(api: ApiUnderTest) ->
     routed = {(path, method) for path, methods in app_routes(api.app) for method in methods}
     assert routed - documented == set(), "routes missing from schemas/openapi.json"
     assert documented - routed == set(), "schemas/openapi.json documents routes the app lacks"
+
+
+def test_the_openapi_document_is_well_formed() -> None:
+    """OpenAPI 3.1, every operation named once, every schema valid JSON Schema 2020-12 with
+    every reference resolving (``operations()`` inlines them all)."""
+    doc = json.loads(OPENAPI.read_text(encoding="utf-8"))
+    assert doc["openapi"].startswith("3.1")
+    ids = [op.operation_id for op in operations()]
+    assert len(ids) == len(set(ids))
+    for op in operations():
+        for schema in (op.body, op.response, *op.query.values()):
+            if schema is not None:
+                jsonschema.Draft202012Validator.check_schema(schema)
+        assert set(op.path_params) == set(re.findall(r"\{(\w+)\}", op.path))
+    for schema in error_schemas().values():
+        jsonschema.Draft202012Validator.check_schema(schema)
 
 
 @fuzz_settings(600)
