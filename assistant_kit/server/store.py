@@ -246,7 +246,9 @@ class Store:
         """One atomic block of statements; do not await inside it."""
         with self._lock:
             db = self.db
-            db.execute("BEGIN")
+            # IMMEDIATE takes the write lock up front, so a second process on the same file waits
+            # (busy_timeout) instead of failing a deferred read-then-write upgrade with "locked"
+            db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
             except BaseException:

@@ -218,3 +218,40 @@ async def test_a_conditional_update_only_moves_from_the_expected_state(store: St
     assert either is not None and either.model == "d"
     assert await store.update(ASSISTANTS, record.id, {}, expect={"model": "x"}) is None
     assert (await store.get_assistant(record.id)).model == "d"
+
+
+_WRITER = """
+import asyncio, sys
+from assistant_kit.server.ids import new_id
+from assistant_kit.server.store import AssistantRecord, Store
+
+async def main() -> None:
+    store = Store(sys.argv[1])
+    store.open()
+    for i in range(3000):
+        # read, then write, in one transaction, while another process does the same
+        with store.transaction() as db:
+            db.execute("SELECT COUNT(*) FROM assistants").fetchone()
+            db.execute(ASSISTANTS.insert, ASSISTANTS.to_row(
+                AssistantRecord(id=new_id(), created_at=i, model="m")))
+    store.close()
+
+from assistant_kit.server.store import ASSISTANTS
+asyncio.run(main())
+"""
+
+
+def test_two_processes_writing_one_file_both_succeed(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    database = tmp_path / "shared.db"
+    Store(database).open()  # migrate once, as `kit serve` would have
+    writers = [
+        subprocess.Popen([sys.executable, "-c", _WRITER, str(database)], stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    errors = [w.communicate(timeout=120)[1].decode() for w in writers]
+    assert [w.returncode for w in writers] == [0, 0], errors
+    count = sqlite3.connect(database).execute("SELECT COUNT(*) FROM assistants").fetchone()[0]
+    assert count == 6000
