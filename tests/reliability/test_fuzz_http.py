@@ -126,3 +126,21 @@ def test_text_annotations_that_are_not_a_list_are_a_400(api: ApiUnderTest) -> No
     response = api.send("POST", f"/api/v1/threads/{thread}/messages", json={"content": [part]})
     assert response.status_code == 400
     assert response.json()["code"] == "InvalidParameter"
+
+
+@pytest.mark.parametrize(
+    "field", ["top_k", "max_tokens", "max_prompt_tokens", "max_completion_tokens"]
+)
+@pytest.mark.parametrize("value", [2**31, 2**63, 10**30])
+def test_a_run_setting_too_large_to_store_is_a_400(
+    api: ApiUnderTest, field: str, value: int
+) -> None:
+    assistant = "asst_" + api.pool.assistant[0]
+    for prefix in ("/v1", "/api/v1"):
+        body = {"assistant_id": assistant, "thread": {"messages": [{"content": "x"}]}, field: value}
+        response = api.send("POST", f"{prefix}/threads/runs", json=body)
+        assert response.status_code == 400, response.text
+    strategy = {"type": "last_messages", "last_messages": 2**63}
+    body = {"assistant_id": assistant, "truncation_strategy": strategy}
+    response = api.send("POST", "/v1/threads/runs", json=body)
+    assert response.status_code == 400, response.text
