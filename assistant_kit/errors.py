@@ -2,16 +2,16 @@
 
 Catch what you need; everything the kit raises on purpose is a ``KitError``::
 
-    * KitError                 base class; the CLI turns any of these into a message and exit code
-      + SpecError              every problem in the specs at once: ``.issues``, each file:line:col + message
-      + ConfigError            kit.yaml or command-line configuration that cannot be used (exit 2)
-      + ApiError               a target refused a request (.status, .code, .dialect, .request_id)
-        - ApiConnectionError   nothing came back (timeout, DNS, refused, reset)
-      + PlanError              the target changed in a way a plan cannot settle
-      + ModelError             a model backend failed (the run that used it fails with last_error)
-      + ToolError              a built-in tool failed (the model sees the error as the tool's output)
+    * KitError               base class; the CLI turns each into a message and an exit code
+      + SpecError            every problem in the specs at once, each file:line:col: message
+      + ConfigError          kit.yaml or command-line configuration that cannot be used (exit 2)
+      + ApiError             a target refused a request (.status, .code, .dialect, .request_id)
+        - ApiConnectionError nothing came back (timeout, DNS, refused, reset)
+      + PlanError            the target changed in a way a plan cannot settle
+      + ModelError           a model backend failed (its run fails with ``last_error``)
+      + ToolError            a built-in tool failed (the model reads the error as its output)
 
-The server raises ``ApiError`` for bad requests too; one handler per wire dialect writes the envelope.
+The server raises ``ApiError`` for bad requests too; one handler per dialect writes the envelope.
 """
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ import enum
 import importlib
 import importlib.util
 import sys
-from typing import Any
 
 import click
 

@@ -27,7 +27,8 @@ Adding a feature (runs, for instance) touches no existing handler:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,19 +43,26 @@ from assistant_kit.server.auth import Authenticator, check_bind
 from assistant_kit.server.endpoints import Api
 from assistant_kit.server.engine import EngineSettings, RunEngine
 from assistant_kit.server.envelopes import DASHSCOPE, OPENAI
+from assistant_kit.server.files import FileStore
 from assistant_kit.server.models.base import ModelBackend
 from assistant_kit.server.models.routing import ModelRouter
-from assistant_kit.server.routes import dashscope, openai, runs
+from assistant_kit.server.routes import dashscope, files, openai, runs
 from assistant_kit.server.routes.context import RouteFactory, ServerContext
 from assistant_kit.server.services import Services
 from assistant_kit.server.store import Store
 from assistant_kit.server.toolbox import Tools
 from assistant_kit.server.tools.base import SaveFile
 
+log = logging.getLogger("assistant_kit.server")
+
 #: Route tables per dialect, in matching order: put more specific paths first (a later
 #: ``/threads/runs`` table must come before ``/threads/{thread_id}``, so prepend run tables).
-OPENAI_ROUTES: list[RouteFactory] = [runs.openai_routes, openai.routes]
-DASHSCOPE_ROUTES: list[RouteFactory] = [runs.dashscope_routes, dashscope.routes]
+OPENAI_ROUTES: list[RouteFactory] = [files.openai_routes, runs.openai_routes, openai.routes]
+DASHSCOPE_ROUTES: list[RouteFactory] = [
+    files.dashscope_routes,
+    runs.dashscope_routes,
+    dashscope.routes,
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +93,8 @@ class ServerConfig:
     run_expiry_s: float = 600.0
     #: Model calls per run before the last call is made with ``tool_choice: none``.
     max_model_calls: int = 25
-    #: Where built-in tools save files (images); ``None`` gives them ids only.
+    #: Where built-in tools save files (images); ``None``: the store's ``files`` table, served
+    #: at ``/v1/files/{id}/content`` and ``/api/v1/files/{id}/content``.
     save_file: SaveFile | None = None
 
 
@@ -96,6 +105,7 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
     store = Store(config.database)
     own_router = not isinstance(config.models, ModelRouter)
     router = config.models if isinstance(config.models, ModelRouter) else ModelRouter(config.models)
+    file_store = FileStore(store)
     engine = RunEngine(
         store,
         router,
@@ -103,10 +113,15 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
         settings=EngineSettings(
             run_expiry_s=config.run_expiry_s, max_model_calls=config.max_model_calls
         ),
-        save_file=config.save_file,
+        save_file=config.save_file or file_store,
     )
+    services = Services(store)
+    services.thread_deleted.append(_forget_thread(config.tools))
     context = ServerContext(
-        config=config, store=store, services=Services(store), extras={"engine": engine}
+        config=config,
+        store=store,
+        services=services,
+        extras={"engine": engine, "files": file_store},
     )
     auth = Authenticator(config.api_keys)
 
@@ -153,3 +168,28 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
     )
     app.state.context = context
     return app
+
+
+def _forget_thread(tools: Tools) -> Callable[[str], Awaitable[None]]:
+    """Tell the built-in tools that keep per-thread state (the code interpreter's worker) that
+    a thread is gone."""
+
+    async def forget(thread_id: str) -> None:
+        if isinstance(tools, Mapping):
+            found: Iterable[object] = tools.values()
+        elif isinstance(tools, Iterable):
+            found = tools
+        else:
+            found = ()
+        seen: set[int] = set()
+        for tool in found:
+            hook = getattr(tool, "forget_thread", None)
+            if id(tool) in seen or not callable(hook):
+                continue
+            seen.add(id(tool))
+            try:
+                await hook(thread_id)
+            except Exception:  # the thread is deleted either way
+                log.exception("forgetting thread %s failed", thread_id)
+
+    return forget

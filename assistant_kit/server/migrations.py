@@ -194,3 +194,24 @@ def m002_runs_steps_events(db: sqlite3.Connection) -> None:
     )
     db.execute("CREATE INDEX run_events_run ON run_events (run_id, seq)")
     db.execute("CREATE INDEX run_events_age ON run_events (created_at)")
+
+
+@migration
+def m003_files(db: sqlite3.Connection) -> None:
+    """Files the built-in tools make (images), bytes included; deleted with their thread."""
+    db.execute(
+        """CREATE TABLE files (
+            seq INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            created_at BIGINT NOT NULL,
+            filename TEXT NOT NULL,
+            purpose TEXT NOT NULL,
+            mime_type TEXT NOT NULL,
+            bytes BIGINT NOT NULL,
+            thread_id TEXT,
+            run_id TEXT,
+            data BLOB NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX files_order ON files (created_at, seq)")
+    db.execute("CREATE INDEX files_thread ON files (thread_id)")

@@ -8,7 +8,7 @@ A field left as ``UNSET`` means "not given": creates use the default, updates le
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -124,6 +124,8 @@ class Services:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        #: Called with a thread's id after it is deleted (the code interpreter forgets its worker).
+        self.thread_deleted: list[Callable[[str], Awaitable[None]]] = []
 
     # -- assistants --------------------------------------------------------------------------
 
@@ -212,6 +214,8 @@ class Services:
     async def delete_thread(self, uid: str) -> None:
         if not await self.store.delete_thread(uid):
             raise NotFound("thread", uid)
+        for hook in self.thread_deleted:
+            await hook(uid)
 
     # -- messages ----------------------------------------------------------------------------
 

@@ -115,10 +115,14 @@ async def call_builtin(
         parsed = _arguments(arguments)
     except ValueError as exc:
         return ToolOutput(f"error: bad arguments for {name}: {exc}", is_error=True)
+    save = save_file or discard_file
+    scoped = getattr(save, "scoped", None)
+    if callable(scoped):  # a FileStore: the files belong to the thread and go with it
+        save = scoped(thread_id=thread_id, run_id=run_id)
     context = ToolContext(
         thread_id=thread_id,
         run_id=run_id,
-        save_file=save_file or discard_file,
+        save_file=save,
         config=enabled.entry,
     )
     try:

@@ -355,6 +355,8 @@ class Turn:
         assert self.message is not None and self.message_step is not None
         now = now_ms()
         content = [{"type": "text", "text": {"value": self.text, "annotations": []}}]
+        if not incomplete:
+            content += self._image_parts()
         changes: dict[str, Any] = {"content": content}
         if incomplete:
             changes.update(
@@ -378,6 +380,27 @@ class Turn:
             ("thread.run.step.completed", {"kind": "step", "record": record_data(step)}),
         ]
         self.message = None
+
+    def _image_parts(self) -> list[dict[str, Any]]:
+        """The images the run's built-in tools made since its previous reply, as content parts
+        after the text (so ``content[0].text.value`` stays the reply's text)."""
+        files: list[str] = []
+        urls: list[str] = []
+        current = self.message_step.id if self.message_step is not None else None
+        for step in self.engine.runs.steps(self.run.id):
+            if step.id == current:
+                break
+            if step.type == "message_creation":
+                files, urls = [], []  # an earlier reply already showed those
+            elif step.status == "completed":
+                for call in step.step_details.get("tool_calls") or ():
+                    files += [str(f) for f in call.get("images") or ()]
+                    urls += [str(u) for u in call.get("urls") or ()]
+        parts: list[dict[str, Any]] = [
+            {"type": "image_file", "image_file": {"file_id": f}} for f in files
+        ]
+        parts += [{"type": "image_url", "image_url": {"url": u}} for u in urls]
+        return parts
 
     # -- endings -----------------------------------------------------------------------------
 

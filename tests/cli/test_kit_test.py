@@ -3,7 +3,6 @@ routes their models to a scripted backend, reports, shards, exit codes."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
@@ -68,17 +67,15 @@ EXAMPLES_SCRIPT = {
     ]
 }
 
-#: The built-in tools (text_to_image, code_interpreter) two examples need are served once the
-#: tools registry is installed; until then those two are deselected.
-HAS_BUILTINS = importlib.util.find_spec("assistant_kit.server.tools.registry") is not None
-NEEDS_BUILTINS = "" if HAS_BUILTINS else "not draws and not computes"
-EXAMPLES_RUN = 5 if HAS_BUILTINS else 3
+#: Tests the examples declare that run (one more declares `skip`).
+EXAMPLES_RUN = 5
 
 
 @pytest.fixture
 def examples(tmp_path: Path) -> Path:
     """The repo's assistants/ in a project whose models all route to the scripted backend."""
     shutil.copytree(REPO / "assistants", tmp_path / "assistants")
+    shutil.copytree(REPO / "examples", tmp_path / "examples")  # the search corpus kit.yaml names
     (tmp_path / "scripts").mkdir()
     (tmp_path / "scripts" / "examples.yaml").write_text(yaml.safe_dump(EXAMPLES_SCRIPT))
     kit = yaml.safe_load((REPO / "kit.yaml").read_text())
@@ -100,14 +97,13 @@ def kit(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_examples_pass_against_the_scripted_backend_and_junit_is_written(examples: Path) -> None:
-    done = kit(examples, "--ephemeral", "-k", NEEDS_BUILTINS, "-j", "4", "--junit", "junit.xml")
+    done = kit(examples, "--ephemeral", "-j", "4", "--junit", "junit.xml")
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     table = {line.split()[1]: line.split()[0] for line in lines[: EXAMPLES_RUN + 1]}
     assert table == {
-        **(
-            {"art-maestro::draws": "PASS", "data-analyst::computes": "PASS"} if HAS_BUILTINS else {}
-        ),
+        "art-maestro::draws": "PASS",
+        "data-analyst::computes": "PASS",
         "art-maestro::knows": "PASS",
         "data-analyst::answers": "SKIP",
         "order-desk::looks": "PASS",
@@ -165,9 +161,7 @@ def test_a_broken_expectation_exits_1_with_the_transcript(examples: Path) -> Non
 def test_shards_split_the_examples_between_runs(examples: Path) -> None:
     seen = []
     for shard in ("1/2", "2/2"):
-        done = kit(
-            examples, "--ephemeral", "--shard", shard, "-k", NEEDS_BUILTINS, "--json", "r.json"
-        )
+        done = kit(examples, "--ephemeral", "--shard", shard, "--json", "r.json")
         assert done.returncode == 0, done.stdout + done.stderr
         seen.append({t["test_id"] for t in json.loads((examples / "r.json").read_text())["tests"]})
     assert not seen[0] & seen[1]

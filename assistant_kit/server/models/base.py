@@ -5,9 +5,9 @@ into a stream of ``ModelEvent`` values: text fragments, tool-call fragments, and
 ``Finish`` carrying the usage. The run engine owns everything else (steps, messages, events,
 statuses), so a backend never sees the store or the wire dialects.
 
-Tool-call fragments follow OpenAI's streaming shape, cleaned up: the first fragment of call ``index``
-carries its ``name`` (and ``id`` when the backend has one), later fragments carry only more
-``arguments`` text. Backends normalise whatever their upstream sends into that form.
+Tool-call fragments follow OpenAI's streaming shape, cleaned up: the first fragment of call
+``index`` carries its ``name`` (and ``id`` when the backend has one), later fragments carry only
+more ``arguments`` text. Backends normalise whatever their upstream sends into that form.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -103,7 +103,7 @@ class Finish:
     usage: Usage = field(default_factory=Usage)
 
 
-ModelEvent = Union[TextDelta, ToolCallDelta, Finish]
+ModelEvent = TextDelta | ToolCallDelta | Finish
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,8 +134,10 @@ class ModelBackend(abc.ABC):
 
     def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
         """Tokens the transcript takes; backends with a tokenizer override this estimate."""
-        chars = sum(len(m.content) + sum(len(c.arguments) + len(c.name) for c in m.tool_calls)
-                    for m in messages)
+        chars = sum(
+            len(m.content) + sum(len(c.arguments) + len(c.name) for c in m.tool_calls)
+            for m in messages
+        )
         return chars // 4 + 4 * len(messages)
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook

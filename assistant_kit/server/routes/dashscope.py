@@ -76,7 +76,7 @@ def message_object(m: MessageRecord) -> dict[str, Any]:
         "assistant_id": D.id("assistant", m.assistant_id) or "",
         "run_id": D.id("run", m.run_id) or "",
         "role": m.role,
-        "content": m.content,
+        "content": [_content_part(p) for p in m.content],
         "file_ids": file_ids,
         "metadata": m.metadata,
         "status": m.status,
@@ -84,6 +84,14 @@ def message_object(m: MessageRecord) -> dict[str, Any]:
         "completed_at": m.completed_at,
         "incomplete_at": m.incomplete_at,
     }
+
+
+def _content_part(part: dict[str, Any]) -> dict[str, Any]:
+    """dashscope 2.0.2's ``ImageFile`` drops its ``file_id``: repeat it on the part, where the
+    SDK's ``MessageContentImageFile`` keeps it (``part.file_id``)."""
+    if part.get("type") != "image_file" or not isinstance(part.get("image_file"), dict):
+        return part
+    return {**part, "file_id": part["image_file"].get("file_id")}
 
 
 def deleted(kind: str, object_name: str, uid: str) -> dict[str, Any]:
