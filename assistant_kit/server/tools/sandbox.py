@@ -149,23 +149,63 @@ def _hidden_parent(path: Path) -> Path | None:
     return None
 
 
+def _kept_paths() -> list[str]:
+    """The interpreter's folders the worker needs (base install, virtualenv, executable's
+    folder), outermost only: each stays visible inside the sandbox wherever it lives."""
+    paths = sorted(
+        {str(Path(p).resolve()) for p in (sys.base_prefix, sys.prefix, Path(sys.executable).parent)}
+    )
+    outermost: list[str] = []
+    for path in paths:  # sorted, so a parent comes before what it holds
+        if not any(path == kept or path.startswith(kept + "/") for kept in outermost):
+            outermost.append(path)
+    return outermost
+
+
 # The launcher runs as root inside the new namespaces, then execs the worker (which drops to its
-# uid before running any cell). Arguments: $1 python prefix to keep, $2 staging dir, $3 the hidden
-# parent to cover ("" for none), $4 tmpfs size for /tmp in MB, $5 size of the tmpfs holding the
-# captured output (apart, so that a full disk does not silence the cell), then the worker's argv.
+# uid before running any cell). Arguments: $1 a staging folder, $2 the unreadable parents to
+# cover (newline separated, may be empty), $3 tmpfs size for /tmp in MB, $4 size of the tmpfs
+# holding the captured output (apart, so that a full disk does not silence the cell), $5 the
+# interpreter's folders to keep visible (newline separated), then the worker's argv.
+# A kept folder under a covered parent is bound aside, the parent covered, the folder moved back.
+# The private /tmp is built aside (with the kept folders that live under /tmp, e.g. a virtualenv
+# there, bound in read-only) and then moved over /tmp.
 _LAUNCHER = r"""
 set -e
-if [ -n "$3" ]; then
-  mount --bind "$1" "$2"
-  mount -t tmpfs -o mode=755,size=1m kit-hide "$3"
-  mkdir -p "$1"
-  mount --move "$2" "$1"
-fi
-mount -t tmpfs -o "mode=1777,size=$4m" kit-tmp /tmp
-mkdir -m 700 /tmp/work /tmp/.output
-mount -t tmpfs -o "mode=700,size=$5m" kit-output /tmp/.output
-if [ -n "$KIT_UID" ]; then chown "$KIT_UID:$KIT_UID" /tmp/work /tmp/.output; fi
+stage="$1"; hidden="$2"; tmp_mb="$3"; out_mb="$4"; keep="$5"
 shift 5
+IFS='
+'
+for h in $hidden; do
+  i=0
+  for k in $keep; do
+    case "$k/" in
+      "$h"/*) i=$((i+1)); mkdir -p "$stage/keep$i"; mount --bind "$k" "$stage/keep$i";;
+    esac
+  done
+  mount -t tmpfs -o mode=755,size=1m kit-hide "$h"
+  i=0
+  for k in $keep; do
+    case "$k/" in "$h"/*) i=$((i+1)); mkdir -p "$k"; mount --move "$stage/keep$i" "$k";; esac
+  done
+done
+mkdir -p "$stage/tmp"
+mount -t tmpfs -o "mode=1777,size=${tmp_mb}m" kit-tmp "$stage/tmp"
+mkdir -m 700 "$stage/tmp/work" "$stage/tmp/.output"
+mount -t tmpfs -o "mode=700,size=${out_mb}m" kit-output "$stage/tmp/.output"
+for k in $keep; do
+  case "$k/" in
+    /tmp/*)
+      d="$stage/tmp/${k#/tmp/}"
+      mkdir -p "$d"
+      mount --bind "$k" "$d"
+      mount -o remount,bind,ro "$d" 2>/dev/null || true
+      ;;
+  esac
+done
+if [ -n "$KIT_UID" ]; then chown "$KIT_UID:$KIT_UID" "$stage/tmp/work" "$stage/tmp/.output"; fi
+mount --move "$stage/tmp" /tmp
+unset IFS
 exec "$@"
 """
 
@@ -365,7 +405,13 @@ class LocalSandbox(Executor):
             home = "/tmp/work"
             config["cwd"] = home
             config["capture"] = "/tmp/.output/output"
-            hidden = _hidden_parent(Path(sys.base_prefix)) if isolation.separate_uid else None
+            kept = _kept_paths()
+            # another uid runs the cells: cover what it may not enter, except what it needs
+            hidden = (
+                sorted({str(h) for k in kept if (h := _hidden_parent(Path(k))) is not None})
+                if isolation.separate_uid
+                else []
+            )
             (folder / "stage").mkdir()
             flags = list(_UNSHARE_FLAGS)
             if not isolation.separate_uid:
@@ -378,11 +424,11 @@ class LocalSandbox(Executor):
                 "-c",
                 _LAUNCHER,
                 "kit-sandbox",
-                str(Path(sys.base_prefix).resolve()),
                 str(folder / "stage"),
-                str(hidden or ""),
+                "\n".join(hidden),
                 str(limits.disk_mb),
                 str(limits.file_mb + 1),
+                "\n".join(kept),
                 *python,
                 json.dumps(config),
             ]

@@ -1,0 +1,30 @@
+"""ruff (lint and format) and mypy (strict) over the package, as part of the suite: the one check
+command STYLE.md asks for, so CI holds the code to it on every change."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
+def test_ruff_finds_nothing_to_fix() -> None:
+    pytest.importorskip("ruff")
+    lint = _run(sys.executable, "-m", "ruff", "check", "assistant_kit", "tests", "bench")
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    fmt = _run(sys.executable, "-m", "ruff", "format", "--check", "assistant_kit", "tests", "bench")
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+
+
+def test_mypy_strict_passes_on_the_package() -> None:
+    pytest.importorskip("mypy")
+    done = _run(sys.executable, "-m", "mypy")
+    assert done.returncode == 0, done.stdout + done.stderr
