@@ -33,7 +33,14 @@ class SpecIssue:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.col}: {self.message}"
+        # One issue, one line: a key or name quoted in the message may hold a line break.
+        return f"{self.file}:{self.line}:{self.col}: {self.message.translate(_LINE_BREAKS)}"
+
+
+#: Characters ``str.splitlines()`` breaks at, written as their escapes.
+_LINE_BREAKS = {
+    c: repr(chr(c))[1:-1] for c in (0x0A, 0x0B, 0x0C, 0x0D, 0x1C, 0x1D, 0x1E, 0x85, 0x2028, 0x2029)
+}
 
 
 class SpecError(KitError):

@@ -240,6 +240,15 @@ def main() -> None:
         f" = {whole_naive / whole_noop:.1f}x (loading {args.count} spec files is the spec layer's"
         " share)"
     )
+    # machine-readable figures for bench/run_all.py
+    print(
+        f"FIGURE apply_noop_list_calls={noop['counts'].get('list', 0)} goal=max:{pages} unit=calls"
+    )
+    print(f"FIGURE apply_noop_writes={writes} goal=max:0 unit=calls")
+    print(
+        f"FIGURE apply_noop_speedup={naive['wall_s'] / noop['wall_s']:.1f} goal=min:10 "
+        "unit=x (naive SDK loop / no-op apply)"
+    )
 
 
 if __name__ == "__main__":

@@ -258,12 +258,18 @@ async def bench(args: argparse.Namespace, host: str, port: int, pid: int) -> Non
     )
     if not runs:
         print(f"no run completed; errors: {len(errors)}")
+        print(f"FIGURE runs_per_s_{args.mode}=0 goal=min:200 unit=runs/s")
         return
     print(f"throughput: {runs / elapsed:,.1f} runs/s ({runs} runs completed)")
     print(
         f"create -> completed: p50 {pct(latencies, 0.5):.1f} ms, p99 {pct(latencies, 0.99):.1f} ms"
     )
     print(f"errors: {len(errors)}")
+    # machine-readable figures for bench/run_all.py
+    print(f"FIGURE runs_per_s_{args.mode}={runs / elapsed:.1f} goal=min:200 unit=runs/s")
+    print(f"FIGURE run_p50_ms_{args.mode}={pct(latencies, 0.5):.1f} unit=ms (create -> completed)")
+    print(f"FIGURE run_p99_ms_{args.mode}={pct(latencies, 0.99):.1f} unit=ms (create -> completed)")
+    print(f"FIGURE run_errors_{args.mode}={len(errors)} goal=max:0 unit=runs")
     if server_cpu is not None and server_end is not None:
         per_run = (server_end - server_cpu) / runs
         print(

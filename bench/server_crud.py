@@ -214,6 +214,11 @@ async def run(
         f"(mean latency {statistics.fmean(everything) * 1000:.2f} ms)"
     )
     print(f"errors: {dict(errors) or 0}")
+    # machine-readable figures for bench/run_all.py
+    print(f"FIGURE crud_requests_per_s={total / elapsed:.0f} goal=min:1500 unit=req/s")
+    print(f"FIGURE crud_p50_ms={pct(everything, 0.5):.2f} unit=ms")
+    print(f"FIGURE crud_p99_ms={pct(everything, 0.99):.2f} unit=ms")
+    print(f"FIGURE crud_errors={sum(errors.values())} goal=max:0 unit=requests")
     if server_cpu is not None and server_end is not None and total:
         per_request = (server_end - server_cpu) / total
         print(

@@ -265,6 +265,11 @@ def main() -> None:
                 seed_s = run_seed(base, args.tests)
                 print(f"seed pattern (dashscope SDK, Runs.wait): {seed_s:7.2f} s")
                 print(f"ratio: {seed_s / kit_s:.1f}x (goal >= 20x)")
+                # machine-readable figures for bench/run_all.py
+                print(
+                    f"FIGURE test_suite_speedup={seed_s / kit_s:.1f} goal=min:20 "
+                    f"unit=x (seed SDK loop / kit test -j {args.jobs})"
+                )
             timing = []
             seq_s, seq = run_kit(root, 1, timing)
             turns = sum(len(r.turns) for t in seq.tests for r in t.repetitions)
@@ -275,6 +280,10 @@ def main() -> None:
                 f"{timing[0].requests} HTTP exchanges"
             )
             print(f"kit overhead per turn over its HTTP calls: {overhead_ms:.2f} ms (goal < 5 ms)")
+            print(
+                f"FIGURE test_suite_kit_s={kit_s:.2f} unit=s ({args.tests} tests, -j {args.jobs})"
+            )
+            print(f"FIGURE test_suite_overhead_ms_per_turn={overhead_ms:.2f} goal=max:5 unit=ms")
 
 
 if __name__ == "__main__":

@@ -118,6 +118,9 @@ def main() -> None:
         f"per spec: {lib_s / count * 1000:.2f} ms; goal: kit validate under 2 s -> "
         f"{'ok' if cli_s < 2 else 'MISSED'}"
     )
+    # machine-readable figures for bench/run_all.py
+    print(f"FIGURE validate_{count}_specs_s={cli_s:.3f} goal=max:2 unit=s")
+    print(f"FIGURE load_project_per_spec_ms={lib_s / count * 1000:.3f} unit=ms")
 
 
 if __name__ == "__main__":

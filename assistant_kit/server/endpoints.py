@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,8 @@ from assistant_kit.server.validation import validate
 log = logging.getLogger("assistant_kit.server")
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+#: Deepest nesting of objects and arrays a request body may have.
+MAX_JSON_DEPTH = 128
 
 
 @dataclass(slots=True)
@@ -127,6 +130,9 @@ class Api:
                 result = await handler(Call(request, body, request_id, dialect))
             except ApiError as exc:
                 return dialect.error(self.localise(exc), request_id)
+            except sqlite3.OperationalError as exc:
+                log.error("store error in %s %s: %s", request.method, request.url.path, exc)
+                return dialect.error(store_error(exc), request_id)
             except Exception:
                 log.exception("unexpected error in %s %s", request.method, request.url.path)
                 error = ApiError(500, "server_error", "The server had an error.")
@@ -179,6 +185,7 @@ class Api:
             return {}
         if not isinstance(body, dict):
             raise ApiError(400, "invalid_json", "The request body must be a JSON object.")
+        _check_json(body, text=b"\\u" in raw or not raw.isascii())
         return body
 
     async def http_exception(self, request: Request, exc: Exception) -> Response:
@@ -207,6 +214,68 @@ class Api:
 def _no_constant(name: str) -> Any:
     """JSON has no NaN or Infinity; Python's parser would let them through."""
     raise ValueError(f"{name} is not a JSON value")
+
+
+def _check_json(body: dict[str, Any], *, text: bool) -> None:
+    """Refuse what parses but cannot be kept: nesting deeper than ``MAX_JSON_DEPTH`` (the JSON
+    encoder of the store or of a reply would hit Python's recursion limit) and, when ``text``,
+    lone UTF-16 surrogates (``"\\ud800"``: valid JSON escapes, but not Unicode, so SQLite
+    cannot store them). Walks the value with a stack, never recursion."""
+    stack: list[tuple[Any, int]] = [(body, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            items: Any = value.values()
+            if text:
+                for key in value:
+                    _check_text(key)
+        elif isinstance(value, list):
+            items = value
+        else:
+            if text and isinstance(value, str):
+                _check_text(value)
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise ApiError(
+                400,
+                "invalid_json",
+                f"The request body is nested more than {MAX_JSON_DEPTH} levels deep.",
+            )
+        stack.extend((item, depth + 1) for item in items)
+
+
+def _check_text(value: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = value[exc.start : exc.end].encode("unicode_escape").decode()
+        raise ApiError(
+            400,
+            "invalid_json",
+            f"The request body is not valid JSON: it holds a lone UTF-16 surrogate ({bad}).",
+        ) from exc
+
+
+def store_error(exc: sqlite3.OperationalError) -> ApiError:
+    """A store that cannot take a write, said plainly: full (507), read-only or busy (503).
+    SQLite rolls the statement back, so nothing half-written is left behind."""
+    text = str(exc)
+    if "full" in text:
+        return ApiError(
+            507,
+            "database_full",
+            "The server's database is full (no space left on its disk or the size limit reached);"
+            " nothing was written. Retry once space has been freed.",
+        )
+    if "readonly" in text or "read-only" in text:
+        return ApiError(
+            503,
+            "database_read_only",
+            "The server's database is read-only; nothing was written. Retry once it is writable.",
+        )
+    return ApiError(
+        503, "database_unavailable", f"The server's database is unavailable ({text}); retry later."
+    )
 
 
 def _too_large(limit: int) -> ApiError:

@@ -145,6 +145,21 @@ class RunEngine:
                 expired += 1
         return expired
 
+    def fail_orphans(self) -> int:
+        """Fail queued / in_progress runs whose task ended without ending them: the store
+        refused the run's last writes (a full disk, a read-only file). Runs on every sweep, so
+        such a run ends ``failed`` as soon as the store takes writes again; never at start-up,
+        where the reaper resumes these runs instead."""
+        failed = 0
+        error = {
+            "code": "server_error",
+            "message": "The run stopped: the server could not write it to its database.",
+        }
+        for run in self.runs.runs_in(("queued", "in_progress")):
+            if run.id not in self._tasks and not self._stopping:
+                failed += self.finish(run.id, "failed", last_error=error)
+        return failed
+
     def prune_events(self) -> int:
         """Drop the event logs of runs that finished more than ``event_retention_s`` ago."""
         cutoff = now_ms() - int(self.settings.event_retention_s * 1000)
@@ -158,6 +173,7 @@ class RunEngine:
             await asyncio.sleep(interval)
             try:
                 self.sweep()
+                self.fail_orphans()
                 if time.monotonic() - last_prune > 60:
                     last_prune = time.monotonic()
                     self.prune_events()

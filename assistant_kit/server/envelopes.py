@@ -81,6 +81,8 @@ _DASHSCOPE_CODES = {
     413: "RequestTooLarge",
     415: "UnsupportedMediaType",
     429: "Throttling",
+    503: "ServiceUnavailable",
+    507: "InsufficientStorage",
 }
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
@@ -179,6 +180,18 @@ class CursorNotFound(LookupError):
         super().__init__(f"{param}={value}")
 
 
+def _private_file(path: Path) -> None:
+    """Create the store's folder and file readable by this user only (SQLite gives the WAL and
+    shared-memory files the same mode). The code interpreter runs model-written code as another
+    user on this machine; a world-readable store would hand it every conversation."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    mode = path.stat().st_mode
+    if mode & 0o077:
+        with contextlib.suppress(OSError):  # not ours to change: leave it as it is
+            path.chmod(mode & 0o700)
+
+
 class Store:
     """SQLite (WAL) storage of assistants, threads, messages; ``":memory:"`` for tests."""
 
@@ -194,7 +207,7 @@ class Store:
         if self._db is not None:
             return
         if self.database != ":memory:" and not self.database.startswith("file:"):
-            Path(self.database).parent.mkdir(parents=True, exist_ok=True)
+            _private_file(Path(self.database))
         db = sqlite3.connect(self.database, isolation_level=None, check_same_thread=False, uri=True)
         db.execute("PRAGMA busy_timeout = 5000")
         if self.database != ":memory:":
@@ -239,7 +252,8 @@ class Store:
             try:
                 yield db
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:  # SQLite already rolled back after SQLITE_FULL and the like
+                    db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
 

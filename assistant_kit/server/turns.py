@@ -77,7 +77,12 @@ async def drive(engine: RunEngine, run_id: str) -> None:
             engine.finish(run_id, "cancelled")
     except Exception as exc:
         log.exception("run %s failed", run_id)
-        engine.finish(run_id, "failed", last_error={"code": "server_error", "message": str(exc)})
+        try:
+            engine.finish(
+                run_id, "failed", last_error={"code": "server_error", "message": str(exc)}
+            )
+        except Exception:  # the store refuses writes (full, read-only): the sweeper retries
+            log.exception("run %s: could not record the failure", run_id)
 
 
 @dataclass(slots=True)

@@ -218,7 +218,7 @@ def _mock_issues(
                 f"mock `{tool}`: `default` only goes with `when`",
                 at_key=True,
             )
-        for c, case in enumerate(mock.get("when") or []):
+        for c, case in enumerate(_list(mock.get("when"))):
             if isinstance(case, dict) and isinstance(case.get("args"), dict):
                 yield from _matcher_issues(doc, (*path, tool, "when", c, "args"), case["args"])
 

@@ -17,6 +17,7 @@ Every refusal is a ``SpecError`` whose issues carry the 1-based position of the 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -190,9 +191,10 @@ def parse_yaml(source: bytes | str, file: str) -> Document:
         try:
             text = source.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            line = source.count(b"\n", 0, exc.start) + 1
-            col = exc.start - (source.rfind(b"\n", 0, exc.start) + 1) + 1
-            bad = source[exc.start : exc.start + 1].hex()
+            body = source.removeprefix(b"\xef\xbb\xbf")  # the decoder's offsets skip a BOM
+            before = body[: exc.start].decode("utf-8", "replace")
+            line, col = _text_position(before, len(before))
+            bad = body[exc.start : exc.start + 1].hex()
             raise SpecError(
                 [
                     SpecIssue(
@@ -210,9 +212,7 @@ def parse_yaml(source: bytes | str, file: str) -> Document:
     except yaml.MarkedYAMLError as exc:
         raise SpecError([_syntax_issue(file, text, exc)]) from None
     except yaml.reader.ReaderError as exc:
-        index = max(0, min(int(exc.position), len(text)))
-        line = text.count("\n", 0, index) + 1
-        col = index - (text.rfind("\n", 0, index) + 1) + 1
+        line, col = _reader_position(text, int(exc.position))
         char = (
             exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "?")
         )
@@ -224,6 +224,27 @@ def parse_yaml(source: bytes | str, file: str) -> Document:
     if builder.issues:
         raise SpecError(builder.issues)
     return Document(file, data, text, builder.positions, builder.key_positions)
+
+
+#: Line breaks as YAML counts them (and so every other position of this module).
+_YAML_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+
+
+def _reader_position(text: str, offset: int) -> tuple[int, int]:
+    """1-based line and column of a reader error; libyaml reports a byte offset into the
+    UTF-8 text, the pure-Python reader a character index."""
+    if _Loader is not yaml.SafeLoader:
+        offset = len(text.encode("utf-8")[:offset].decode("utf-8", "ignore"))
+    return _text_position(text, offset)
+
+
+def _text_position(text: str, index: int) -> tuple[int, int]:
+    """1-based line and column of character ``index`` of ``text``, lines broken as YAML does."""
+    index = max(0, min(index, len(text)))
+    line, start = 1, 0
+    for found in _YAML_BREAK.finditer(text, 0, index):
+        line, start = line + 1, found.end()
+    return line, index - start + 1
 
 
 def _syntax_issue(file: str, text: str, exc: yaml.MarkedYAMLError) -> SpecIssue:
@@ -375,8 +396,12 @@ class _Builder:
             raise _Refused(*_line_col(event), f"unsupported YAML tag `{shown}`")
         try:
             return build(yaml.ScalarNode(tag, event.value))
-        except (ValueError, yaml.YAMLError) as exc:
-            raise _Refused(*_line_col(event), f"bad `{tag}` value: {exc}") from None
+        except Exception:  # PyYAML's constructors raise IndexError/KeyError on a value that
+            # does not fit the tag (`!!int ` with nothing after it, `!!bool maybe`)
+            shown = tag.replace(_TAG, "!!")
+            raise _Refused(
+                *_line_col(event), f"`{event.value}` is not a valid `{shown}` value"
+            ) from None
 
     def _sequence(
         self, stream: Iterator[Event], path: JsonPath, depth: int

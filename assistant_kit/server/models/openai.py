@@ -108,6 +108,7 @@ class OpenAIChatBackend(ModelBackend):
         text: list[str] = []
         usage: Usage | None = None
         reason: str | None = None
+        chunks = 0
         with self._errors():
             async with self._open_stream(body) as response:
                 if response.headers.get("content-type", "").startswith("application/json"):
@@ -117,6 +118,7 @@ class OpenAIChatBackend(ModelBackend):
                         yield event
                     return
                 async for chunk in self._chunks(response):
+                    chunks += 1
                     if isinstance(chunk.get("usage"), Mapping):
                         usage = _usage(chunk["usage"]) or usage
                     for choice in chunk.get("choices") or []:
@@ -131,6 +133,9 @@ class OpenAIChatBackend(ModelBackend):
                             for event in acc.feed(fragment):
                                 yield event
                         reason = choice.get("finish_reason") or reason
+                if not chunks:  # a 200 that carried no events: an HTML page, an empty body
+                    kind = response.headers.get("content-type") or "no content type"
+                    raise self._error(f"sent no completion events (a 200 response of {kind})")
         for event in acc.close():
             yield event
         if reason in ("tool_calls", "function_call") and not acc.calls:

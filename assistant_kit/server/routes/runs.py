@@ -33,6 +33,8 @@ JSONObject = dict[str, Any]
 _STRINGS = ("model", "instructions", "additional_instructions")
 _NUMBERS = ("temperature", "top_p")
 _INTEGERS = ("top_k", "max_tokens", "max_prompt_tokens", "max_completion_tokens")
+#: Largest integer setting (what the assistant schemas allow; SQLite stores at most 2**63 - 1).
+_MAX_INT = 2_147_483_647
 
 
 def _bad(param: str, message: str, code: str = "invalid_type") -> ApiError:
@@ -60,8 +62,12 @@ def check_run_body(body: Mapping[str, Any], *, needs_assistant: bool = True) -> 
         value = body.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise _bad(key, f"Invalid type for '{key}': expected an integer.")
-        if isinstance(value, int) and value < 1:
-            raise _bad(key, f"Invalid '{key}': expected a positive integer.", "invalid_value")
+        if isinstance(value, int) and not 1 <= value <= _MAX_INT:
+            raise _bad(
+                key,
+                f"Invalid '{key}': expected an integer from 1 to {_MAX_INT}.",
+                "invalid_value",
+            )
     tools = body.get("tools")
     if tools is not None and (
         not isinstance(tools, list) or not all(isinstance(t, dict) and "type" in t for t in tools)
@@ -81,7 +87,9 @@ def check_run_body(body: Mapping[str, Any], *, needs_assistant: bool = True) -> 
                 "invalid_value",
             )
         n = strategy.get("last_messages")
-        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        if n is not None and (
+            isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= _MAX_INT
+        ):
             raise _bad(
                 "truncation_strategy.last_messages",
                 "Invalid 'truncation_strategy.last_messages': expected an integer >= 1.",
