@@ -28,3 +28,13 @@ def test_mypy_strict_passes_on_the_package() -> None:
     pytest.importorskip("mypy")
     done = _run(sys.executable, "-m", "mypy")
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_test_files_have_unique_basenames_outside_packages() -> None:
+    # test folders without __init__.py import their files by basename: two alike would clash
+    seen: dict[str, Path] = {}
+    for path in sorted((REPO / "tests").rglob("test_*.py")):
+        if (path.parent / "__init__.py").exists():
+            continue
+        assert path.name not in seen, f"{path} and {seen[path.name]} share a basename"
+        seen[path.name] = path
