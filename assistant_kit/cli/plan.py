@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-import yaml
 
 from assistant_kit.cli import ExitCode
 from assistant_kit.cli.output import echo_json, plural
 from assistant_kit.errors import ConfigError, KitError
-from assistant_kit.spec.project import DEFAULT_SPECS, Project, find_kit_file, load_project
+from assistant_kit.spec.project import Project, find_kit_file, load_project, read_config
 from assistant_kit.sync.apply import DEFAULT_PARALLELISM, ApplyReport, Outcome, apply_plan
 from assistant_kit.sync.importer import import_assistants
 from assistant_kit.sync.plan import Plan, build_plan, destroy_plan, list_remote
@@ -224,15 +223,9 @@ async def _carry_out(
 
 
 def _spec_folder(cwd: Path) -> tuple[Path, set[str]]:
-    """Where imported specs go, and the spec names already taken."""
-    kit_file = find_kit_file(cwd)
-    root = kit_file.parent if kit_file is not None else cwd
-    specs: Any = DEFAULT_SPECS
-    if kit_file is not None:
-        data = yaml.safe_load(kit_file.read_text(encoding="utf-8")) or {}
-        specs = data.get("specs", DEFAULT_SPECS) if isinstance(data, dict) else DEFAULT_SPECS
-    first = specs if isinstance(specs, str) else (list(specs) or [DEFAULT_SPECS])[0]
-    folder = root / str(first)
+    """Where imported specs go (the project's first spec folder), and the spec names taken."""
+    config, root = read_config(find_kit_file(cwd), cwd.resolve())
+    folder = root / str(config["specs"][0])
     if not folder.is_dir():
         return folder, set()
     project = load_project((), None)

@@ -182,6 +182,22 @@ def test_import_then_apply_changes_only_the_marks(
     assert "Nothing to import" in out
 
 
+@pytest.mark.parametrize(
+    ("kit_yaml", "message"),
+    [
+        pytest.param("specs: [\n", "kit.yaml:2:1: YAML syntax error", id="syntax-error"),
+        pytest.param("specs: 5\n", "kit.yaml:1:8: `specs`: must be", id="wrong-type"),
+    ],
+)
+def test_import_with_a_broken_kit_yaml_is_a_usage_error(
+    project: Path, capsys: pytest.CaptureFixture[str], kit_yaml: str, message: str
+) -> None:
+    (project / "kit.yaml").write_text(kit_yaml, encoding="utf-8")
+    code, _, err = kit(capsys, "import", "--all")
+    assert code == ExitCode.USAGE
+    assert err.startswith(f"Error: {message}") and "Traceback" not in err
+
+
 def test_destroy_deletes_only_managed_assistants_after_confirmation(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

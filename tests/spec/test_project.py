@@ -123,6 +123,15 @@ def test_a_broken_kit_yaml_is_a_config_error(project_dir: ProjectDir) -> None:
         load_project()
 
 
+@pytest.mark.parametrize("source", ["", "# only comments\n"])
+def test_an_empty_kit_yaml_means_every_default(project_dir: ProjectDir, source: str) -> None:
+    project_dir.kit(source)
+    project_dir.spec("a.yaml", "name: a\nmodel: m\n")
+    project = load_project()
+    assert [s.name for s in project.specs] == ["a"]
+    assert list(project.targets) == ["local"] and project.target.embedded
+
+
 def test_all_issues_of_all_files_come_at_once_sorted(project_dir: ProjectDir) -> None:
     project_dir.spec("b.yaml", "name: b\n")
     project_dir.spec("a.yaml", "name: a\nmodel: m\nbogus: 1\ninstructions: '{{ x }}'\n")
