@@ -160,6 +160,23 @@ def test_bad_usage_exits_2_with_a_message(project: Path, args: list[str], messag
     assert err.startswith("Error: ") and message in err
 
 
+def test_an_ephemeral_chat_reads_plugin_tokens_from_the_environment(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = project / "assistants" / "order-desk.yaml"
+    spec.write_text(
+        SPEC.replace("tools:\n", "tools:\n  - {type: plugin, id: weather, auth: {env: W_TOKEN}}\n"),
+        encoding="utf-8",
+    )
+    code, _, err = kit_chat("order-desk", "--ephemeral", input="hello\n")
+    assert code == ExitCode.USAGE  # not an assistant holding the text ${W_TOKEN}
+    assert err.startswith("Error: plug-in `weather` needs its token") and "W_TOKEN" in err
+    monkeypatch.setenv("W_TOKEN", "secret-token-value")
+    code, out, err = kit_chat("order-desk", "--ephemeral", input="hello\n")
+    assert (code, err) == (0, "")
+    assert "Hello from the script!" in out and "secret-token-value" not in out
+
+
 def test_an_unroutable_model_fails_the_turn_with_last_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
