@@ -23,6 +23,7 @@ from assistant_kit.api.asgi_stream import StreamingASGITransport
 from assistant_kit.api.base import AssistantClient, MessageParams
 from assistant_kit.api.runs import RemoteRun, RemoteRunStep, RunParams, StreamEvent, ToolOutput
 from assistant_kit.cli import ExitCode
+from assistant_kit.cli.output import error_text
 from assistant_kit.errors import ConfigError, KitError
 from assistant_kit.spec.model import AssistantSpec, Dialect
 from assistant_kit.spec.project import Project, load_project
@@ -85,7 +86,7 @@ def chat(name: str, target: str | None, ephemeral: bool, mocks_test: str | None)
         click.echo(f"Error: {exc}", err=True)
         raise click.exceptions.Exit(ExitCode.USAGE) from None
     except KitError as exc:
-        click.echo(f"Error: {exc}", err=True)
+        click.echo(error_text(exc), err=True)
         raise click.exceptions.Exit(ExitCode.FAILED) from None
     except KeyboardInterrupt:
         click.echo("\nInterrupted.", err=True)
@@ -241,7 +242,7 @@ class _Conversation:
                 stream = self.client.stream_submit_tool_outputs(self.thread_id, run.id, outputs)
         except KitError as exc:
             self._end_line()
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(error_text(exc), err=True)
             await self._cancel_active()
             return
         self._end_line()

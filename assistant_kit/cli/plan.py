@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from assistant_kit.cli import ExitCode
-from assistant_kit.cli.output import echo_json, plural
+from assistant_kit.cli.output import echo_json, error_text, plural
 from assistant_kit.errors import ConfigError, KitError
 from assistant_kit.spec.project import Project, find_kit_file, load_project, read_config
 from assistant_kit.sync.apply import DEFAULT_PARALLELISM, ApplyReport, Outcome, apply_plan
@@ -100,7 +100,7 @@ def plan(
     except KitError as exc:
         if not detailed_exitcode:
             raise
-        click.echo(f"Error: {exc}", err=True)
+        click.echo(error_text(exc), err=True)
         return ExitCode.FAILED
     if as_json:
         echo_json(plan_json(result))

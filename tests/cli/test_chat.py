@@ -177,6 +177,17 @@ def test_an_ephemeral_chat_reads_plugin_tokens_from_the_environment(
     assert "Hello from the script!" in out and "secret-token-value" not in out
 
 
+def test_a_target_that_is_down_is_named_without_a_traceback(project: Path) -> None:
+    (project / "kit.yaml").write_text(
+        "targets:\n  down: {provider: local, base_url: 'http://127.0.0.1:9/v1'}\n",
+        encoding="utf-8",
+    )
+    code, out, err = kit_chat("order-desk", "--target", "down", input="hello\n")
+    assert code == ExitCode.FAILED
+    assert err.startswith("Error: cannot reach http://127.0.0.1:9: ") and "ConnectError" in err
+    assert "Traceback" not in out + err
+
+
 def test_an_unroutable_model_fails_the_turn_with_last_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
