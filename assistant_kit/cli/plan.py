@@ -15,8 +15,9 @@ from assistant_kit.cli.output import echo_json, error_text, plural
 from assistant_kit.errors import ConfigError, KitError
 from assistant_kit.spec.project import Project, find_kit_file, load_project, read_config
 from assistant_kit.sync.apply import DEFAULT_PARALLELISM, ApplyReport, Outcome, apply_plan
+from assistant_kit.sync.diff import managed_name
 from assistant_kit.sync.importer import import_assistants
-from assistant_kit.sync.plan import Plan, build_plan, destroy_plan, list_remote
+from assistant_kit.sync.plan import Plan, build_plan, check_names, destroy_plan, list_remote
 from assistant_kit.sync.render import (
     apply_json,
     plan_json,
@@ -331,6 +332,8 @@ async def _destroy(
 ) -> tuple[Plan, ApplyReport | None]:
     async with open_target(project) as client:
         remotes, calls = await list_remote(client)
+        if names:  # a mistyped --name is an error, not a silent "nothing to destroy"
+            check_names(names, project.specs, filter(None, map(managed_name, remotes)))
         chosen = set(names) or {s.name for s in project.specs}
         result = destroy_plan(
             remotes,

@@ -140,11 +140,17 @@ class _Refused(Exception):
 
 
 def display_path(path: Path) -> str:
-    """The path as users see it in messages: relative to the working directory when inside it."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
+    """The path as users see it in messages: relative to the working directory when inside it.
+
+    Symbolic links are kept as written (a dangling link is named, not the file it points to).
+    """
+    cwd = Path.cwd()
+    for candidate, base in ((Path(os.path.abspath(path)), cwd), (path.resolve(), cwd.resolve())):
+        try:
+            return str(candidate.relative_to(base))
+        except ValueError:
+            continue
+    return str(path)
 
 
 def read_document(path: Path, file: str | None = None, *, allow_empty: bool = False) -> Document:

@@ -206,6 +206,9 @@ def test_destroy_deletes_only_managed_assistants_after_confirmation(
     code, out, err = kit(capsys, "destroy")
     assert code == ExitCode.USAGE and "pass --yes" in err
     assert "Destroy: 2 to destroy." in out
+    code, _, err = kit(capsys, "destroy", "--yes", "--name", "alpah")
+    assert code == ExitCode.USAGE
+    assert err == "Error: no spec and no managed assistant on the target named `alpah`\n"
     code, out, _ = kit(capsys, "destroy", "--yes")
     assert code == 0 and "Destroy complete: 2 deleted." in out
     code, out, _ = kit(capsys, "plan", "--json")
