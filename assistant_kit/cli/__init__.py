@@ -103,4 +103,7 @@ def main(argv: list[str] | None = None) -> None:
 
         click.echo(error_text(exc), err=True)
         sys.exit(ExitCode.FAILED)
+    except OSError as exc:  # a file or folder the command cannot read or write
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(ExitCode.FAILED)
     sys.exit(code if isinstance(code, int) else ExitCode.OK)

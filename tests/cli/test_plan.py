@@ -198,6 +198,16 @@ def test_import_with_a_broken_kit_yaml_is_a_usage_error(
     assert err.startswith(f"Error: {message}") and "Traceback" not in err
 
 
+def test_import_into_a_folder_that_cannot_be_made_exits_1_without_a_traceback(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outside(project, "Legacy Bot")
+    (project / "blocker").write_text("a file, not a folder", encoding="utf-8")
+    code, _, err = kit(capsys, "import", "--all", "--dir", "blocker/specs")
+    assert code == ExitCode.FAILED
+    assert err.startswith("Error: [Errno ") and "blocker" in err and "Traceback" not in err
+
+
 def test_destroy_deletes_only_managed_assistants_after_confirmation(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
