@@ -317,6 +317,11 @@ def destroy(
 
     Only assistants marked with the kit_name of a spec here (or of a --name) are deleted;
     nothing else on the target is touched.
+
+    \b
+    Examples:
+      kit destroy                          asks before deleting anything
+      kit destroy --name old-bot --yes     one assistant, no question
     """
     project = load_project((), target)
     result, report = asyncio.run(_destroy(project, names, yes, as_json, parallelism))

@@ -76,6 +76,12 @@ def serve(
       DASHSCOPE_HTTP_BASE_URL=http://127.0.0.1:8900/api/v1
       OPENAI_BASE_URL=http://127.0.0.1:8900/v1
     With no key configured any non-empty key is accepted, and only on a loopback host.
+
+    \b
+    Examples:
+      kit serve                              127.0.0.1:8900, store .kit/server.db
+      kit serve --port 9000 --db :memory:    keep nothing
+      kit serve --host 0.0.0.0 --api-key "$KIT_KEY"
     """
     import uvicorn
 
