@@ -223,14 +223,14 @@ async def _carry_out(
     return report
 
 
-def _spec_folder(cwd: Path) -> tuple[Path, set[str]]:
-    """Where imported specs go (the project's first spec folder), and the spec names taken."""
+def _spec_folder(cwd: Path, target: str | None) -> tuple[Path, Project | None]:
+    """Where imported specs go (the project's first spec folder), and the project when that
+    folder exists (its spec names are taken)."""
     config, root = read_config(find_kit_file(cwd), cwd.resolve())
     folder = root / str(config["specs"][0])
     if not folder.is_dir():
-        return folder, set()
-    project = load_project((), None)
-    return folder, {s.name for s in project.specs}
+        return folder, None
+    return folder, load_project((), target)
 
 
 @click.command("import")
@@ -260,8 +260,8 @@ def import_(
     """
     if bool(ids) == import_all:
         raise click.UsageError("give assistant ids or --all (not both)")
-    default_folder, taken = _spec_folder(Path.cwd())
-    project = load_project((), target) if taken else None
+    default_folder, project = _spec_folder(Path.cwd(), target)
+    taken = {s.name for s in project.specs} if project is not None else set()
     out = folder or default_folder
     imported = asyncio.run(_import(project, target, out, ids, taken, force))
     if not imported:

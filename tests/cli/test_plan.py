@@ -198,6 +198,23 @@ def test_import_with_a_broken_kit_yaml_is_a_usage_error(
     assert err.startswith(f"Error: {message}") and "Traceback" not in err
 
 
+def test_import_reads_the_specs_with_the_target_it_is_given(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outside(project, "Legacy Bot")
+    kit_yaml = project / "kit.yaml"
+    kit_yaml.write_text(
+        kit_yaml.read_text(encoding="utf-8") + "  other: {provider: local, vars: {who: Gamma}}\n",
+        encoding="utf-8",
+    )
+    (project / "assistants" / "gamma.yaml").write_text(
+        "name: gamma\nmodel: m\ninstructions: You are {{ who }}.\n", encoding="utf-8"
+    )
+    assert kit(capsys, "import", "--all")[0] == ExitCode.FAILED  # `who` is undefined for local
+    code, out, _ = kit(capsys, "import", "--all", "--target", "other")
+    assert code == 0 and "as `legacy-bot`" in out
+
+
 def test_import_into_a_folder_that_cannot_be_made_exits_1_without_a_traceback(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
