@@ -31,6 +31,7 @@ __all__ = ["Imported", "import_assistants", "slug_for", "spec_data", "spec_yaml"
 SCHEMA_HEADER = "# yaml-language-server: $schema=../schemas/assistant.schema.json\n"
 _SHORT = ("code_interpreter", "quark_search", "text_to_image")
 _JINJA = re.compile(r"\{[{%#]")
+_ENDRAW = re.compile(r"\{%-?\s*endraw\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +90,10 @@ def _tool(tool: Mapping[str, Any], notes: list[str]) -> Any:
 def _template(text: str) -> str:
     """Jinja2 source that renders to ``text`` (the renderer drops one trailing newline)."""
     if _JINJA.search(text):
-        text = "{% raw %}" + text + "{% endraw %}"
+        if _ENDRAW.search(text):  # a raw block cannot hold its own end: quote each marker
+            text = _JINJA.sub(lambda m: "{{ " + repr(m.group()) + " }}", text)
+        else:
+            text = "{% raw %}" + text + "{% endraw %}"
     return text + "\n"
 
 
