@@ -115,6 +115,13 @@ async def test_import_by_id_and_its_refusals(
         await import_assistants(client, folder, dialect=dialect, ids=[ids[1]])  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="no assistant asst_nope"):
         await import_assistants(client, folder, dialect=dialect, ids=["asst_nope"])  # type: ignore[arg-type]
+    crowded = await client.create_assistant(
+        AssistantParams(model="m", name="Crowded", metadata={f"k{i}": "v" for i in range(15)})
+    )
+    with pytest.raises(ConfigError, match="15 metadata pairs; a spec holds at most 14"):
+        await import_assistants(client, folder, dialect=dialect, ids=[crowded.id])  # type: ignore[arg-type]
+    assert not (folder / "crowded.yaml").exists()
+    await client.delete_assistant(crowded.id)
     (folder / "order-desk.yaml").write_text("keep me", encoding="utf-8")
     with pytest.raises(ConfigError, match="already exists"):
         await import_assistants(client, folder, dialect=dialect)  # type: ignore[arg-type]
