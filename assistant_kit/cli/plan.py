@@ -60,7 +60,7 @@ def _confirm(question: str, yes: bool) -> bool:
     if not sys.stdin.isatty():
         raise ConfigError(
             "refusing to change the target without confirmation: stdin is not a terminal; "
-            "pass --yes to apply the plan shown"
+            "pass --yes to carry out the plan shown"
         )
     return click.confirm(question, default=False, err=True)
 
@@ -207,7 +207,8 @@ async def _carry_out(
     result.check()
     if not result.has_changes:
         return None
-    if not _confirm("Apply these changes?", yes):
+    question = "Delete these assistants?" if result.destroy else "Apply these changes?"
+    if not _confirm(question, yes):
         raise click.Abort()
 
     def progress(outcome: Outcome) -> None:

@@ -121,6 +121,17 @@ def test_apply_asks_on_a_terminal(
     assert after == (2 if answer == "n\n" else 0)
 
 
+def test_destroy_asks_its_own_question_on_a_terminal(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert kit(capsys, "apply", "--yes")[0] == 0
+    monkeypatch.setattr(sys, "stdin", Terminal("n\n"))
+    code, _, err = kit(capsys, "destroy")
+    assert code == ExitCode.FAILED
+    assert "Delete these assistants? [y/N]" in err and "Aborted." in err
+    assert kit(capsys, "plan", "--detailed-exitcode")[0] == 0  # nothing was deleted
+
+
 def test_plan_and_apply_speak_json(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = kit(capsys, "plan", "--json", "--name", "alpha")
     body = json.loads(out)
