@@ -117,6 +117,20 @@ def test_kit_yaml_problems_are_config_errors_with_positions(project_dir: Project
     assert str(info.value) == "kit.yaml:2:1: unknown key `targetz`; did you mean `targets`?"
 
 
+def test_every_target_kit_yaml_names_must_be_defined(project_dir: ProjectDir) -> None:
+    project_dir.kit(
+        "default_target: stagin\n"
+        "targets: {staging: {provider: local}}\n"
+        "test: {target: nowhere, judge: {target: local, model: m}}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_project(target="local")
+    assert str(info.value).splitlines() == [
+        "kit.yaml:1:17: `default_target`: unknown target `stagin`; did you mean `staging`?",
+        "kit.yaml:3:16: `test.target`: unknown target `nowhere`; targets: local, staging",
+    ]
+
+
 def test_a_broken_kit_yaml_is_a_config_error(project_dir: ProjectDir) -> None:
     project_dir.kit("a: 1\na: 2\n")
     with pytest.raises(ConfigError, match=re.escape("kit.yaml:2:1: duplicate key `a`")):
