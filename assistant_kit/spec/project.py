@@ -207,6 +207,9 @@ def load_project(
     layered = merge_vars(kit_vars, target_vars)
 
     files = find_spec_files(sources, exclude=[partials] if partials is not None else [])
+    if kit_file is not None:  # `specs: .` keeps kit.yaml among the specs; it is checked above
+        kit_path = kit_file.resolve()
+        files = [f for f in files if f.resolve() != kit_path]
     renderer = Renderer(partials, unset_env=unset)
     issues: list[SpecIssue] = []
     specs: list[AssistantSpec] = []

@@ -131,6 +131,13 @@ def test_every_target_kit_yaml_names_must_be_defined(project_dir: ProjectDir) ->
     ]
 
 
+def test_kit_yaml_beside_the_specs_is_not_read_as_a_spec(project_dir: ProjectDir) -> None:
+    project_dir.kit("specs: .\n")
+    (project_dir.root / "a.yaml").write_text("name: a\nmodel: m\n", encoding="utf-8")
+    assert [s.name for s in load_project().specs] == ["a"]
+    assert [s.name for s in load_project(["kit.yaml", "a.yaml"]).specs] == ["a"]
+
+
 def test_a_broken_kit_yaml_is_a_config_error(project_dir: ProjectDir) -> None:
     project_dir.kit("a: 1\na: 2\n")
     with pytest.raises(ConfigError, match=re.escape("kit.yaml:2:1: duplicate key `a`")):
