@@ -99,6 +99,11 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(ExitCode.USAGE)
     except KitError as exc:
+        from assistant_kit.cli.output import error_text
+
+        click.echo(error_text(exc), err=True)
+        sys.exit(ExitCode.FAILED)
+    except OSError as exc:  # a file or folder the command cannot read or write
         click.echo(f"Error: {exc}", err=True)
         sys.exit(ExitCode.FAILED)
     sys.exit(code if isinstance(code, int) else ExitCode.OK)

@@ -20,12 +20,14 @@ import click
 import httpx
 
 from assistant_kit.api.asgi_stream import StreamingASGITransport
-from assistant_kit.api.base import AssistantClient, AssistantParams, MessageParams
+from assistant_kit.api.base import AssistantClient, MessageParams
 from assistant_kit.api.runs import RemoteRun, RemoteRunStep, RunParams, StreamEvent, ToolOutput
 from assistant_kit.cli import ExitCode
+from assistant_kit.cli.output import error_text
 from assistant_kit.errors import ConfigError, KitError
-from assistant_kit.spec.model import AssistantSpec
+from assistant_kit.spec.model import AssistantSpec, Dialect
 from assistant_kit.spec.project import Project, load_project
+from assistant_kit.sync.apply import spec_params
 from assistant_kit.testing.mocks import MockAnswer, MockSession, mocks_from_spec
 from assistant_kit.testing.records import call_signature
 
@@ -84,7 +86,7 @@ def chat(name: str, target: str | None, ephemeral: bool, mocks_test: str | None)
         click.echo(f"Error: {exc}", err=True)
         raise click.exceptions.Exit(ExitCode.USAGE) from None
     except KitError as exc:
-        click.echo(f"Error: {exc}", err=True)
+        click.echo(error_text(exc), err=True)
         raise click.exceptions.Exit(ExitCode.FAILED) from None
     except KeyboardInterrupt:
         click.echo("\nInterrupted.", err=True)
@@ -168,17 +170,9 @@ async def _applied(client: AssistantClient, spec: AssistantSpec, target: str) ->
     return found[0].id
 
 
-async def _create(client: AssistantClient, spec: AssistantSpec, dialect: Any) -> str:
-    body = spec.to_payload(dialect)
-    params = AssistantParams(
-        model=body["model"],
-        name=body.get("name"),
-        description=body.get("description", None),
-        instructions=body.get("instructions", None),
-        tools=body.get("tools") or [],
-        metadata={**body.get("metadata", {}), KIT_TEST: f"chat:{spec.name}"},
-        **{k: body[k] for k in ("temperature", "top_p", "top_k", "max_tokens") if k in body},
-    )
+async def _create(client: AssistantClient, spec: AssistantSpec, dialect: Dialect) -> str:
+    # plug-in tokens come from the environment, as for `kit apply` and `kit test --ephemeral`
+    params = spec_params(spec, dialect, marks={KIT_TEST: f"chat:{spec.name}"})
     return (await client.create_assistant(params)).id
 
 
@@ -248,7 +242,7 @@ class _Conversation:
                 stream = self.client.stream_submit_tool_outputs(self.thread_id, run.id, outputs)
         except KitError as exc:
             self._end_line()
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(error_text(exc), err=True)
             await self._cancel_active()
             return
         self._end_line()

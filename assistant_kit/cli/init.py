@@ -90,8 +90,11 @@ def init(directory: Path, force: bool) -> None:
         )
     for name, content in files.items():
         path = directory / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content, encoding="utf-8")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content, encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from exc
         click.echo(f"created {path}")
     where = "" if directory == Path(".") else f"cd {directory} && "
     click.echo(f"\nNext: {where}kit validate && kit render helper")

@@ -8,9 +8,28 @@ from typing import Any
 
 import click
 
-from assistant_kit.errors import SpecIssue
+from assistant_kit.errors import ApiConnectionError, KitError, SpecIssue
 
-__all__ = ["echo_issues", "echo_json", "issue_dict", "plural"]
+__all__ = ["echo_issues", "echo_json", "error_text", "issue_dict", "plural"]
+
+
+def error_text(exc: KitError) -> str:
+    """The ``Error: ...`` line for ``exc``; a target that cannot be reached is named by its
+    address (scheme, host and port only: never a path's query or a key)."""
+    if not isinstance(exc, ApiConnectionError):
+        return f"Error: {exc}"
+    import httpx  # only here: `kit validate` never needs it
+
+    where = "the target"
+    cause = exc.__cause__
+    if isinstance(cause, httpx.RequestError):
+        try:
+            url = cause.request.url
+        except RuntimeError:  # an error raised without its request
+            pass
+        else:
+            where = f"{url.scheme}://{url.netloc.decode('ascii', 'replace')}"
+    return f"Error: cannot reach {where}: {exc.message}"
 
 
 def echo_json(value: Any) -> None:

@@ -9,15 +9,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-import yaml
 
 from assistant_kit.cli import ExitCode
-from assistant_kit.cli.output import echo_json, plural
+from assistant_kit.cli.output import echo_json, error_text, plural
 from assistant_kit.errors import ConfigError, KitError
-from assistant_kit.spec.project import DEFAULT_SPECS, Project, find_kit_file, load_project
+from assistant_kit.spec.project import Project, find_kit_file, load_project, read_config
 from assistant_kit.sync.apply import DEFAULT_PARALLELISM, ApplyReport, Outcome, apply_plan
+from assistant_kit.sync.diff import managed_name
 from assistant_kit.sync.importer import import_assistants
-from assistant_kit.sync.plan import Plan, build_plan, destroy_plan, list_remote
+from assistant_kit.sync.plan import Plan, build_plan, check_names, destroy_plan, list_remote
 from assistant_kit.sync.render import (
     apply_json,
     plan_json,
@@ -60,7 +60,7 @@ def _confirm(question: str, yes: bool) -> bool:
     if not sys.stdin.isatty():
         raise ConfigError(
             "refusing to change the target without confirmation: stdin is not a terminal; "
-            "pass --yes to apply the plan shown"
+            "pass --yes to carry out the plan shown"
         )
     return click.confirm(question, default=False, err=True)
 
@@ -101,7 +101,7 @@ def plan(
     except KitError as exc:
         if not detailed_exitcode:
             raise
-        click.echo(f"Error: {exc}", err=True)
+        click.echo(error_text(exc), err=True)
         return ExitCode.FAILED
     if as_json:
         echo_json(plan_json(result))
@@ -207,7 +207,8 @@ async def _carry_out(
     result.check()
     if not result.has_changes:
         return None
-    if not _confirm("Apply these changes?", yes):
+    question = "Delete these assistants?" if result.destroy else "Apply these changes?"
+    if not _confirm(question, yes):
         raise click.Abort()
 
     def progress(outcome: Outcome) -> None:
@@ -223,20 +224,14 @@ async def _carry_out(
     return report
 
 
-def _spec_folder(cwd: Path) -> tuple[Path, set[str]]:
-    """Where imported specs go, and the spec names already taken."""
-    kit_file = find_kit_file(cwd)
-    root = kit_file.parent if kit_file is not None else cwd
-    specs: Any = DEFAULT_SPECS
-    if kit_file is not None:
-        data = yaml.safe_load(kit_file.read_text(encoding="utf-8")) or {}
-        specs = data.get("specs", DEFAULT_SPECS) if isinstance(data, dict) else DEFAULT_SPECS
-    first = specs if isinstance(specs, str) else (list(specs) or [DEFAULT_SPECS])[0]
-    folder = root / str(first)
+def _spec_folder(cwd: Path, target: str | None) -> tuple[Path, Project | None]:
+    """Where imported specs go (the project's first spec folder), and the project when that
+    folder exists (its spec names are taken)."""
+    config, root = read_config(find_kit_file(cwd), cwd.resolve())
+    folder = root / str(config["specs"][0])
     if not folder.is_dir():
-        return folder, set()
-    project = load_project((), None)
-    return folder, {s.name for s in project.specs}
+        return folder, None
+    return folder, load_project((), target)
 
 
 @click.command("import")
@@ -266,8 +261,8 @@ def import_(
     """
     if bool(ids) == import_all:
         raise click.UsageError("give assistant ids or --all (not both)")
-    default_folder, taken = _spec_folder(Path.cwd())
-    project = load_project((), target) if taken else None
+    default_folder, project = _spec_folder(Path.cwd(), target)
+    taken = {s.name for s in project.specs} if project is not None else set()
     out = folder or default_folder
     imported = asyncio.run(_import(project, target, out, ids, taken, force))
     if not imported:
@@ -323,6 +318,11 @@ def destroy(
 
     Only assistants marked with the kit_name of a spec here (or of a --name) are deleted;
     nothing else on the target is touched.
+
+    \b
+    Examples:
+      kit destroy                          asks before deleting anything
+      kit destroy --name old-bot --yes     one assistant, no question
     """
     project = load_project((), target)
     result, report = asyncio.run(_destroy(project, names, yes, as_json, parallelism))
@@ -338,6 +338,8 @@ async def _destroy(
 ) -> tuple[Plan, ApplyReport | None]:
     async with open_target(project) as client:
         remotes, calls = await list_remote(client)
+        if names:  # a mistyped --name is an error, not a silent "nothing to destroy"
+            check_names(names, project.specs, filter(None, map(managed_name, remotes)))
         chosen = set(names) or {s.name for s in project.specs}
         result = destroy_plan(
             remotes,

@@ -76,6 +76,12 @@ def serve(
       DASHSCOPE_HTTP_BASE_URL=http://127.0.0.1:8900/api/v1
       OPENAI_BASE_URL=http://127.0.0.1:8900/v1
     With no key configured any non-empty key is accepted, and only on a loopback host.
+
+    \b
+    Examples:
+      kit serve                              127.0.0.1:8900, store .kit/server.db
+      kit serve --port 9000 --db :memory:    keep nothing
+      kit serve --host 0.0.0.0 --api-key "$KIT_KEY"
     """
     import uvicorn
 
@@ -140,24 +146,13 @@ def serve(
 
 def read_server_section(config_file: Path | None) -> tuple[Mapping[str, Any], Path]:
     """kit.yaml's ``server:`` mapping (checked against the schema) and the project folder."""
-    from assistant_kit.errors import SpecError
-    from assistant_kit.spec.load import read_document
-    from assistant_kit.spec.project import find_kit_file
-    from assistant_kit.spec.validate import check_kit
+    from assistant_kit.spec.project import find_kit_file, read_config
 
     path = config_file or find_kit_file(Path.cwd())
     if path is None:
         return {}, Path.cwd()
-    try:
-        doc = read_document(path)
-    except SpecError as exc:
-        raise ConfigError(str(exc)) from None
-    issues = check_kit(doc)
-    if issues:
-        raise ConfigError(str(SpecError(issues)))
-    data = doc.data if isinstance(doc.data, dict) else {}
-    section = data.get("server") or {}
-    return section, path.resolve().parent
+    config, root = read_config(path, Path.cwd())
+    return config["server"] or {}, root
 
 
 def _check_store(database: str | Path) -> None:

@@ -101,7 +101,9 @@ class ProgressLine:
 )
 @click.option(
     "--target",
+    "-t",
     default=None,
+    metavar="NAME",
     help="Target named in kit.yaml (default: kit.yaml test.target, then default_target).",
 )
 @click.option(

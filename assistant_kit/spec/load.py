@@ -140,15 +140,24 @@ class _Refused(Exception):
 
 
 def display_path(path: Path) -> str:
-    """The path as users see it in messages: relative to the working directory when inside it."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
+    """The path as users see it in messages: relative to the working directory when inside it.
+
+    Symbolic links are kept as written (a dangling link is named, not the file it points to).
+    """
+    cwd = Path.cwd()
+    for candidate, base in ((Path(os.path.abspath(path)), cwd), (path.resolve(), cwd.resolve())):
+        try:
+            return str(candidate.relative_to(base))
+        except ValueError:
+            continue
+    return str(path)
 
 
-def read_document(path: Path, file: str | None = None) -> Document:
+def read_document(path: Path, file: str | None = None, *, allow_empty: bool = False) -> Document:
     """Read and parse one YAML file; raises ``SpecError`` with the position of any problem.
+
+    An empty file (nothing but comments) is refused unless ``allow_empty`` (kit.yaml), when its
+    ``data`` is ``None``.
 
     >>> doc = read_document(Path("assistants/art-maestro.yaml"))
     >>> doc.data["model"], doc.position(["model"]).line
@@ -171,10 +180,10 @@ def read_document(path: Path, file: str | None = None) -> Document:
         raw = path.read_bytes()
     except OSError as exc:
         raise SpecError([SpecIssue(shown, 1, 1, f"cannot read file: {exc.strerror}")]) from exc
-    return parse_yaml(raw, shown)
+    return parse_yaml(raw, shown, allow_empty=allow_empty)
 
 
-def parse_yaml(source: bytes | str, file: str) -> Document:
+def parse_yaml(source: bytes | str, file: str, *, allow_empty: bool = False) -> Document:
     """Parse one YAML document, keeping positions; raises ``SpecError`` on any problem."""
     if isinstance(source, bytes):
         if len(source) > MAX_FILE_BYTES:
@@ -206,7 +215,7 @@ def parse_yaml(source: bytes | str, file: str) -> Document:
         text = source
     builder = _Builder(file, text)
     try:
-        data = builder.build(_events(text))
+        data = builder.build(_events(text), allow_empty=allow_empty)
     except _Refused as exc:
         raise SpecError([SpecIssue(file, exc.line, exc.col, exc.message)]) from None
     except yaml.MarkedYAMLError as exc:
@@ -299,12 +308,14 @@ class _Builder:
         self.open_anchors: set[str] = set()
         self.nodes = 0
 
-    def build(self, events: Iterable[Event]) -> Any:
+    def build(self, events: Iterable[Event], *, allow_empty: bool = False) -> Any:
         stream: Iterator[Event] = iter(events)
         first = next(stream)
         assert isinstance(first, StreamStartEvent)
         event = next(stream)
         if isinstance(event, StreamEndEvent):
+            if allow_empty:
+                return None
             raise _Refused(1, 1, "file is empty: a spec needs at least `name` and `model`")
         assert isinstance(event, DocumentStartEvent)
         data, _ = self._node(next(stream), stream, (), 0)

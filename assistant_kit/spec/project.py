@@ -30,7 +30,15 @@ from assistant_kit.spec.model import AssistantSpec, Dialect
 from assistant_kit.spec.render import Renderer, merge_vars
 from assistant_kit.spec.validate import check_assistant, check_kit
 
-__all__ = ["DEFAULT_SPECS", "KIT_FILE", "Project", "Target", "find_kit_file", "load_project"]
+__all__ = [
+    "DEFAULT_SPECS",
+    "KIT_FILE",
+    "Project",
+    "Target",
+    "find_kit_file",
+    "load_project",
+    "read_config",
+]
 
 #: Name of the project file.
 KIT_FILE = "kit.yaml"
@@ -153,7 +161,7 @@ def load_project(
             raise ConfigError(f"no such file or folder: {display_path(path)}")
     kit_file = find_kit_file(chosen[0] if chosen else base)
     env = os.environ if environ is None else environ
-    config, root = _read_config(kit_file, base)
+    config, root = read_config(kit_file, base)
 
     spec_dirs = [root / folder for folder in config["specs"]]
     sources: list[Path] = []
@@ -199,6 +207,9 @@ def load_project(
     layered = merge_vars(kit_vars, target_vars)
 
     files = find_spec_files(sources, exclude=[partials] if partials is not None else [])
+    if kit_file is not None:  # `specs: .` keeps kit.yaml among the specs; it is checked above
+        kit_path = kit_file.resolve()
+        files = [f for f in files if f.resolve() != kit_path]
     renderer = Renderer(partials, unset_env=unset)
     issues: list[SpecIssue] = []
     specs: list[AssistantSpec] = []
@@ -308,14 +319,16 @@ def _duplicate_names(declared: Mapping[str, list[SpecIssue]]) -> list[SpecIssue]
     return issues
 
 
-def _read_config(kit_file: Path | None, base: Path) -> tuple[dict[str, Any], Path]:
-    """kit.yaml with its defaults filled in, and the project root."""
+def read_config(kit_file: Path | None, base: Path) -> tuple[dict[str, Any], Path]:
+    """kit.yaml checked against its schema, with its defaults filled in, and the project root
+    (``base`` when there is no kit.yaml). Raises ``ConfigError`` for a kit.yaml that cannot be
+    used; an empty one means every default. ``specs`` is always a list."""
     data: dict[str, Any] = {}
     root = base
     if kit_file is not None:
         root = kit_file.parent.resolve()
         try:
-            doc = read_document(kit_file)
+            doc = read_document(kit_file, allow_empty=True)
         except SpecError as exc:
             raise ConfigError(str(exc)) from None
         issues = check_kit(doc)

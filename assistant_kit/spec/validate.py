@@ -316,4 +316,22 @@ def check_kit(doc: Document) -> list[SpecIssue]:
         return []
     if not isinstance(doc.data, dict):
         return [doc.issue((), f"kit.yaml must be a mapping, not {_type_name(doc.data)}")]
-    return schema_issues(doc, "kit")
+    return schema_issues(doc, "kit") or _target_references(doc)
+
+
+def _target_references(doc: Document) -> list[SpecIssue]:
+    """Every target kit.yaml names (default, tests, judge) must be one it defines."""
+    targets = {"local", *(doc.data.get("targets") or {})}
+    test = doc.data.get("test") or {}
+    judge = test.get("judge") or {}
+    references = [
+        (("default_target",), doc.data.get("default_target")),
+        (("test", "target"), test.get("target")),
+        (("test", "judge", "target"), judge.get("target")),
+    ]
+    issues = []
+    for path, name in references:
+        if isinstance(name, str) and name not in targets:
+            hint = suggest(name, targets) or f"; targets: {', '.join(sorted(targets))}"
+            issues.append(doc.issue(path, f"`{dotted(path)}`: unknown target `{name}`{hint}"))
+    return issues

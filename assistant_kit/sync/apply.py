@@ -23,12 +23,19 @@ from typing import Any
 
 from assistant_kit.api.base import AssistantClient, AssistantParams, RemoteAssistant
 from assistant_kit.errors import ApiError, KitError, PlanError
-from assistant_kit.spec.model import Dialect
+from assistant_kit.spec.model import AssistantSpec, Dialect
 from assistant_kit.sync.diff import SETTINGS, actual_state, managed_name, marks_of, state_digest
 from assistant_kit.sync.plan import Change, Plan, list_remote
 from assistant_kit.sync.retry import RetryPolicy, is_ambiguous, is_retryable
 
-__all__ = ["DEFAULT_PARALLELISM", "ApplyReport", "Outcome", "apply_plan", "params_for"]
+__all__ = [
+    "DEFAULT_PARALLELISM",
+    "ApplyReport",
+    "Outcome",
+    "apply_plan",
+    "params_for",
+    "spec_params",
+]
 
 #: How many changes run at once unless told otherwise.
 DEFAULT_PARALLELISM = 8
@@ -100,6 +107,28 @@ def params_for(
         for key in (*_CLEARABLE, *SETTINGS[dialect]):
             if key not in payload and key in changed:
                 payload[key] = None
+    return _params(payload)
+
+
+def spec_params(
+    spec: AssistantSpec,
+    dialect: Dialect,
+    *,
+    marks: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> AssistantParams:
+    """The create parameters of ``spec`` as it is, ``marks`` added to its metadata: the temporary
+    assistants of ``kit test --ephemeral`` and ``kit chat --ephemeral``.
+
+    Plug-in tokens are read from ``environ`` (default ``os.environ``); a missing one is a
+    ``ConfigError``.
+    """
+    payload = spec.to_payload(dialect, environ=os.environ if environ is None else environ)
+    payload["metadata"] = {**payload.get("metadata", {}), **(marks or {})}
+    return _params(payload)
+
+
+def _params(payload: Mapping[str, Any]) -> AssistantParams:
     fields = {k: v for k, v in payload.items() if k in AssistantParams.__dataclass_fields__}
     return AssistantParams(**fields)
 

@@ -29,8 +29,11 @@ from assistant_kit.sync.retry import RetryPolicy
 __all__ = ["Imported", "import_assistants", "slug_for", "spec_data", "spec_yaml"]
 
 SCHEMA_HEADER = "# yaml-language-server: $schema=../schemas/assistant.schema.json\n"
+#: Metadata pairs a spec may hold: the APIs' 16 less the kit's two marks.
+MAX_USER_METADATA = 16 - len(MARKS)
 _SHORT = ("code_interpreter", "quark_search", "text_to_image")
 _JINJA = re.compile(r"\{[{%#]")
+_ENDRAW = re.compile(r"\{%-?\s*endraw\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +92,10 @@ def _tool(tool: Mapping[str, Any], notes: list[str]) -> Any:
 def _template(text: str) -> str:
     """Jinja2 source that renders to ``text`` (the renderer drops one trailing newline)."""
     if _JINJA.search(text):
-        text = "{% raw %}" + text + "{% endraw %}"
+        if _ENDRAW.search(text):  # a raw block cannot hold its own end: quote each marker
+            text = _JINJA.sub(lambda m: "{{ " + repr(m.group()) + " }}", text)
+        else:
+            text = "{% raw %}" + text + "{% endraw %}"
     return text + "\n"
 
 
@@ -179,6 +185,13 @@ async def import_assistants(
     names = set(taken) | {n for r in remotes if (n := managed_name(r)) is not None}
     planned: list[tuple[RemoteAssistant, str, Path, str, list[str]]] = []
     for remote in chosen:
+        own = [k for k in remote.metadata if k not in MARKS]
+        if len(own) > MAX_USER_METADATA:
+            # the spec could not hold them, nor the target the kit's marks beside them
+            raise ConfigError(
+                f"{remote.id} has {len(own)} metadata pairs; a spec holds at most "
+                f"{MAX_USER_METADATA} (the kit's marks take 2 of the 16): remove some first"
+            )
         name = slug_for(remote, names)
         names.add(name)
         data, notes = spec_data(remote, name, dialect)

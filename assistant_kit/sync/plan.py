@@ -38,6 +38,7 @@ __all__ = [
     "Conflict",
     "Plan",
     "build_plan",
+    "check_names",
     "destroy_plan",
     "list_remote",
     "plan_from",
@@ -158,9 +159,10 @@ async def list_remote(
         after = page.data[-1].id
 
 
-def _check_names(
+def check_names(
     names: Collection[str], specs: Sequence[AssistantSpec], managed: Iterable[str]
 ) -> None:
+    """``ConfigError`` for a name that is neither a spec nor managed on the target (a typo)."""
     known = {s.name for s in specs} | set(managed)
     unknown = sorted(set(names) - known)
     if unknown:
@@ -212,7 +214,7 @@ def plan_from(
         else:
             by_name.setdefault(name, []).append(remote)
     if names:
-        _check_names(names, specs, by_name)
+        check_names(names, specs, by_name)
         specs = [s for s in specs if s.name in names]
         by_name = {n: r for n, r in by_name.items() if n in names}
 

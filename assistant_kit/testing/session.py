@@ -105,20 +105,13 @@ class AssistantPool:
 
     async def create(self, spec: AssistantSpec) -> str:
         """A temporary assistant from ``spec`` (tracked for ``close``)."""
+        from assistant_kit.sync.apply import spec_params
+
+        marks = {KIT_TEST: f"ephemeral:{spec.name}"}
         try:
-            body = spec.to_payload(self.dialect, environ=self.environ)
+            params = spec_params(spec, self.dialect, marks=marks, environ=self.environ)
         except ConfigError as exc:
             raise SetupError(str(exc)) from exc
-        metadata = {**body.get("metadata", {}), KIT_TEST: f"ephemeral:{spec.name}"}
-        params = AssistantParams(
-            model=body["model"],
-            name=body.get("name"),
-            description=body.get("description", None),
-            instructions=body.get("instructions", None),
-            tools=body.get("tools") or [],
-            metadata=metadata,
-            **{k: body[k] for k in ("temperature", "top_p", "top_k", "max_tokens") if k in body},
-        )
         remote = await self.client.create_assistant(params)
         self._created.append(remote.id)
         return remote.id

@@ -160,6 +160,34 @@ def test_bad_usage_exits_2_with_a_message(project: Path, args: list[str], messag
     assert err.startswith("Error: ") and message in err
 
 
+def test_an_ephemeral_chat_reads_plugin_tokens_from_the_environment(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = project / "assistants" / "order-desk.yaml"
+    spec.write_text(
+        SPEC.replace("tools:\n", "tools:\n  - {type: plugin, id: weather, auth: {env: W_TOKEN}}\n"),
+        encoding="utf-8",
+    )
+    code, _, err = kit_chat("order-desk", "--ephemeral", input="hello\n")
+    assert code == ExitCode.USAGE  # not an assistant holding the text ${W_TOKEN}
+    assert err.startswith("Error: plug-in `weather` needs its token") and "W_TOKEN" in err
+    monkeypatch.setenv("W_TOKEN", "secret-token-value")
+    code, out, err = kit_chat("order-desk", "--ephemeral", input="hello\n")
+    assert (code, err) == (0, "")
+    assert "Hello from the script!" in out and "secret-token-value" not in out
+
+
+def test_a_target_that_is_down_is_named_without_a_traceback(project: Path) -> None:
+    (project / "kit.yaml").write_text(
+        "targets:\n  down: {provider: local, base_url: 'http://127.0.0.1:9/v1'}\n",
+        encoding="utf-8",
+    )
+    code, out, err = kit_chat("order-desk", "--target", "down", input="hello\n")
+    assert code == ExitCode.FAILED
+    assert err.startswith("Error: cannot reach http://127.0.0.1:9: ") and "ConnectError" in err
+    assert "Traceback" not in out + err
+
+
 def test_an_unroutable_model_fails_the_turn_with_last_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -75,6 +75,18 @@ def test_init_refuses_to_overwrite_without_force(
     assert (tmp_path / "kit.yaml").read_text().startswith("# yaml-language-server")
 
 
+def test_a_folder_that_cannot_be_written_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "blocker").write_text("a file, not a folder", encoding="utf-8")
+    with pytest.raises(SystemExit) as info:
+        main(["init", str(tmp_path / "blocker" / "project")])
+    err = capsys.readouterr().err
+    assert info.value.code == ExitCode.USAGE
+    assert err.startswith(f"Error: cannot write {tmp_path / 'blocker' / 'project'}")
+    assert "Traceback" not in err
+
+
 def test_the_schemas_written_are_the_packaged_ones(tmp_path: Path) -> None:
     CliRunner().invoke(cli, ["init", str(tmp_path)], catch_exceptions=False)
     packaged = Path(__file__).resolve().parent.parent.parent / "assistant_kit" / "schemas"

@@ -121,6 +121,17 @@ def test_apply_asks_on_a_terminal(
     assert after == (2 if answer == "n\n" else 0)
 
 
+def test_destroy_asks_its_own_question_on_a_terminal(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert kit(capsys, "apply", "--yes")[0] == 0
+    monkeypatch.setattr(sys, "stdin", Terminal("n\n"))
+    code, _, err = kit(capsys, "destroy")
+    assert code == ExitCode.FAILED
+    assert "Delete these assistants? [y/N]" in err and "Aborted." in err
+    assert kit(capsys, "plan", "--detailed-exitcode")[0] == 0  # nothing was deleted
+
+
 def test_plan_and_apply_speak_json(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = kit(capsys, "plan", "--json", "--name", "alpha")
     body = json.loads(out)
@@ -182,6 +193,49 @@ def test_import_then_apply_changes_only_the_marks(
     assert "Nothing to import" in out
 
 
+@pytest.mark.parametrize(
+    ("kit_yaml", "message"),
+    [
+        pytest.param("specs: [\n", "kit.yaml:2:1: YAML syntax error", id="syntax-error"),
+        pytest.param("specs: 5\n", "kit.yaml:1:8: `specs`: must be", id="wrong-type"),
+    ],
+)
+def test_import_with_a_broken_kit_yaml_is_a_usage_error(
+    project: Path, capsys: pytest.CaptureFixture[str], kit_yaml: str, message: str
+) -> None:
+    (project / "kit.yaml").write_text(kit_yaml, encoding="utf-8")
+    code, _, err = kit(capsys, "import", "--all")
+    assert code == ExitCode.USAGE
+    assert err.startswith(f"Error: {message}") and "Traceback" not in err
+
+
+def test_import_reads_the_specs_with_the_target_it_is_given(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outside(project, "Legacy Bot")
+    kit_yaml = project / "kit.yaml"
+    kit_yaml.write_text(
+        kit_yaml.read_text(encoding="utf-8") + "  other: {provider: local, vars: {who: Gamma}}\n",
+        encoding="utf-8",
+    )
+    (project / "assistants" / "gamma.yaml").write_text(
+        "name: gamma\nmodel: m\ninstructions: You are {{ who }}.\n", encoding="utf-8"
+    )
+    assert kit(capsys, "import", "--all")[0] == ExitCode.FAILED  # `who` is undefined for local
+    code, out, _ = kit(capsys, "import", "--all", "--target", "other")
+    assert code == 0 and "as `legacy-bot`" in out
+
+
+def test_import_into_a_folder_that_cannot_be_made_exits_1_without_a_traceback(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outside(project, "Legacy Bot")
+    (project / "blocker").write_text("a file, not a folder", encoding="utf-8")
+    code, _, err = kit(capsys, "import", "--all", "--dir", "blocker/specs")
+    assert code == ExitCode.FAILED
+    assert err.startswith("Error: [Errno ") and "blocker" in err and "Traceback" not in err
+
+
 def test_destroy_deletes_only_managed_assistants_after_confirmation(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -190,6 +244,9 @@ def test_destroy_deletes_only_managed_assistants_after_confirmation(
     code, out, err = kit(capsys, "destroy")
     assert code == ExitCode.USAGE and "pass --yes" in err
     assert "Destroy: 2 to destroy." in out
+    code, _, err = kit(capsys, "destroy", "--yes", "--name", "alpah")
+    assert code == ExitCode.USAGE
+    assert err == "Error: no spec and no managed assistant on the target named `alpah`\n"
     code, out, _ = kit(capsys, "destroy", "--yes")
     assert code == 0 and "Destroy complete: 2 deleted." in out
     code, out, _ = kit(capsys, "plan", "--json")

@@ -201,6 +201,18 @@ def test_find_spec_files_walks_folders_and_skips_partials_and_hidden(tmp_path: P
     ]
 
 
+def test_a_dangling_link_is_named_by_the_link(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "assistants").mkdir()
+    (tmp_path / "assistants" / "bot.yaml").symlink_to(tmp_path / "nowhere.yaml")
+    (link,) = find_spec_files([Path("assistants")])
+    with pytest.raises(SpecError) as info:
+        read_document(link)
+    assert str(info.value).startswith("assistants/bot.yaml:1:1: cannot read file:")
+
+
 def test_a_tab_after_a_dash_is_named() -> None:
     assert refusal("tools:\n  -\tcode_interpreter\n") == (
         "x.yaml:2:4: tab character where YAML expects spaces"

@@ -117,10 +117,40 @@ def test_kit_yaml_problems_are_config_errors_with_positions(project_dir: Project
     assert str(info.value) == "kit.yaml:2:1: unknown key `targetz`; did you mean `targets`?"
 
 
+def test_every_target_kit_yaml_names_must_be_defined(project_dir: ProjectDir) -> None:
+    project_dir.kit(
+        "default_target: stagin\n"
+        "targets: {staging: {provider: local}}\n"
+        "test: {target: nowhere, judge: {target: local, model: m}}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_project(target="local")
+    assert str(info.value).splitlines() == [
+        "kit.yaml:1:17: `default_target`: unknown target `stagin`; did you mean `staging`?",
+        "kit.yaml:3:16: `test.target`: unknown target `nowhere`; targets: local, staging",
+    ]
+
+
+def test_kit_yaml_beside_the_specs_is_not_read_as_a_spec(project_dir: ProjectDir) -> None:
+    project_dir.kit("specs: .\n")
+    (project_dir.root / "a.yaml").write_text("name: a\nmodel: m\n", encoding="utf-8")
+    assert [s.name for s in load_project().specs] == ["a"]
+    assert [s.name for s in load_project(["kit.yaml", "a.yaml"]).specs] == ["a"]
+
+
 def test_a_broken_kit_yaml_is_a_config_error(project_dir: ProjectDir) -> None:
     project_dir.kit("a: 1\na: 2\n")
     with pytest.raises(ConfigError, match=re.escape("kit.yaml:2:1: duplicate key `a`")):
         load_project()
+
+
+@pytest.mark.parametrize("source", ["", "# only comments\n"])
+def test_an_empty_kit_yaml_means_every_default(project_dir: ProjectDir, source: str) -> None:
+    project_dir.kit(source)
+    project_dir.spec("a.yaml", "name: a\nmodel: m\n")
+    project = load_project()
+    assert [s.name for s in project.specs] == ["a"]
+    assert list(project.targets) == ["local"] and project.target.embedded
 
 
 def test_all_issues_of_all_files_come_at_once_sorted(project_dir: ProjectDir) -> None:

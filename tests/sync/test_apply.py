@@ -6,7 +6,7 @@ import pytest
 
 from assistant_kit.api.base import AssistantClient
 from assistant_kit.errors import ConfigError
-from assistant_kit.sync.apply import apply_plan
+from assistant_kit.sync.apply import apply_plan, spec_params
 from assistant_kit.sync.diff import managed_name
 from assistant_kit.sync.plan import build_plan
 from assistant_kit.sync.render import render_outcome, render_report
@@ -141,6 +141,22 @@ async def test_a_missing_plugin_token_stops_apply_before_any_write(
     with pytest.raises(ConfigError, match="NO_SUCH_TOKEN"):
         await apply_plan(client, plan, environ={})
     assert transport.count("POST") == 0
+
+
+async def test_spec_params_read_plugin_tokens_and_add_the_marks(
+    make_client: ClientFactory, dialect: str
+) -> None:
+    spec = make_spec(
+        "e",
+        tools=[{"type": "plugin", "id": "w", "auth": {"env": "W_TOKEN"}}],
+        metadata={"team": "x"},
+    )
+    params = spec_params(spec, dialect, marks={"kit_test": "chat:e"}, environ={"W_TOKEN": "t0k"})
+    created = await make_client(dialect).create_assistant(params)
+    assert created.tools[0]["auth"]["user_token"] == "t0k"  # never the ${W_TOKEN} placeholder
+    assert created.metadata == {"team": "x", "kit_test": "chat:e"}
+    with pytest.raises(ConfigError, match="W_TOKEN"):
+        spec_params(spec, dialect, environ={})
 
 
 async def test_parallelism_must_be_positive(make_client: ClientFactory, dialect: str) -> None:

@@ -81,6 +81,25 @@ async def test_import_round_trip_changes_nothing_but_the_marks(
     assert sorted(a.id for a in await client.list_all_assistants()) == sorted(ids)
 
 
+@pytest.mark.parametrize(
+    "instructions",
+    [
+        pytest.param("Write {{ name }} and {% if %} literally.", id="markers"),
+        pytest.param("Explain {% raw %}{{ x }}{% endraw %} and {#- notes -#}.", id="endraw"),
+        pytest.param("Odd braces: {{{ and {%- endraw -%} }}", id="endraw-trimmed"),
+    ],
+)
+async def test_imported_instructions_with_jinja2_markers_render_back_exactly(
+    make_client: ClientFactory, dialect: str, tmp_path: Path, instructions: str
+) -> None:
+    client = make_client(dialect)
+    await client.create_assistant(
+        AssistantParams(model="m", name="Quoter", instructions=instructions)
+    )
+    await import_assistants(client, tmp_path / "assistants", dialect=dialect)  # type: ignore[arg-type]
+    assert load_project(cwd=tmp_path).spec("quoter").instructions == instructions
+
+
 async def test_import_by_id_and_its_refusals(
     make_client: ClientFactory, dialect: str, tmp_path: Path
 ) -> None:
@@ -96,6 +115,13 @@ async def test_import_by_id_and_its_refusals(
         await import_assistants(client, folder, dialect=dialect, ids=[ids[1]])  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="no assistant asst_nope"):
         await import_assistants(client, folder, dialect=dialect, ids=["asst_nope"])  # type: ignore[arg-type]
+    crowded = await client.create_assistant(
+        AssistantParams(model="m", name="Crowded", metadata={f"k{i}": "v" for i in range(15)})
+    )
+    with pytest.raises(ConfigError, match="15 metadata pairs; a spec holds at most 14"):
+        await import_assistants(client, folder, dialect=dialect, ids=[crowded.id])  # type: ignore[arg-type]
+    assert not (folder / "crowded.yaml").exists()
+    await client.delete_assistant(crowded.id)
     (folder / "order-desk.yaml").write_text("keep me", encoding="utf-8")
     with pytest.raises(ConfigError, match="already exists"):
         await import_assistants(client, folder, dialect=dialect)  # type: ignore[arg-type]
