@@ -607,3 +607,44 @@ async def test_deleting_a_thread_mid_run_leaves_nothing_behind(tmp_path: Path) -
     ]
     db.close()
     assert counts == [0, 0, 0, 0]
+
+
+class ClosingBackend(ScriptedBackend):
+    """A backend whose model call breaks once the backend is closed, as an HTTP client's
+    in-flight request does when the client is closed under it."""
+
+    def __init__(self) -> None:
+        super().__init__([], default="never")
+        self.started = asyncio.Event()
+        self.closed = asyncio.Event()
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        self.started.set()
+        await self.closed.wait()
+        raise RuntimeError("Cannot send a request, as the client has been closed.")
+        yield  # pragma: no cover - an async generator
+
+    async def aclose(self) -> None:
+        self.closed.set()
+        await asyncio.sleep(0)
+
+
+@pytest.mark.anyio
+async def test_shutdown_stops_runs_before_closing_backends_so_the_next_start_resumes_them(
+    tmp_path: Path,
+) -> None:
+    backend = ClosingBackend()
+    app, _ = make_app(tmp_path, backend=backend)
+    async with in_process(app) as client:
+        bot, thread = await setup(client, "hi")
+        run = await client.create_run(thread, RunParams(assistant_id=bot))
+        await asyncio.wait_for(backend.started.wait(), 5)
+    # A second app on the same file, no lifespan: the stored run as the shutdown left it.
+    after, _ = make_app(tmp_path)
+    context = after.state.context
+    context.store.open()
+    try:
+        stored = context.extras["engine"].runs.get_run(run.id.removeprefix("run_"))
+    finally:
+        context.store.close()
+    assert stored is not None and stored.status == "in_progress", stored
