@@ -33,6 +33,17 @@ JSONObject = dict[str, Any]
 _STRINGS = ("model", "instructions", "additional_instructions")
 _NUMBERS = ("temperature", "top_p")
 _INTEGERS = ("top_k", "max_tokens", "max_prompt_tokens", "max_completion_tokens")
+#: Run fields that override the assistant's, checked with the assistant's schema.
+_OVERRIDES = (
+    "model",
+    "instructions",
+    "tools",
+    "temperature",
+    "top_p",
+    "top_k",
+    "max_tokens",
+    "response_format",
+)
 #: Largest integer setting (what the assistant schemas allow; SQLite stores at most 2**63 - 1).
 _MAX_INT = 2_147_483_647
 
@@ -73,6 +84,12 @@ def check_run_body(body: Mapping[str, Any], *, needs_assistant: bool = True) -> 
         not isinstance(tools, list) or not all(isinstance(t, dict) and "type" in t for t in tools)
     ):
         raise _bad("tools", "Invalid type for 'tools': expected a list of tool objects.")
+    # The overrides obey the assistant's own rules (temperature 0..2, top_p 0..1, function
+    # tools with a valid name, instructions length): one schema, not a second copy here.
+    overrides = {k: body[k] for k in _OVERRIDES if body.get(k) is not None}
+    if overrides.get("model") == "":
+        del overrides["model"]  # an empty override means the assistant's model
+    validate("assistant_update", overrides)
     if body.get("metadata") is not None:
         if not isinstance(body["metadata"], dict):
             raise _bad("metadata", "Invalid type for 'metadata': expected an object.")
@@ -96,9 +113,24 @@ def check_run_body(body: Mapping[str, Any], *, needs_assistant: bool = True) -> 
                 "invalid_value",
             )
     choice = body.get("tool_choice")
-    if choice is not None and not (
-        choice in ("none", "auto", "required") or isinstance(choice, dict)
-    ):
+    if isinstance(choice, dict):
+        kind = choice.get("type")
+        function = choice.get("function")
+        if (
+            not isinstance(kind, str)
+            or not kind
+            or (
+                kind == "function"
+                and not (isinstance(function, dict) and isinstance(function.get("name"), str))
+            )
+        ):
+            raise _bad(
+                "tool_choice",
+                "Invalid 'tool_choice': expected {'type': 'function', 'function': {'name': ...}}"
+                " or {'type': <a tool type>}.",
+                "invalid_value",
+            )
+    elif choice is not None and choice not in ("none", "auto", "required"):
         raise _bad(
             "tool_choice",
             f"Invalid value: {choice!r}. Supported values are: 'none', 'auto' and 'required'.",
