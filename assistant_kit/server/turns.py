@@ -197,10 +197,11 @@ class Turn:
             self._step_done("failed")
             self._flush()
             cap = engine.settings.max_model_calls
-            return self._fail(
-                "server_error",
-                f"the model kept calling tools after {cap} model calls (the step cap)",
-            )
+            if run.model_calls >= cap:
+                why = f"the model kept calling tools after {cap} model calls (the step cap)"
+            else:
+                why = "the model called tools although the run's tool_choice is 'none'"
+            return self._fail("server_error", why)
         if self.calls:
             return await self._after_calls(finish, usage, step_usage)
         return self._after_text(finish, usage, step_usage, run.max_completion_tokens is not None)

@@ -648,3 +648,43 @@ async def test_shutdown_stops_runs_before_closing_backends_so_the_next_start_res
     finally:
         context.store.close()
     assert stored is not None and stored.status == "in_progress", stored
+
+
+class ToolHappy(ScriptedBackend):
+    """A model that calls a function whatever ``tool_choice`` says (hosted models do)."""
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        from assistant_kit.server.models.base import Finish, ToolCallDelta
+
+        yield ToolCallDelta(0, '{"city": "Oslo"}', name="get_weather")
+        yield Finish("tool_calls")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("cap", "tool_choice", "says"),
+    [
+        pytest.param(1, None, "step cap", id="the-cap"),
+        pytest.param(25, "none", "tool_choice is 'none'", id="the-callers-none"),
+    ],
+)
+async def test_a_model_that_ignores_tool_choice_none_fails_the_run_saying_why(
+    tmp_path: Path, cap: int, tool_choice: str | None, says: str
+) -> None:
+    app, _ = make_app(tmp_path, backend=ToolHappy(), max_model_calls=cap)
+    async with in_process(app) as client:
+        bot, thread = await setup(client, "weather in Oslo")
+        first = await client.create_run(thread, RunParams(assistant_id=bot))
+        run = await client.wait_run(thread, first.id)
+        if cap == 1:  # the first call may use tools; the run waits for their output
+            assert run.status == "requires_action"
+            call = run.required_tool_calls[0]
+            await client.submit_tool_outputs(thread, run.id, [ToolOutput(call.id, "1C")])
+            run = await client.wait_run(thread, run.id)
+        else:
+            await client.cancel_run(thread, run.id)
+            await client.wait_run(thread, run.id)
+            params = RunParams(assistant_id=bot, tool_choice=tool_choice)
+            run = await client.wait_run(thread, (await client.create_run(thread, params)).id)
+        assert run.status == "failed"
+        assert run.last_error is not None and says in run.last_error["message"]
