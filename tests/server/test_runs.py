@@ -688,3 +688,42 @@ async def test_a_model_that_ignores_tool_choice_none_fails_the_run_saying_why(
             run = await client.wait_run(thread, (await client.create_run(thread, params)).id)
         assert run.status == "failed"
         assert run.last_error is not None and says in run.last_error["message"]
+
+
+@pytest.mark.anyio
+async def test_a_second_server_on_the_same_file_leaves_the_first_ones_runs_alone(
+    tmp_path: Path,
+) -> None:
+    """``kit apply --target local`` opens ``.kit/server.db`` while ``kit serve`` may be driving
+    runs on it: the second engine's orphan sweep must not fail runs it never drove."""
+    other, _ = make_app(tmp_path)
+    app, _ = make_app(tmp_path, backend=ScriptedBackend([], default="slow", delay_ms=1500))
+    async with other.router.lifespan_context(other), in_process(app) as client:
+        bot, thread = await setup(client, "hi")
+        run = await client.create_run(thread, RunParams(assistant_id=bot))
+        run = await client.wait_run(thread, run.id, timeout=10)
+        assert run.status == "completed", run.last_error
+
+
+@pytest.mark.anyio
+async def test_a_second_server_starting_on_the_same_file_does_not_resume_live_runs(
+    tmp_path: Path,
+) -> None:
+    """The start-up reaper is for what a crash left; while another live server holds the file,
+    its in-progress runs are its own (a second driver would duplicate the reply)."""
+    app, _ = make_app(tmp_path, backend=ScriptedBackend([], default="slow", delay_ms=1000))
+    async with in_process(app) as client:
+        bot, thread = await setup(client, "hi")
+        run = await client.create_run(thread, RunParams(assistant_id=bot))
+        for _ in range(100):
+            if (await client.get_run(thread, run.id)).status == "in_progress":
+                break
+            await asyncio.sleep(0.01)
+        other, _ = make_app(tmp_path)
+        async with other.router.lifespan_context(other):
+            run = await client.wait_run(thread, run.id, timeout=10)
+        assert run.status == "completed", run.last_error
+        messages = await client.list_all_messages(thread)
+        assert [(m.role, m.text) for m in messages] == [("user", "hi"), ("assistant", "slow")]
+        steps = (await client.list_run_steps(thread, run.id)).data
+        assert [(s.type, s.status) for s in steps] == [("message_creation", "completed")]
