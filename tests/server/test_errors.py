@@ -262,6 +262,9 @@ BAD_RUN_SETTINGS = [
     ),
     pytest.param({"instructions": "x" * 256_001}, "instructions", id="instructions-too-long"),
     pytest.param({"response_format": 5}, "response_format", id="response-format-type"),
+    pytest.param({"file_ids": "abc"}, "file_ids", id="file-ids-a-string"),
+    pytest.param({"file_ids": [1, 2]}, "file_ids[", id="file-ids-not-strings"),
+    pytest.param({"tool_resources": "x"}, "tool_resources", id="tool-resources-type"),
     pytest.param({"tool_choice": {}}, "tool_choice", id="tool-choice-no-type"),
     pytest.param(
         {"tool_choice": {"type": "function", "function": "f"}}, "tool_choice", id="tool-choice-fn"
@@ -277,7 +280,7 @@ async def test_run_overrides_obey_the_assistants_rules(
     thread = (await http.post(f"{OA}/threads", json={})).json()["id"]
     body = {"assistant_id": assistant, **settings}
     error = assert_openai_error(await http.post(f"{OA}/threads/{thread}/runs", json=body), 400)
-    assert error["param"] == param
+    assert error["param"] == param or (param.endswith("[") and error["param"].startswith(param))
     assert_dashscope_error(
         await http.post(f"{DS}/threads/runs", json=body), 400, "InvalidParameter"
     )

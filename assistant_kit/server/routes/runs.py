@@ -43,6 +43,8 @@ _OVERRIDES = (
     "top_k",
     "max_tokens",
     "response_format",
+    "file_ids",
+    "tool_resources",
 )
 #: Largest integer setting (what the assistant schemas allow; SQLite stores at most 2**63 - 1).
 _MAX_INT = 2_147_483_647
