@@ -24,7 +24,7 @@ from assistant_kit.server.routes import openai as oa_routes
 from assistant_kit.server.routes.context import ServerContext
 from assistant_kit.server.runstore import RUNS, STEPS, RunRecord
 from assistant_kit.server.services import NotFound, Services
-from assistant_kit.server.store import AssistantRecord, CursorNotFound, ThreadRecord
+from assistant_kit.server.store import AssistantRecord, CursorNotFound
 from assistant_kit.server.validation import validate
 from assistant_kit.server.views import run_object, step_object
 
@@ -222,7 +222,7 @@ def run_routes(api: Api, ctx: ServerContext) -> list[BaseRoute]:
 
     def additional(thread_id: str, body: Mapping[str, Any], created_at: int) -> list[Any]:
         return [
-            services._message_record(thread_id, wire.message_input(m), created_at)
+            services.message_record(thread_id, wire.message_input(m), created_at)
             for m in body.get("additional_messages") or ()
         ]
 
@@ -256,17 +256,11 @@ def run_routes(api: Api, ctx: ServerContext) -> list[BaseRoute]:
             raise _bad("thread", "Invalid type for 'thread': expected an object.")
         validate("thread_create", spec)
         assistant = await assistant_of(body)
-        now = now_ms()
-        thread = ThreadRecord(
-            id=new_id(),
-            created_at=now,
-            metadata=dict(spec.get("metadata") or {}),
-            tool_resources=dict(spec.get("tool_resources") or {}),
+        thread, messages = services.new_thread(
+            messages=[wire.message_input(m) for m in spec.get("messages") or ()],
+            metadata=spec.get("metadata"),
+            tool_resources=spec.get("tool_resources"),
         )
-        messages = [
-            services._message_record(thread.id, wire.message_input(m), now)
-            for m in spec.get("messages") or ()
-        ]
         run = build_run(engine, assistant, thread.id, body)
         engine.create_run(run, thread=thread, thread_messages=messages)
         return respond(call, run, body.get("stream") is True, 0)
