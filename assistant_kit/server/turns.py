@@ -381,6 +381,7 @@ class Turn:
             ("thread.run.step.completed", {"kind": "step", "record": record_data(step)}),
         ]
         self.message = None
+        self.text = ""  # text after this message (after tool calls) starts a message of its own
 
     def _image_parts(self) -> list[dict[str, Any]]:
         """The images the run's built-in tools made since its previous reply, as content parts
@@ -438,6 +439,16 @@ class Turn:
     ) -> bool:
         assert self.tool_step is not None
         run = self.run
+        if self.message is not None:  # text the model sent after its calls: a reply of its own
+            self._complete_message(None, None)
+            # The history shows the turn's text ahead of its calls, so the calls stay next to
+            # their outputs and the model reads those last.
+            runs, step_id, thread_id = self.engine.runs, self.tool_step.id, run.thread_id
+            self.ops.append(
+                lambda db: runs.set_step(
+                    db, step_id, {"thread_position": runs.thread_position(db, thread_id)}
+                )
+            )
         entries: list[dict[str, Any]] = []
         pending: list[dict[str, Any]] = []
         for call in self.calls.values():

@@ -727,3 +727,49 @@ async def test_a_second_server_starting_on_the_same_file_does_not_resume_live_ru
         assert [(m.role, m.text) for m in messages] == [("user", "hi"), ("assistant", "slow")]
         steps = (await client.list_run_steps(thread, run.id)).data
         assert [(s.type, s.status) for s in steps] == [("message_creation", "completed")]
+
+
+class TalksAroundItsCalls(ScriptedBackend):
+    """A model that writes text before and after its tool call in one turn."""
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        from assistant_kit.server.models.base import Finish, TextDelta, ToolCallDelta
+
+        if request.messages[-1].role == "tool":
+            yield TextDelta("It is 3C.")
+            yield Finish("stop")
+            return
+        yield TextDelta("Let me check. ")
+        yield ToolCallDelta(0, '{"city": "Oslo"}', name="get_weather")
+        yield TextDelta("One moment.")
+        yield Finish("tool_calls")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("dialect", ["openai", "dashscope"])
+async def test_text_after_a_tool_call_is_a_completed_message_of_its_own(
+    tmp_path: Path, dialect: str
+) -> None:
+    app, _ = make_app(tmp_path, backend=TalksAroundItsCalls())
+    async with in_process(app, dialect=dialect) as client:
+        bot, thread = await setup(client, "weather in Oslo")
+        run = await client.create_run(thread, RunParams(assistant_id=bot))
+        run = await client.wait_run(thread, run.id)
+        assert run.status == "requires_action"
+        call = run.required_tool_calls[0]
+        await client.submit_tool_outputs(thread, run.id, [ToolOutput(call.id, "3C")])
+        assert (await client.wait_run(thread, run.id)).status == "completed"
+        messages = await client.list_all_messages(thread)
+        assert [(m.text, m.raw["status"]) for m in messages] == [
+            ("weather in Oslo", "completed"),
+            ("Let me check. ", "completed"),
+            ("One moment.", "completed"),
+            ("It is 3C.", "completed"),
+        ]
+        steps = (await client.list_run_steps(thread, run.id, order="asc")).data
+        assert [(s.type, s.status) for s in steps] == [
+            ("message_creation", "completed"),
+            ("tool_calls", "completed"),
+            ("message_creation", "completed"),
+            ("message_creation", "completed"),
+        ]
