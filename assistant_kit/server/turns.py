@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from assistant_kit.errors import ModelError
 from assistant_kit.server.history import thread_history
-from assistant_kit.server.ids import new_id, now_ms
+from assistant_kit.server.ids import new_call_id, new_id, now_ms
 from assistant_kit.server.models.base import (
     Finish,
     ModelBackend,
@@ -36,7 +36,6 @@ from assistant_kit.server.store import MessageRecord
 from assistant_kit.server.toolbox import (
     Enabled,
     call_builtin,
-    new_call_id,
     offered_tools,
     tool_shapes,
 )
