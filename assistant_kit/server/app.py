@@ -149,13 +149,16 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with store.lifespan(), contextlib.AsyncExitStack() as stack:
-            await engine.start()
-            stack.push_async_callback(engine.stop)
             if own_router:
                 stack.push_async_callback(router.aclose)
             closer = getattr(config.tools, "aclose", None)
             if callable(closer):  # a tool registry built for this app (kit serve)
                 stack.push_async_callback(closer)
+            # Pushed last, so it runs first: the run tasks stop (and stay resumable) before
+            # the backends and tools they are using are closed under them, which would fail
+            # every run in flight at shutdown.
+            await engine.start()
+            stack.push_async_callback(engine.stop)
             for part in context.lifespans:
                 await stack.enter_async_context(part())
             yield

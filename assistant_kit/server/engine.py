@@ -29,6 +29,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -50,6 +51,11 @@ from assistant_kit.server.services import NotFound
 from assistant_kit.server.store import MessageRecord, Store, ThreadRecord
 from assistant_kit.server.toolbox import Tools
 from assistant_kit.server.tools.base import SaveFile
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: no advisory locks, every engine reaps
+    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger("assistant_kit.server.engine")
 
@@ -96,10 +102,13 @@ class RunEngine:
         self.settings = settings or EngineSettings()
         self.save_file = save_file
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        #: Runs this engine started a task for and has not yet seen end (see ``fail_orphans``).
+        self._driven: set[str] = set()
         self._cancel_reason: dict[str, str] = {}
         self._signals: dict[str, asyncio.Event] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self._stopping = False
+        self._file_lock: int | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -107,7 +116,8 @@ class RunEngine:
         """Run the reaper once, then keep the expiry sweeper going."""
         self._stopping = False
         self.sweep()
-        self.reap()
+        if self._claim_file():
+            self.reap()
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="run-sweeper")
 
     async def stop(self) -> None:
@@ -126,6 +136,31 @@ class RunEngine:
         for signal in self._signals.values():
             signal.set()
         self._signals.clear()
+        if self._file_lock is not None:
+            os.close(self._file_lock)  # closing the descriptor releases the lock
+            self._file_lock = None
+
+    def _claim_file(self) -> bool:
+        """Whether this engine may reap: no other live server holds the store's file.
+
+        A second process on the same file (``kit apply --target local`` beside ``kit serve``)
+        would otherwise resume the first one's live runs as if a crash had left them. The lock
+        is an ``flock`` on ``<database>-engine.lock``; the OS drops it when its holder dies.
+        """
+        database = str(self.store.database)
+        if fcntl is None or database == ":memory:" or database.startswith("file:"):
+            return True
+        if self._file_lock is not None:
+            return True
+        fd = os.open(f"{database}-engine.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            log.info("another server holds %s: its runs are left to it", database)
+            return False
+        self._file_lock = fd
+        return True
 
     def reap(self) -> None:
         """Finish or resume what a crash (or a stop) left behind."""
@@ -149,15 +184,18 @@ class RunEngine:
         """Fail queued / in_progress runs whose task ended without ending them: the store
         refused the run's last writes (a full disk, a read-only file). Runs on every sweep, so
         such a run ends ``failed`` as soon as the store takes writes again; never at start-up,
-        where the reaper resumes these runs instead."""
+        where the reaper resumes these runs instead. Only runs this engine drove: another
+        process on the same file (``kit serve`` beside a ``local`` target) drives its own."""
         failed = 0
         error = {
             "code": "server_error",
             "message": "The run stopped: the server could not write it to its database.",
         }
-        for run in self.runs.runs_in(("queued", "in_progress")):
-            if run.id not in self._tasks and not self._stopping:
-                failed += self.finish(run.id, "failed", last_error=error)
+        live = {run.id for run in self.runs.runs_in(("queued", "in_progress"))}
+        self._driven &= live  # forget the runs that ended
+        for run_id in list(self._driven):
+            if run_id not in self._tasks and not self._stopping:
+                failed += self.finish(run_id, "failed", last_error=error)
         return failed
 
     def prune_events(self) -> int:
@@ -252,6 +290,7 @@ class RunEngine:
             return
         task = asyncio.create_task(drive(self, run_id), name=f"run-{run_id}")
         self._tasks[run_id] = task
+        self._driven.add(run_id)
         task.add_done_callback(lambda done: self._task_done(run_id, done))
 
     def _task_done(self, run_id: str, task: asyncio.Task[None]) -> None:

@@ -58,6 +58,11 @@ def parse_id(kind: str, wire_id: str) -> str | None:
     return None
 
 
+def new_call_id() -> str:
+    """A fresh tool call id (``call_`` and 24 hex digits, as OpenAI's look)."""
+    return f"call_{uuid.uuid4().hex[:24]}"
+
+
 def now_ms() -> int:
     """Wall-clock time in Unix milliseconds, the unit the store keeps."""
     return time.time_ns() // 1_000_000

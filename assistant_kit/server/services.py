@@ -182,15 +182,30 @@ class Services:
         metadata: Mapping[str, str] | None = None,
         tool_resources: Mapping[str, Any] | None = None,
     ) -> ThreadRecord:
+        thread, records = self.new_thread(
+            messages=messages, metadata=metadata, tool_resources=tool_resources
+        )
+        await self.store.insert_thread(thread, records)
+        return thread
+
+    @classmethod
+    def new_thread(
+        cls,
+        *,
+        messages: Sequence[MessageInput] = (),
+        metadata: Mapping[str, str] | None = None,
+        tool_resources: Mapping[str, Any] | None = None,
+    ) -> tuple[ThreadRecord, list[MessageRecord]]:
+        """A thread and its initial messages, not yet stored (thread-and-run stores them with
+        its run, in one transaction)."""
         thread = ThreadRecord(
             id=new_id(),
             created_at=now_ms(),
             metadata=dict(metadata or {}),
             tool_resources=dict(tool_resources or {}),
         )
-        records = [self._message_record(thread.id, m, thread.created_at) for m in messages]
-        await self.store.insert_thread(thread, records)
-        return thread
+        records = [cls.message_record(thread.id, m, thread.created_at) for m in messages]
+        return thread, records
 
     async def get_thread(self, uid: str) -> ThreadRecord:
         record = await self.store.get_thread(uid)
@@ -221,7 +236,7 @@ class Services:
 
     async def create_message(self, thread_id: str, message: MessageInput) -> MessageRecord:
         await self.get_thread(thread_id)
-        record = self._message_record(thread_id, message, now_ms())
+        record = self.message_record(thread_id, message, now_ms())
         await self.store.insert_message(record)
         return record
 
@@ -255,7 +270,8 @@ class Services:
             raise _bad_cursor(exc) from exc
 
     @staticmethod
-    def _message_record(thread_id: str, message: MessageInput, created_at: int) -> MessageRecord:
+    def message_record(thread_id: str, message: MessageInput, created_at: int) -> MessageRecord:
+        """A message record for ``thread_id``, not yet stored."""
         return MessageRecord(
             id=new_id(),
             thread_id=thread_id,

@@ -150,10 +150,6 @@ def tool_shapes(
         return None
 
 
-def new_call_id() -> str:
-    return f"call_{uuid.uuid4().hex[:24]}"
-
-
 async def discard_file(data: bytes, filename: str, mime_type: str) -> StoredFile:
     """The file saver when the server has none configured: the file gets an id, not a home."""
     return StoredFile(

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from assistant_kit.errors import ModelError
 from assistant_kit.server.history import thread_history
-from assistant_kit.server.ids import new_id, now_ms
+from assistant_kit.server.ids import new_call_id, new_id, now_ms
 from assistant_kit.server.models.base import (
     Finish,
     ModelBackend,
@@ -36,7 +36,6 @@ from assistant_kit.server.store import MessageRecord
 from assistant_kit.server.toolbox import (
     Enabled,
     call_builtin,
-    new_call_id,
     offered_tools,
     tool_shapes,
 )
@@ -197,10 +196,11 @@ class Turn:
             self._step_done("failed")
             self._flush()
             cap = engine.settings.max_model_calls
-            return self._fail(
-                "server_error",
-                f"the model kept calling tools after {cap} model calls (the step cap)",
-            )
+            if run.model_calls >= cap:
+                why = f"the model kept calling tools after {cap} model calls (the step cap)"
+            else:
+                why = "the model called tools although the run's tool_choice is 'none'"
+            return self._fail("server_error", why)
         if self.calls:
             return await self._after_calls(finish, usage, step_usage)
         return self._after_text(finish, usage, step_usage, run.max_completion_tokens is not None)
@@ -380,6 +380,7 @@ class Turn:
             ("thread.run.step.completed", {"kind": "step", "record": record_data(step)}),
         ]
         self.message = None
+        self.text = ""  # text after this message (after tool calls) starts a message of its own
 
     def _image_parts(self) -> list[dict[str, Any]]:
         """The images the run's built-in tools made since its previous reply, as content parts
@@ -437,6 +438,16 @@ class Turn:
     ) -> bool:
         assert self.tool_step is not None
         run = self.run
+        if self.message is not None:  # text the model sent after its calls: a reply of its own
+            self._complete_message(None, None)
+            # The history shows the turn's text ahead of its calls, so the calls stay next to
+            # their outputs and the model reads those last.
+            runs, step_id, thread_id = self.engine.runs, self.tool_step.id, run.thread_id
+            self.ops.append(
+                lambda db: runs.set_step(
+                    db, step_id, {"thread_position": runs.thread_position(db, thread_id)}
+                )
+            )
         entries: list[dict[str, Any]] = []
         pending: list[dict[str, Any]] = []
         for call in self.calls.values():

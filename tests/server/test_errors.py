@@ -248,3 +248,41 @@ async def test_an_unexpected_failure_is_a_500_in_the_envelope(
     assert "disk on fire" not in response.text
     ds = await http.get(f"{DS}/assistants")
     assert ds.status_code == 500 and ds.json()["code"] == "InternalError"
+
+
+BAD_RUN_SETTINGS = [
+    pytest.param({"temperature": -5}, "temperature", id="temperature-below-0"),
+    pytest.param({"temperature": 3}, "temperature", id="temperature-above-2"),
+    pytest.param({"top_p": 99}, "top_p", id="top-p-above-1"),
+    pytest.param({"tools": [{"type": "function"}]}, "tools[0].function", id="function-missing"),
+    pytest.param(
+        {"tools": [{"type": "function", "function": {"name": "a b"}}]},
+        "tools[0].function.name",
+        id="function-name",
+    ),
+    pytest.param({"instructions": "x" * 256_001}, "instructions", id="instructions-too-long"),
+    pytest.param({"response_format": 5}, "response_format", id="response-format-type"),
+    pytest.param({"file_ids": "abc"}, "file_ids", id="file-ids-a-string"),
+    pytest.param({"file_ids": [1, 2]}, "file_ids[", id="file-ids-not-strings"),
+    pytest.param({"tool_resources": "x"}, "tool_resources", id="tool-resources-type"),
+    pytest.param({"tool_choice": {}}, "tool_choice", id="tool-choice-no-type"),
+    pytest.param(
+        {"tool_choice": {"type": "function", "function": "f"}}, "tool_choice", id="tool-choice-fn"
+    ),
+]
+
+
+@pytest.mark.parametrize(("settings", "param"), BAD_RUN_SETTINGS)
+async def test_run_overrides_obey_the_assistants_rules(
+    http: httpx.AsyncClient, settings: dict[str, Any], param: str
+) -> None:
+    assistant = (await http.post(f"{OA}/assistants", json={"model": "m"})).json()["id"]
+    thread = (await http.post(f"{OA}/threads", json={})).json()["id"]
+    body = {"assistant_id": assistant, **settings}
+    error = assert_openai_error(await http.post(f"{OA}/threads/{thread}/runs", json=body), 400)
+    assert error["param"] == param or (param.endswith("[") and error["param"].startswith(param))
+    assert_dashscope_error(
+        await http.post(f"{DS}/threads/runs", json=body), 400, "InvalidParameter"
+    )
+    runs = (await http.get(f"{OA}/threads/{thread}/runs")).json()
+    assert runs["data"] == []

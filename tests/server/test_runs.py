@@ -607,3 +607,169 @@ async def test_deleting_a_thread_mid_run_leaves_nothing_behind(tmp_path: Path) -
     ]
     db.close()
     assert counts == [0, 0, 0, 0]
+
+
+class ClosingBackend(ScriptedBackend):
+    """A backend whose model call breaks once the backend is closed, as an HTTP client's
+    in-flight request does when the client is closed under it."""
+
+    def __init__(self) -> None:
+        super().__init__([], default="never")
+        self.started = asyncio.Event()
+        self.closed = asyncio.Event()
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        self.started.set()
+        await self.closed.wait()
+        raise RuntimeError("Cannot send a request, as the client has been closed.")
+        yield  # pragma: no cover - an async generator
+
+    async def aclose(self) -> None:
+        self.closed.set()
+        await asyncio.sleep(0)
+
+
+@pytest.mark.anyio
+async def test_shutdown_stops_runs_before_closing_backends_so_the_next_start_resumes_them(
+    tmp_path: Path,
+) -> None:
+    backend = ClosingBackend()
+    app, _ = make_app(tmp_path, backend=backend)
+    async with in_process(app) as client:
+        bot, thread = await setup(client, "hi")
+        run = await client.create_run(thread, RunParams(assistant_id=bot))
+        await asyncio.wait_for(backend.started.wait(), 5)
+    # A second app on the same file, no lifespan: the stored run as the shutdown left it.
+    after, _ = make_app(tmp_path)
+    context = after.state.context
+    context.store.open()
+    try:
+        stored = context.extras["engine"].runs.get_run(run.id.removeprefix("run_"))
+    finally:
+        context.store.close()
+    assert stored is not None and stored.status == "in_progress", stored
+
+
+class ToolHappy(ScriptedBackend):
+    """A model that calls a function whatever ``tool_choice`` says (hosted models do)."""
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        from assistant_kit.server.models.base import Finish, ToolCallDelta
+
+        yield ToolCallDelta(0, '{"city": "Oslo"}', name="get_weather")
+        yield Finish("tool_calls")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("cap", "tool_choice", "says"),
+    [
+        pytest.param(1, None, "step cap", id="the-cap"),
+        pytest.param(25, "none", "tool_choice is 'none'", id="the-callers-none"),
+    ],
+)
+async def test_a_model_that_ignores_tool_choice_none_fails_the_run_saying_why(
+    tmp_path: Path, cap: int, tool_choice: str | None, says: str
+) -> None:
+    app, _ = make_app(tmp_path, backend=ToolHappy(), max_model_calls=cap)
+    async with in_process(app) as client:
+        bot, thread = await setup(client, "weather in Oslo")
+        first = await client.create_run(thread, RunParams(assistant_id=bot))
+        run = await client.wait_run(thread, first.id)
+        if cap == 1:  # the first call may use tools; the run waits for their output
+            assert run.status == "requires_action"
+            call = run.required_tool_calls[0]
+            await client.submit_tool_outputs(thread, run.id, [ToolOutput(call.id, "1C")])
+            run = await client.wait_run(thread, run.id)
+        else:
+            await client.cancel_run(thread, run.id)
+            await client.wait_run(thread, run.id)
+            params = RunParams(assistant_id=bot, tool_choice=tool_choice)
+            run = await client.wait_run(thread, (await client.create_run(thread, params)).id)
+        assert run.status == "failed"
+        assert run.last_error is not None and says in run.last_error["message"]
+
+
+@pytest.mark.anyio
+async def test_a_second_server_on_the_same_file_leaves_the_first_ones_runs_alone(
+    tmp_path: Path,
+) -> None:
+    """``kit apply --target local`` opens ``.kit/server.db`` while ``kit serve`` may be driving
+    runs on it: the second engine's orphan sweep must not fail runs it never drove."""
+    other, _ = make_app(tmp_path)
+    app, _ = make_app(tmp_path, backend=ScriptedBackend([], default="slow", delay_ms=1500))
+    async with other.router.lifespan_context(other), in_process(app) as client:
+        bot, thread = await setup(client, "hi")
+        run = await client.create_run(thread, RunParams(assistant_id=bot))
+        run = await client.wait_run(thread, run.id, timeout=10)
+        assert run.status == "completed", run.last_error
+
+
+@pytest.mark.anyio
+async def test_a_second_server_starting_on_the_same_file_does_not_resume_live_runs(
+    tmp_path: Path,
+) -> None:
+    """The start-up reaper is for what a crash left; while another live server holds the file,
+    its in-progress runs are its own (a second driver would duplicate the reply)."""
+    app, _ = make_app(tmp_path, backend=ScriptedBackend([], default="slow", delay_ms=1000))
+    async with in_process(app) as client:
+        bot, thread = await setup(client, "hi")
+        run = await client.create_run(thread, RunParams(assistant_id=bot))
+        for _ in range(100):
+            if (await client.get_run(thread, run.id)).status == "in_progress":
+                break
+            await asyncio.sleep(0.01)
+        other, _ = make_app(tmp_path)
+        async with other.router.lifespan_context(other):
+            run = await client.wait_run(thread, run.id, timeout=10)
+        assert run.status == "completed", run.last_error
+        messages = await client.list_all_messages(thread)
+        assert [(m.role, m.text) for m in messages] == [("user", "hi"), ("assistant", "slow")]
+        steps = (await client.list_run_steps(thread, run.id)).data
+        assert [(s.type, s.status) for s in steps] == [("message_creation", "completed")]
+
+
+class TalksAroundItsCalls(ScriptedBackend):
+    """A model that writes text before and after its tool call in one turn."""
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        from assistant_kit.server.models.base import Finish, TextDelta, ToolCallDelta
+
+        if request.messages[-1].role == "tool":
+            yield TextDelta("It is 3C.")
+            yield Finish("stop")
+            return
+        yield TextDelta("Let me check. ")
+        yield ToolCallDelta(0, '{"city": "Oslo"}', name="get_weather")
+        yield TextDelta("One moment.")
+        yield Finish("tool_calls")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("dialect", ["openai", "dashscope"])
+async def test_text_after_a_tool_call_is_a_completed_message_of_its_own(
+    tmp_path: Path, dialect: str
+) -> None:
+    app, _ = make_app(tmp_path, backend=TalksAroundItsCalls())
+    async with in_process(app, dialect=dialect) as client:
+        bot, thread = await setup(client, "weather in Oslo")
+        run = await client.create_run(thread, RunParams(assistant_id=bot))
+        run = await client.wait_run(thread, run.id)
+        assert run.status == "requires_action"
+        call = run.required_tool_calls[0]
+        await client.submit_tool_outputs(thread, run.id, [ToolOutput(call.id, "3C")])
+        assert (await client.wait_run(thread, run.id)).status == "completed"
+        messages = await client.list_all_messages(thread)
+        assert [(m.text, m.raw["status"]) for m in messages] == [
+            ("weather in Oslo", "completed"),
+            ("Let me check. ", "completed"),
+            ("One moment.", "completed"),
+            ("It is 3C.", "completed"),
+        ]
+        steps = (await client.list_run_steps(thread, run.id, order="asc")).data
+        assert [(s.type, s.status) for s in steps] == [
+            ("message_creation", "completed"),
+            ("tool_calls", "completed"),
+            ("message_creation", "completed"),
+            ("message_creation", "completed"),
+        ]

@@ -17,17 +17,13 @@ only ``arguments`` text.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from assistant_kit.errors import ModelError
+from assistant_kit.server.ids import new_call_id
 from assistant_kit.server.models.base import ToolCall, ToolCallDelta
-
-
-def new_call_id() -> str:
-    return f"call_{uuid.uuid4().hex[:24]}"
 
 
 @dataclass(slots=True)

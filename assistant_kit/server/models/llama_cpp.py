@@ -22,7 +22,6 @@ import codecs
 import importlib.util
 import os
 import threading
-import uuid
 from collections.abc import AsyncIterator, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant_kit.errors import ModelError
+from assistant_kit.server.ids import new_call_id
 from assistant_kit.server.models.base import (
     Capabilities,
     ChatMessage,
@@ -355,7 +355,7 @@ class LlamaCppBackend(ModelBackend):
                 grammar = schema_grammar(generic)
             except Exception:
                 raise ModelError(f"cannot build a tool-call grammar: {exc}") from exc
-        scanner = CallScanner(call_id=f"call_{uuid.uuid4().hex[:24]}")
+        scanner = CallScanner(call_id=new_call_id())
         progress = _Progress()
         for text in self._tokens(llama, job, prompt, sampling, limit, grammar, progress):
             yield from scanner.feed(text)

@@ -59,7 +59,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +67,7 @@ from typing import Any
 import yaml
 
 from assistant_kit.errors import ConfigError, ModelError
+from assistant_kit.server.ids import new_call_id
 from assistant_kit.server.models.base import (
     Capabilities,
     ChatMessage,
@@ -230,7 +230,7 @@ class ScriptedBackend(ModelBackend):
                     args = _cut(args, max(0, budget - used - count_text_tokens(name)))
                     truncated = True
                 used += count_text_tokens(name) + count_text_tokens(args)
-                yield ToolCallDelta(index=index, name=name, id=f"call_{uuid.uuid4().hex[:24]}")
+                yield ToolCallDelta(index=index, name=name, id=new_call_id())
                 for piece in _chunks(args, self.chunk_chars):
                     yield ToolCallDelta(index=index, arguments=piece)
                 if truncated:

@@ -22,6 +22,49 @@ from assistant_kit.server.store import AssistantRecord, MessageRecord, ThreadRec
 JSONObject = dict[str, Any]
 
 
+#: The assistant fields a create or update body may carry (in either dialect).
+ASSISTANT_FIELDS = (
+    "model",
+    "name",
+    "description",
+    "instructions",
+    "tools",
+    "file_ids",
+    "tool_resources",
+    "metadata",
+    "temperature",
+    "top_p",
+    "top_k",
+    "max_tokens",
+    "response_format",
+)
+
+
+def given_assistant_fields(body: JSONObject) -> JSONObject:
+    """The assistant fields present in ``body``; ``metadata: null`` means unchanged."""
+    given = {k: body[k] for k in ASSISTANT_FIELDS if k in body}
+    if given.get("metadata", UNSET) is None:
+        del given["metadata"]
+    return given
+
+
+def message_input(body: JSONObject) -> MessageInput:
+    """A message create body (both dialects send the same shape)."""
+    return MessageInput(
+        content=body["content"],
+        role=body.get("role") or "user",
+        file_ids=body.get("file_ids") or (),
+        attachments=body.get("attachments") or (),
+        metadata=body.get("metadata") or {},
+    )
+
+
+def update_metadata(body: JSONObject) -> Any:
+    """``metadata`` as an update gives it; absent or ``null`` is ``UNSET`` (unchanged)."""
+    value = body.get("metadata", UNSET)
+    return UNSET if value is None else value
+
+
 @dataclass(frozen=True, slots=True)
 class Wire:
     """How one dialect reads bodies and renders records."""

@@ -15,27 +15,17 @@ from starlette.routing import BaseRoute
 from assistant_kit.server.endpoints import Api
 from assistant_kit.server.envelopes import DASHSCOPE
 from assistant_kit.server.routes.context import ServerContext
-from assistant_kit.server.routes.crud import Wire, crud_routes
-from assistant_kit.server.services import UNSET, AssistantFields, MessageInput
+from assistant_kit.server.routes.crud import (
+    Wire,
+    crud_routes,
+    given_assistant_fields,
+    message_input,
+    update_metadata,
+)
+from assistant_kit.server.services import UNSET, AssistantFields
 from assistant_kit.server.store import AssistantRecord, MessageRecord, ThreadRecord
 
 D = DASHSCOPE
-
-_ASSISTANT_FIELDS = (
-    "model",
-    "name",
-    "description",
-    "instructions",
-    "tools",
-    "file_ids",
-    "tool_resources",
-    "metadata",
-    "temperature",
-    "top_p",
-    "top_k",
-    "max_tokens",
-    "response_format",
-)
 
 
 def assistant_object(a: AssistantRecord) -> dict[str, Any]:
@@ -100,27 +90,10 @@ def deleted(kind: str, object_name: str, uid: str) -> dict[str, Any]:
 
 def assistant_fields(body: dict[str, Any], update: bool) -> AssistantFields:
     """The body's fields; ``metadata: null`` and (on update) ``file_ids: []`` mean unchanged."""
-    given = {k: body[k] for k in _ASSISTANT_FIELDS if k in body}
-    if given.get("metadata", UNSET) is None:
-        del given["metadata"]
+    given = given_assistant_fields(body)
     if update and given.get("file_ids", UNSET) in ([], None):
         del given["file_ids"]
     return AssistantFields(**given)
-
-
-def message_input(body: dict[str, Any]) -> MessageInput:
-    return MessageInput(
-        content=body["content"],
-        role=body.get("role") or "user",
-        file_ids=body.get("file_ids") or (),
-        attachments=body.get("attachments") or (),
-        metadata=body.get("metadata") or {},
-    )
-
-
-def update_metadata(body: dict[str, Any]) -> Any:
-    value = body.get("metadata", UNSET)
-    return UNSET if value is None else value
 
 
 WIRE = Wire(

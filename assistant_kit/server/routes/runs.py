@@ -24,7 +24,7 @@ from assistant_kit.server.routes import openai as oa_routes
 from assistant_kit.server.routes.context import ServerContext
 from assistant_kit.server.runstore import RUNS, STEPS, RunRecord
 from assistant_kit.server.services import NotFound, Services
-from assistant_kit.server.store import AssistantRecord, CursorNotFound, ThreadRecord
+from assistant_kit.server.store import AssistantRecord, CursorNotFound
 from assistant_kit.server.validation import validate
 from assistant_kit.server.views import run_object, step_object
 
@@ -33,6 +33,19 @@ JSONObject = dict[str, Any]
 _STRINGS = ("model", "instructions", "additional_instructions")
 _NUMBERS = ("temperature", "top_p")
 _INTEGERS = ("top_k", "max_tokens", "max_prompt_tokens", "max_completion_tokens")
+#: Run fields that override the assistant's, checked with the assistant's schema.
+_OVERRIDES = (
+    "model",
+    "instructions",
+    "tools",
+    "temperature",
+    "top_p",
+    "top_k",
+    "max_tokens",
+    "response_format",
+    "file_ids",
+    "tool_resources",
+)
 #: Largest integer setting (what the assistant schemas allow; SQLite stores at most 2**63 - 1).
 _MAX_INT = 2_147_483_647
 
@@ -73,6 +86,12 @@ def check_run_body(body: Mapping[str, Any], *, needs_assistant: bool = True) -> 
         not isinstance(tools, list) or not all(isinstance(t, dict) and "type" in t for t in tools)
     ):
         raise _bad("tools", "Invalid type for 'tools': expected a list of tool objects.")
+    # The overrides obey the assistant's own rules (temperature 0..2, top_p 0..1, function
+    # tools with a valid name, instructions length): one schema, not a second copy here.
+    overrides = {k: body[k] for k in _OVERRIDES if body.get(k) is not None}
+    if overrides.get("model") == "":
+        del overrides["model"]  # an empty override means the assistant's model
+    validate("assistant_update", overrides)
     if body.get("metadata") is not None:
         if not isinstance(body["metadata"], dict):
             raise _bad("metadata", "Invalid type for 'metadata': expected an object.")
@@ -96,9 +115,24 @@ def check_run_body(body: Mapping[str, Any], *, needs_assistant: bool = True) -> 
                 "invalid_value",
             )
     choice = body.get("tool_choice")
-    if choice is not None and not (
-        choice in ("none", "auto", "required") or isinstance(choice, dict)
-    ):
+    if isinstance(choice, dict):
+        kind = choice.get("type")
+        function = choice.get("function")
+        if (
+            not isinstance(kind, str)
+            or not kind
+            or (
+                kind == "function"
+                and not (isinstance(function, dict) and isinstance(function.get("name"), str))
+            )
+        ):
+            raise _bad(
+                "tool_choice",
+                "Invalid 'tool_choice': expected {'type': 'function', 'function': {'name': ...}}"
+                " or {'type': <a tool type>}.",
+                "invalid_value",
+            )
+    elif choice is not None and choice not in ("none", "auto", "required"):
         raise _bad(
             "tool_choice",
             f"Invalid value: {choice!r}. Supported values are: 'none', 'auto' and 'required'.",
@@ -188,7 +222,7 @@ def run_routes(api: Api, ctx: ServerContext) -> list[BaseRoute]:
 
     def additional(thread_id: str, body: Mapping[str, Any], created_at: int) -> list[Any]:
         return [
-            services._message_record(thread_id, wire.message_input(m), created_at)
+            services.message_record(thread_id, wire.message_input(m), created_at)
             for m in body.get("additional_messages") or ()
         ]
 
@@ -222,17 +256,11 @@ def run_routes(api: Api, ctx: ServerContext) -> list[BaseRoute]:
             raise _bad("thread", "Invalid type for 'thread': expected an object.")
         validate("thread_create", spec)
         assistant = await assistant_of(body)
-        now = now_ms()
-        thread = ThreadRecord(
-            id=new_id(),
-            created_at=now,
-            metadata=dict(spec.get("metadata") or {}),
-            tool_resources=dict(spec.get("tool_resources") or {}),
+        thread, messages = services.new_thread(
+            messages=[wire.message_input(m) for m in spec.get("messages") or ()],
+            metadata=spec.get("metadata"),
+            tool_resources=spec.get("tool_resources"),
         )
-        messages = [
-            services._message_record(thread.id, wire.message_input(m), now)
-            for m in spec.get("messages") or ()
-        ]
         run = build_run(engine, assistant, thread.id, body)
         engine.create_run(run, thread=thread, thread_messages=messages)
         return respond(call, run, body.get("stream") is True, 0)
