@@ -252,3 +252,51 @@ def test_kit_yaml_test_section_gives_defaults(examples: Path) -> None:
     missing = kit(examples, "--ephemeral", "--replay")
     assert missing.returncode == 2
     assert "--replay needs a folder (or kit.yaml test.cassettes)" in missing.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(
+            ["--html", "/proc/kit-report.html"],
+            "--html /proc/kit-report.html: cannot write in /proc: ",
+            id="html",
+        ),
+        pytest.param(
+            ["--junit", "/proc/no/junit.xml"],
+            "--junit /proc/no/junit.xml: cannot write in /proc/no: ",
+            id="junit",
+        ),
+        pytest.param(
+            ["--record", "/proc/kit-cassettes"],
+            "--record /proc/kit-cassettes: cannot write in /proc/kit-cassettes: ",
+            id="record",
+        ),
+        pytest.param(["--tag", "smok"], "no test has the tag 'smok'; tags: smoke, ", id="tag"),
+    ],
+)
+def test_unusable_outputs_and_unknown_tags_exit_2_before_any_test_runs(
+    examples: Path, args: list[str], message: str
+) -> None:
+    done = kit(examples, "--ephemeral", *args)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""  # nothing ran
+
+
+def test_a_target_that_is_down_errors_every_test_with_a_clear_message(examples: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = yaml.safe_load((examples / "kit.yaml").read_text())
+    config["targets"]["serve"]["base_url"] = f"http://127.0.0.1:{port}/v1"
+    (examples / "kit.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    done = kit(examples, "--target", "serve", "art-maestro", "-k", "capital")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"error: cannot reach target `serve` (http://127.0.0.1:{port}/v1): " in done.stdout
+    assert "is it running, and is kit.yaml's base_url right?" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+    assert done.stdout.splitlines()[-1].startswith("1 test: 0 passed, 0 failed, 1 error, ")
