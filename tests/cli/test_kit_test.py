@@ -300,3 +300,23 @@ def test_a_target_that_is_down_errors_every_test_with_a_clear_message(examples: 
     assert "is it running, and is kit.yaml's base_url right?" in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
     assert done.stdout.splitlines()[-1].startswith("1 test: 0 passed, 0 failed, 1 error, ")
+
+
+def test_the_advice_after_a_cassette_miss_is_a_command_that_records_that_test(
+    examples: Path,
+) -> None:
+    # a name holding `not` (or `or`, or a parenthesis) is no -k expression; the advice must work
+    spec = examples / "assistants" / "geography-tutor.yaml"
+    spec.write_text(spec.read_text().replace("knows the largest", "does not forget the largest"))
+    test_id = "geography-tutor::does not forget the largest ocean"
+    (examples / "tapes").mkdir()
+    missed = kit(examples, "--ephemeral", test_id, "--replay", "tapes")
+    assert missed.returncode == 1, missed.stdout + missed.stderr
+    advice = f"record it again with: kit test --record tapes '{test_id}'"
+    assert advice in missed.stdout
+    recorded = kit(examples, "--ephemeral", "--record", "tapes", test_id)
+    assert recorded.returncode == 0, recorded.stdout + recorded.stderr
+    assert recorded.stdout.splitlines()[0].split()[:2] == ["PASS", "geography-tutor::does"]
+    assert "1 test: 1 passed" in recorded.stdout
+    again = kit(examples, "--ephemeral", test_id, "--replay", "tapes")
+    assert again.returncode == 0, again.stdout + again.stderr
