@@ -320,3 +320,32 @@ def test_the_advice_after_a_cassette_miss_is_a_command_that_records_that_test(
     assert "1 test: 1 passed" in recorded.stdout
     again = kit(examples, "--ephemeral", test_id, "--replay", "tapes")
     assert again.returncode == 0, again.stdout + again.stderr
+
+
+def test_exitfirst_stops_and_the_html_report_is_one_self_contained_file(examples: Path) -> None:
+    spec = examples / "assistants" / "art-maestro.yaml"
+    spec.write_text(spec.read_text().replace('icontains: "I cannot"', 'icontains: "Here is"'))
+    done = kit(examples, "--ephemeral", "-x", "--html", "out/report.html")
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split()[:2] == ["FAIL", "art-maestro::draws"]
+    assert lines[-3:-1] == [
+        lines[-3],
+        f"Stopped after the first failure (-x): {EXAMPLES_RUN} not run.",
+    ]
+    assert lines[-3].startswith("1 test: 0 passed, 1 failed, 0 errors, 0 skipped in ")
+    assert lines[-1] == "Wrote out/report.html"
+    page = (examples / "out" / "report.html").read_text(encoding="utf-8")
+    # self-contained: nothing is fetched from anywhere when the file is opened
+    assert not re.search(r"<(script|link|img|iframe)\b[^>]*\b(src|href)=", page)
+    assert not re.search(r"url\(|@import|https?://", page)
+    for shown in (
+        "art-maestro::draws a ragdoll cat",
+        "Please help me draw a picture of a ragdoll cat.",  # the user's turn
+        "text_to_image",  # the tool call
+        "a ragdoll cat",  # its arguments
+        "not: icontains: &#x27;Here is&#x27;",  # the failed expectation
+        "FAIL",
+    ):
+        assert shown in page, shown
+    assert re.search(r"turn 1 · \d+ ms", page)  # timings
