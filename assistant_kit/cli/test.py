@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -217,6 +218,12 @@ def test(
     replay_dir = _cassette_folder("--replay", replay, project)
     if replay_dir is not None and not replay_dir.is_dir():
         raise click.UsageError(f"--replay {replay_dir}: no such folder")
+    # a report or cassette that cannot be written is found before the tests run, not after
+    for option, path in (("--junit", junit), ("--json", json_path), ("--html", html)):
+        if path is not None:
+            _check_writable(option, path, path.parent)
+    if record_dir is not None:
+        _check_writable("--record", record_dir, record_dir)
     selection = Selection(
         names=names,
         keyword=keyword,
@@ -248,9 +255,13 @@ def test(
     not_run = len(items) - len(suite.tests)
     if not_run:
         click.echo(f"Stopped after the first failure (-x): {not_run} not run.")
-    for path in write_reports(
-        suite, junit=junit, json_path=json_path, html=html, scrubber=scrubber
-    ):
+    try:
+        written = write_reports(
+            suite, junit=junit, json_path=json_path, html=html, scrubber=scrubber
+        )
+    except OSError as exc:
+        raise click.ClickException(f"cannot write the report: {exc}") from exc
+    for path in written:
         click.echo(f"Wrote {path}")
     if record_dir is not None and items:
         click.echo(f"Recorded cassettes in {record_dir}")
@@ -269,3 +280,16 @@ def _cassette_folder(option: str, value: str | None, project: Project) -> Path |
     if not configured:
         raise click.UsageError(f"{option} needs a folder (or kit.yaml test.cassettes)")
     return Path(project.root) / str(configured)
+
+
+def _check_writable(option: str, path: Path, folder: Path) -> None:
+    """A usage error unless a file can be created in ``folder`` (made if missing); root passes
+    ``os.access`` everywhere, so this tries a real file."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise click.UsageError(
+            f"{option} {path}: cannot write in {folder}: {exc.strerror or exc}"
+        ) from exc

@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextvars import ContextVar
@@ -63,8 +64,11 @@ def spec_digest(*parts: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def _record_again(test_id: str) -> str:
-    return f"record it again with: kit test --record DIR -k {json.dumps(test_id)}"
+def _record_again(test_id: str, directory: Path | None = None) -> str:
+    # the test id as a positional name selects exactly that test; as a -k expression a name
+    # holding `not`, `or` or a parenthesis would not parse, or would select other tests
+    folder = shlex.quote(str(directory)) if directory is not None else "DIR"
+    return f"record it again with: kit test --record {folder} {shlex.quote(test_id)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +164,8 @@ class Cassette:
         self.test_id = test_id
         self.digest = digest
         self.scrubber = scrubber or Scrubber()
+        #: The folder it was loaded from (named in the advice to record it again).
+        self.directory: Path | None = None
         self._recorded: dict[tuple[int, int], Exchange] = {}
         self._next: dict[int, int] = {}
         for ex in exchanges or ():
@@ -322,7 +328,8 @@ class ReplayTransport(_SlotTransport):
         where = f"repetition {self.repetition + 1}, {_slot_text(self.turn)}"
         return CassetteMiss(
             f"replay of {self.cassette.test_id!r} ({where}): {why}; the test or the runner "
-            f"changed since it was recorded; {_record_again(self.cassette.test_id)}"
+            "changed since it was recorded; "
+            + _record_again(self.cassette.test_id, self.cassette.directory)
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -430,24 +437,29 @@ class CassetteStore:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise CassetteMiss(
-                f"no cassette for {test_id!r} in {self.directory}; {_record_again(test_id)}"
+                f"no cassette for {test_id!r} in {self.directory}; "
+                + _record_again(test_id, self.directory)
             ) from None
         except ValueError as exc:
             raise CassetteMiss(
                 f"the cassette for {test_id!r} ({path}) is not valid JSON ({exc}); "
-                f"{_record_again(test_id)}"
+                f"{_record_again(test_id, self.directory)}"
             ) from exc
         if data.get("format") != CASSETTE_FORMAT or data.get("version") != CASSETTE_VERSION:
             raise CassetteMiss(
-                f"{path} is not a version {CASSETTE_VERSION} kit cassette; {_record_again(test_id)}"
+                f"{path} is not a version {CASSETTE_VERSION} kit cassette; "
+                + _record_again(test_id, self.directory)
             )
         if data.get("spec_digest") != digest:
             raise CassetteMiss(
                 f"the cassette for {test_id!r} was recorded from another version of its spec "
-                f"(digest {data.get('spec_digest')} here, {digest} now); {_record_again(test_id)}"
+                f"(digest {data.get('spec_digest')} here, {digest} now); "
+                + _record_again(test_id, self.directory)
             )
         exchanges = [Exchange.from_json(ex) for ex in data.get("exchanges", [])]
-        return Cassette(test_id, digest, exchanges, scrubber=self.scrubber)
+        cassette = Cassette(test_id, digest, exchanges, scrubber=self.scrubber)
+        cassette.directory = self.directory
+        return cassette
 
     def save(self, cassette: Cassette) -> Path:
         """Write the cassette atomically (scrubbed once more as a whole, to be sure)."""

@@ -32,10 +32,10 @@ from typing import Any
 import httpx
 
 from assistant_kit.api.base import AssistantClient
-from assistant_kit.errors import ConfigError, KitError
+from assistant_kit.errors import ApiConnectionError, ConfigError, KitError
 from assistant_kit.spec.model import AssistantSpec, Dialect, TestCase
 from assistant_kit.spec.project import Project, Target, load_project
-from assistant_kit.sync.targets import Wrap, open_target
+from assistant_kit.sync.targets import Wrap, base_url_of, open_target
 from assistant_kit.testing.assertions import Check, CheckContext, build_expectation, evaluate_turn
 from assistant_kit.testing.cassettes import (
     Cassette,
@@ -160,7 +160,8 @@ def load_test_project(
 
 
 def collect(project: Project, selection: Selection | None = None) -> list[TestItem]:
-    """The selected tests, in spec order; ``ConfigError`` for a name that matches nothing."""
+    """The selected tests, in spec order; ``ConfigError`` for a name that matches nothing, or
+    ``--tag`` values none of which a test carries."""
     selection = selection or Selection()
     items = [TestItem(spec, case) for spec in project.specs for case in spec.tests]
     if selection.names:
@@ -174,6 +175,14 @@ def collect(project: Project, selection: Selection | None = None) -> list[TestIt
             )
         wanted = set(selection.names)
         items = [i for i in items if i.spec.name in wanted or i.test_id in wanted]
+    if selection.tags:
+        # tags no test carries are a typo, not an empty selection that passes in CI
+        known = {t.casefold() for i in items for t in i.tags}
+        if not known & {t.casefold() for t in selection.tags}:
+            raise ConfigError(
+                f"no test has the tag {' or '.join(map(repr, selection.tags))}; "
+                f"tags: {', '.join(sorted(known)) or 'none'}"
+            )
     excluded = {str(t).casefold() for t in project.test.get("exclude_tags") or ()}
     # a tag asked for with --tag is wanted, even when kit.yaml excludes it by default
     excluded -= {t.casefold() for t in selection.tags}
@@ -482,6 +491,8 @@ class _Suite:
             mark("setup")
             try:
                 assistant_id = await self.pool.resolve(item.spec, cache=not per_rep)
+            except ApiConnectionError as exc:
+                error = self._unreachable(exc)
             except KitError as exc:
                 error = str(exc) if isinstance(exc, SetupError) else f"{type(exc).__name__}: {exc}"
             if assistant_id is not None:
@@ -531,6 +542,13 @@ class _Suite:
             duration_ms=duration_ms,
             error=error,
             thread_id=thread_id,
+        )
+
+    def _unreachable(self, exc: ApiConnectionError) -> str:
+        where = "embedded server" if self.target.embedded else base_url_of(self.target)
+        return (
+            f"cannot reach target `{self.target.name}` ({where}): {exc.message}; "
+            "is it running, and is kit.yaml's base_url right?"
         )
 
     async def _delete_thread(self, thread_id: str | None) -> None:

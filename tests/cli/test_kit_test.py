@@ -252,3 +252,100 @@ def test_kit_yaml_test_section_gives_defaults(examples: Path) -> None:
     missing = kit(examples, "--ephemeral", "--replay")
     assert missing.returncode == 2
     assert "--replay needs a folder (or kit.yaml test.cassettes)" in missing.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(
+            ["--html", "/proc/kit-report.html"],
+            "--html /proc/kit-report.html: cannot write in /proc: ",
+            id="html",
+        ),
+        pytest.param(
+            ["--junit", "/proc/no/junit.xml"],
+            "--junit /proc/no/junit.xml: cannot write in /proc/no: ",
+            id="junit",
+        ),
+        pytest.param(
+            ["--record", "/proc/kit-cassettes"],
+            "--record /proc/kit-cassettes: cannot write in /proc/kit-cassettes: ",
+            id="record",
+        ),
+        pytest.param(["--tag", "smok"], "no test has the tag 'smok'; tags: smoke, ", id="tag"),
+    ],
+)
+def test_unusable_outputs_and_unknown_tags_exit_2_before_any_test_runs(
+    examples: Path, args: list[str], message: str
+) -> None:
+    done = kit(examples, "--ephemeral", *args)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""  # nothing ran
+
+
+def test_a_target_that_is_down_errors_every_test_with_a_clear_message(examples: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = yaml.safe_load((examples / "kit.yaml").read_text())
+    config["targets"]["serve"]["base_url"] = f"http://127.0.0.1:{port}/v1"
+    (examples / "kit.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    done = kit(examples, "--target", "serve", "art-maestro", "-k", "capital")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"error: cannot reach target `serve` (http://127.0.0.1:{port}/v1): " in done.stdout
+    assert "is it running, and is kit.yaml's base_url right?" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+    assert done.stdout.splitlines()[-1].startswith("1 test: 0 passed, 0 failed, 1 error, ")
+
+
+def test_the_advice_after_a_cassette_miss_is_a_command_that_records_that_test(
+    examples: Path,
+) -> None:
+    # a name holding `not` (or `or`, or a parenthesis) is no -k expression; the advice must work
+    spec = examples / "assistants" / "geography-tutor.yaml"
+    spec.write_text(spec.read_text().replace("knows the largest", "does not forget the largest"))
+    test_id = "geography-tutor::does not forget the largest ocean"
+    (examples / "tapes").mkdir()
+    missed = kit(examples, "--ephemeral", test_id, "--replay", "tapes")
+    assert missed.returncode == 1, missed.stdout + missed.stderr
+    advice = f"record it again with: kit test --record tapes '{test_id}'"
+    assert advice in missed.stdout
+    recorded = kit(examples, "--ephemeral", "--record", "tapes", test_id)
+    assert recorded.returncode == 0, recorded.stdout + recorded.stderr
+    assert recorded.stdout.splitlines()[0].split()[:2] == ["PASS", "geography-tutor::does"]
+    assert "1 test: 1 passed" in recorded.stdout
+    again = kit(examples, "--ephemeral", test_id, "--replay", "tapes")
+    assert again.returncode == 0, again.stdout + again.stderr
+
+
+def test_exitfirst_stops_and_the_html_report_is_one_self_contained_file(examples: Path) -> None:
+    spec = examples / "assistants" / "art-maestro.yaml"
+    spec.write_text(spec.read_text().replace('icontains: "I cannot"', 'icontains: "Here is"'))
+    done = kit(examples, "--ephemeral", "-x", "--html", "out/report.html")
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split()[:2] == ["FAIL", "art-maestro::draws"]
+    assert lines[-3:-1] == [
+        lines[-3],
+        f"Stopped after the first failure (-x): {EXAMPLES_RUN} not run.",
+    ]
+    assert lines[-3].startswith("1 test: 0 passed, 1 failed, 0 errors, 0 skipped in ")
+    assert lines[-1] == "Wrote out/report.html"
+    page = (examples / "out" / "report.html").read_text(encoding="utf-8")
+    # self-contained: nothing is fetched from anywhere when the file is opened
+    assert not re.search(r"<(script|link|img|iframe)\b[^>]*\b(src|href)=", page)
+    assert not re.search(r"url\(|@import|https?://", page)
+    for shown in (
+        "art-maestro::draws a ragdoll cat",
+        "Please help me draw a picture of a ragdoll cat.",  # the user's turn
+        "text_to_image",  # the tool call
+        "a ragdoll cat",  # its arguments
+        "not: icontains: &#x27;Here is&#x27;",  # the failed expectation
+        "FAIL",
+    ):
+        assert shown in page, shown
+    assert re.search(r"turn 1 · \d+ ms", page)  # timings

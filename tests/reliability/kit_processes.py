@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,27 +21,10 @@ from types import TracebackType
 
 import httpx
 
-#: Variables that must not reach a child process unless a test sets them on purpose.
-UNSAFE_ENV = (
-    "OPENAI_API_KEY",
-    "OPENAI_BASE_URL",
-    "DASHSCOPE_API_KEY",
-    "DASHSCOPE_HTTP_BASE_URL",
-    "DASHSCOPE_API_KEY_FILE_PATH",
-    "KIT_SERVER_API_KEYS",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "ALL_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "all_proxy",
-)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "conformance"))
+from kit_server import UNSAFE_ENV, free_port
 
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+__all__ = ["UNSAFE_ENV", "KitServe", "child_env", "free_port", "run_kit"]
 
 
 def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -231,7 +231,7 @@ async def test_missing_cassette_names_the_test(tmp_path):
         CassetteStore(tmp_path).load(TEST_ID, DIGEST)
     message = str(info.value)
     assert f"no cassette for {TEST_ID!r}" in message
-    assert f'kit test --record DIR -k "{TEST_ID}"' in message
+    assert f"kit test --record {tmp_path} '{TEST_ID}'" in message
 
 
 async def test_changed_spec_is_a_miss(tmp_path):
@@ -338,7 +338,7 @@ def test_unreadable_cassettes_are_misses(tmp_path, content, fragment):
     store.path_for(TEST_ID).write_text(content, encoding="utf-8")
     with pytest.raises(CassetteMiss, match=fragment) as info:
         store.load(TEST_ID, DIGEST)
-    assert "kit test --record DIR" in str(info.value)
+    assert f"kit test --record {tmp_path} '{TEST_ID}'" in str(info.value)
 
 
 async def test_a_shared_client_routes_each_task_to_its_own_cassette(tmp_path):

@@ -75,7 +75,11 @@ def test_junit_parses_and_carries_failures_with_messages():
 
 def test_junit_survives_control_characters():
     suite = sample_suite(secret="bell\x07and\x00nul")
-    ET.fromstring(render_junit(suite))
+    root = ET.fromstring(render_junit(suite))
+    # the characters XML forbids are replaced, the text around them is kept
+    texts = [t for element in root.iter() for t in (element.text, *element.attrib.values()) if t]
+    assert any("bell\ufffdand\ufffdnul" in t for t in texts)
+    assert not any("\x07" in t or "\x00" in t for t in texts)
 
 
 def test_json_report_is_versioned_and_complete():

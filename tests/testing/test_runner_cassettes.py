@@ -120,7 +120,8 @@ def test_replay_of_a_changed_spec_is_an_error_naming_the_test(tmp_path: Path) ->
     assert "'bot::looks up an order' was recorded from another version of its spec" in (
         first.repetitions[0].error or ""
     )
-    assert 'kit test --record DIR -k "bot::looks up an order"' in (first.repetitions[0].error or "")
+    advice = f"kit test --record {cassettes} 'bot::looks up an order'"
+    assert advice in (first.repetitions[0].error or "")
     assert again.tests[1].verdict is Verdict.FAIL  # unchanged: still replayed
 
     write_project(tmp_path, [*changed, one_turn("new", "capital?", {"contains": "Paris"})])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from assistant_kit.testing.selection import (
@@ -86,6 +86,9 @@ def test_bad_shard(text):
         parse_shard(text)
 
 
+# no per-example deadline: on a loaded 2-core CI machine an example can take longer than
+# Hypothesis' 200 ms, which it reports as a flaky failure; derandomized so a red run reproduces
+@settings(deadline=None, derandomize=True, database=None)
 @given(
     ids=st.lists(st.text(min_size=1, max_size=12), max_size=60, unique=True),
     count=st.integers(min_value=1, max_value=9),
