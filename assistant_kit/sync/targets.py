@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -111,7 +112,13 @@ async def open_target(
             base_url = embedded_url if target.embedded else base_url_of(target)
         elif target.embedded:
             app = embedded_app(project, database)
-            await stack.enter_async_context(app.router.lifespan_context(app))
+            try:
+                await stack.enter_async_context(app.router.lifespan_context(app))
+            except sqlite3.Error as exc:  # a store that is not SQLite, or a locked one
+                store = database or project.root / EMBEDDED_DB
+                raise ConfigError(
+                    f"cannot open the embedded server's store {store}: {exc}"
+                ) from exc
             inner, key, base_url = httpx.ASGITransport(app=app), _api_key(target, env), embedded_url
         else:
             inner = httpx.AsyncHTTPTransport(retries=0)

@@ -132,6 +132,22 @@ def test_destroy_asks_its_own_question_on_a_terminal(
     assert kit(capsys, "plan", "--detailed-exitcode")[0] == 0  # nothing was deleted
 
 
+@pytest.mark.parametrize(("no_color", "coloured"), [(None, True), ("1", False)])
+def test_plan_is_coloured_on_a_terminal_unless_no_color_is_set(
+    project: Path, monkeypatch: pytest.MonkeyPatch, no_color: str | None, coloured: bool
+) -> None:
+    out = Terminal()
+    monkeypatch.setattr(sys, "stdout", out)
+    if no_color is None:
+        monkeypatch.delenv("NO_COLOR", raising=False)
+    else:
+        monkeypatch.setenv("NO_COLOR", no_color)
+    with pytest.raises(SystemExit):
+        main(["plan"])
+    assert ("\x1b[32m" in out.getvalue()) is coloured
+    assert "Plan: 2 to create" in out.getvalue()
+
+
 def test_plan_and_apply_speak_json(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = kit(capsys, "plan", "--json", "--name", "alpha")
     body = json.loads(out)

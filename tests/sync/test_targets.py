@@ -106,3 +106,13 @@ async def test_the_embedded_target_routes_models_as_kit_yaml_says(tmp_path: Path
         assert run.status == "completed"
         messages = await client.list_all_messages(thread.id)
         assert [m.text for m in messages if m.role == "assistant"] == ["Paris."]
+
+
+async def test_an_embedded_store_that_is_not_sqlite_is_a_config_error(tmp_path: Path) -> None:
+    folder = project_with(tmp_path, "  local: {provider: local}\n")
+    (folder / ".kit").mkdir()
+    (folder / ".kit" / "server.db").write_bytes(b"not a database " * 20)
+    project = load_project(cwd=folder)
+    with pytest.raises(ConfigError, match=r"cannot open the embedded server's store .*server\.db"):
+        async with open_target(project):
+            pass
