@@ -347,10 +347,11 @@ class AssistantSpec:
     ) -> dict[str, Any]:
         """The create/update body for ``dialect`` (``"dashscope"`` or ``"openai"``).
 
-        DashScope: the fields and order its SDK sends (``file_ids`` and ``metadata`` always; the
-        sampling fields at the top level). OpenAI Assistants v2: ``temperature`` and ``top_p``
-        only. ``description`` and ``instructions`` left out of the spec are left out of the body
-        (the target keeps its value); written as ``null`` they are sent as ``""`` (cleared).
+        DashScope: the fields and order its SDK sends (``file_ids`` and ``metadata`` always,
+        ``metadata`` null when empty; the sampling fields at the top level). OpenAI Assistants
+        v2: ``temperature`` and ``top_p`` only. ``description`` and ``instructions`` left out
+        of the spec are left out of the body (the target keeps its value); written as ``null``
+        they are sent as ``""`` (cleared).
         """
         _check_dialect(dialect)
         body: dict[str, Any] = {"model": self.model, "name": self.api_name}
@@ -361,7 +362,10 @@ class AssistantSpec:
         body["tools"] = [tool.to_payload(dialect, environ=environ) for tool in self.tools]
         if dialect == "dashscope":
             body["file_ids"] = []
-        body["metadata"] = dict(self.metadata)
+            # its SDK always sends metadata, null when there is none
+            body["metadata"] = dict(self.metadata) or None
+        else:
+            body["metadata"] = dict(self.metadata)
         sampling = self.settings.as_dict()
         for key in _SAMPLING[dialect]:
             if key in sampling:

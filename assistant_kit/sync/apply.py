@@ -101,7 +101,7 @@ def params_for(
         dialect,
         environ=os.environ if environ is None else environ,
     )
-    payload["metadata"] = {**payload.get("metadata", {}), **marks_of(change.name, change.desired)}
+    payload["metadata"] = {**(payload["metadata"] or {}), **marks_of(change.name, change.desired)}
     if change.action == "update":
         changed = {f.field for f in change.fields}
         for key in (*_CLEARABLE, *SETTINGS[dialect]):
@@ -124,7 +124,7 @@ def spec_params(
     ``ConfigError``.
     """
     payload = spec.to_payload(dialect, environ=os.environ if environ is None else environ)
-    payload["metadata"] = {**payload.get("metadata", {}), **(marks or {})}
+    payload["metadata"] = {**(payload["metadata"] or {}), **(marks or {})}
     return _params(payload)
 
 

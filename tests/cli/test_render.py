@@ -36,7 +36,7 @@ def test_art_maestro_renders_the_body_dashscopes_sdk_sends() -> None:
         "guidance. Use tools for research and image generation.",
         "tools": [{"type": "quark_search"}, {"type": "text_to_image"}],
         "file_ids": [],
-        "metadata": {},
+        "metadata": None,
     }
 
 

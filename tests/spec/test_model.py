@@ -45,7 +45,7 @@ def test_dashscope_body_is_what_its_sdk_sends_on_create() -> None:
         "instructions": "Provide information on painting techniques.",
         "tools": [{"type": "quark_search"}, {"type": "text_to_image"}],
         "file_ids": [],
-        "metadata": {},
+        "metadata": None,
     }
     assert list(body) == [
         "model",
@@ -236,3 +236,21 @@ def test_the_kit_marks_are_the_reserved_metadata_keys() -> None:
     metadata = load_schema("assistant")["properties"]["metadata"]
     assert metadata["propertyNames"]["not"]["enum"] == list(KIT_METADATA_KEYS)
     assert metadata["maxProperties"] == 16 - len(KIT_METADATA_KEYS)
+
+
+def test_dashscope_body_matches_what_dashscope_2_0_2_put_on_the_wire() -> None:
+    # captured from dashscope 2.0.2's Assistants.create on a loopback server: sampling fields in
+    # its order (top_p before temperature), metadata sent when given
+    body = AssistantSpec.from_data(
+        {
+            "name": "bare",
+            "model": "m",
+            "metadata": {"team": "art"},
+            "settings": {"temperature": 0.7, "top_p": 0.8},
+        }
+    ).to_payload("dashscope")
+    wire = (
+        '{"model": "m", "name": "bare", "tools": [], "file_ids": [], "metadata": {"team": "art"}, '
+        '"top_p": 0.8, "temperature": 0.7}'
+    )
+    assert json.dumps(body) == wire
