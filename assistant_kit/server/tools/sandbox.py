@@ -210,7 +210,9 @@ exec "$@"
 """
 
 
-def _launcher_argv(unshare: str, stage: Path, limits: SandboxLimits, owner: int | None) -> list[str]:
+def _launcher_argv(
+    unshare: str, stage: Path, limits: SandboxLimits, owner: int | None
+) -> list[str]:
     flags = list(_UNSHARE_FLAGS)
     if os.geteuid() != 0:
         flags.insert(0, "--map-root-user")

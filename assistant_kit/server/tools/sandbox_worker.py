@@ -17,11 +17,12 @@ Per cell the interpreter gives itself ``cpu_s`` more seconds of soft ``RLIMIT_CP
 the cell with ``CpuTimeExceeded``, variables kept). A cell can raise that soft limit or ignore the
 signal, so the supervisor lets the interpreter run (``SIGCONT``), measures the CPU time of every
 process of the sandbox and the wall clock, and kills and restarts the interpreter past ``cpu_s``
-plus 1.5 s of grace or past ``timeout_s``. When the interpreter says the cell is done (a frame carrying the cell's
-sequence number), the supervisor stops it (``SIGSTOP``: an idle interpreter uses no CPU, and a
-cell that forged "done" stops there), kills every other process of the sandbox, and answers the
-server with the logs it reads from the capture file itself. Whatever the interpreter says is
-untrusted: the server checks it again (image bytes included).
+plus 1.5 s of grace or past ``timeout_s``. When the interpreter says the cell is done (a frame
+carrying the cell's sequence number), the supervisor stops it (``SIGSTOP``: an idle interpreter
+uses no CPU, and a cell that forged "done" stops there), kills every other process of the
+sandbox, and answers the server with the logs it reads from the capture file itself. Whatever
+the interpreter says is untrusted: the server checks it again (image bytes included). Bytes on
+the interpreter's channel that are not a well-formed frame end the interpreter (restarted).
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ def _run_cell(code: str, namespace: dict[str, Any]) -> None:
 
 def _set_cpu_budget(seconds: int) -> None:
     """Allow ``seconds`` more CPU seconds from now (the soft limit is cumulative per process; the
-    hard one, fixed at start, can never be raised again: the supervisor's count is the real limit)."""
+    hard one, fixed at start, cannot be raised again: the supervisor's count is the real limit)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     soft = math.ceil(usage.ru_utime + usage.ru_stime) + seconds
     hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
@@ -210,7 +211,7 @@ def _interpreter(config: dict[str, Any]) -> None:
         _write_frame(_DONE_FD, answer)
 
 
-# ---- the supervisor -----------------------------------------------------------------------------
+# ---- the supervisor ----------------------------------------------------------------------------
 
 
 def _process_table() -> dict[int, tuple[int, str, int]]:
@@ -370,9 +371,10 @@ class _Supervisor:
                         return "garbled", None
                     if len(buffer) < _HEADER.size + size:
                         break
-                    body, buffer = buffer[_HEADER.size : _HEADER.size + size], buffer[
-                        _HEADER.size + size :
-                    ]
+                    body, buffer = (
+                        buffer[_HEADER.size : _HEADER.size + size],
+                        buffer[_HEADER.size + size :],
+                    )
                     try:
                         frame = json.loads(body)
                     except ValueError:
@@ -394,17 +396,15 @@ class _Supervisor:
             return "cpu"
         return "died"
 
-    # -- one cell ------------------------------------------------------------------------------------
+    # -- one cell --------------------------------------------------------------------------------
 
     def run(self, code: str) -> dict[str, Any]:
         config = self.config
         self.seq += 1
         if not self.pid:
             self.start()
-        try:
+        with contextlib.suppress(OSError):  # the interpreter is gone: the wait below says so
             _write_frame(self.to_child, {"seq": self.seq, "code": code})
-        except OSError:
-            pass  # the interpreter is gone: the wait below says so
         os.kill(self.pid, signal.SIGCONT)
         cpu_limit = round((config["cpu_s"] + _CPU_GRACE_S) * _CLOCK_TICKS)
         deadline = time.monotonic() + config["timeout_s"]

@@ -68,7 +68,7 @@ async def run(tool: CodeInterpreterTool, context: ToolContext, code: str) -> str
     return (await tool.call({"code": code}, context)).output
 
 
-# ---- the file system -----------------------------------------------------------------------------
+# ---- the file system ---------------------------------------------------------------------------
 
 
 @needs_namespaces
@@ -161,7 +161,7 @@ async def test_host_folders_other_than_the_system_ones_are_not_there(tool, conte
     assert out.splitlines() == ["[]", "True True"]
 
 
-# ---- IPC and sockets -------------------------------------------------------------------------------
+# ---- IPC and sockets ---------------------------------------------------------------------------
 
 SHM = """
 import ctypes
@@ -236,7 +236,7 @@ async def test_host_unix_sockets_are_out_of_reach(tool, context, host_sockets):
             server.accept()
 
 
-# ---- CPU -------------------------------------------------------------------------------------------
+# ---- CPU ---------------------------------------------------------------------------------------
 
 #: Raises its own soft CPU limit to the hard one and ignores SIGXCPU, then burns 6 CPU seconds.
 GREEDY = """
@@ -276,7 +276,7 @@ async def test_the_cpu_limit_holds_against_the_cell(tool, context, code):
     assert await run(tool, context, "6 * 7") == "42"
 
 
-# ---- the worker's channel and its images -----------------------------------------------------------
+# ---- the worker's channel and its images -------------------------------------------------------
 
 FORGED = '{"ok": true, "logs": "FORGED", "error": null, "images": ["aGk="], "truncated": false}\n'
 
@@ -378,7 +378,7 @@ def test_only_real_pngs_pass_as_figures():
     assert not valid_png(b"<svg/>")
 
 
-# ---- max_workers -----------------------------------------------------------------------------------
+# ---- max_workers -------------------------------------------------------------------------------
 
 
 def _live_workers() -> int:
@@ -390,7 +390,10 @@ def _live_workers() -> int:
         with contextlib.suppress(OSError, IndexError):
             stat = Path(f"/proc/{name}/stat").read_text()
             parent = int(stat[stat.rfind(")") + 2 :].split()[1])
-            if parent == os.getpid() and b"kit-sandbox:" in Path(f"/proc/{name}/cmdline").read_bytes():
+            if (
+                parent == os.getpid()
+                and b"kit-sandbox:" in Path(f"/proc/{name}/cmdline").read_bytes()
+            ):
                 count += 1
     return count
 
