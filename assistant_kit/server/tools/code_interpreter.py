@@ -34,8 +34,9 @@ class CodeInterpreterTool(BuiltinTool):
     def __init__(self, executor: Executor | None = None, *, timeout_s: float | None = None) -> None:
         self.executor = executor or LocalSandbox()
         limits = getattr(self.executor, "limits", None)
-        default = limits.timeout_s + 30 if isinstance(limits, SandboxLimits) else 120.0
-        #: The tool's own deadline: the sandbox's wall clock plus time to start a worker.
+        default = 2 * limits.timeout_s + 30 if isinstance(limits, SandboxLimits) else 120.0
+        #: The tool's own deadline: waiting for room under ``max_workers`` (at most the sandbox's
+        #: wall clock), the wall clock itself, and time to start a worker.
         self.timeout_s = timeout_s if timeout_s is not None else default
 
     def definition(self) -> Mapping[str, Any]:

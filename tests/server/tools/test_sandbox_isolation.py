@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import io
 import os
+import signal
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -443,3 +444,49 @@ async def test_a_call_that_finds_no_room_in_time_gets_a_clear_error(context):
         "the code interpreter is busy: all 1 interpreters are running code for other threads; "
         "try again shortly"
     )
+
+
+# ---- the supervisor ----------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(
+    not ISOLATION.separate_uid,
+    reason="the server does not run as root here: the code runs under the supervisor's own uid",
+)
+async def test_the_cell_cannot_touch_its_supervisor(tool, context):
+    code = (
+        "import os, signal\n"
+        "for attempt in (lambda: os.listdir('/proc/1/fd'), lambda: os.kill(1, signal.SIGKILL),\n"
+        "                lambda: open('/proc/1/mem', 'rb').read(1)):\n"
+        "    try:\n"
+        "        attempt()\n"
+        "        print('DONE')\n"
+        "    except OSError as exc:\n"
+        "        print(type(exc).__name__)\n"
+    )
+    assert await run(tool, context, code) == "PermissionError\nPermissionError\nPermissionError"
+    assert await run(tool, context, "6 * 7") == "42"
+
+
+async def test_a_worker_whose_supervisor_stops_answering_is_killed_by_the_server(
+    context, monkeypatch
+):
+    monkeypatch.setattr("assistant_kit.server.tools.sandbox._BACKSTOP_S", 0.5)
+    sandbox = LocalSandbox(replace(LIMITS, timeout_s=1))
+    tool = CodeInterpreterTool(sandbox)
+    try:
+        await run(tool, context, "kept = 1")
+        leader = sandbox._workers["thread_1"].process.pid
+        below = [int(p) for p in Path(f"/proc/{leader}/task/{leader}/children").read_text().split()]
+        supervisor = below[0] if ISOLATION.namespaces else leader
+        os.kill(supervisor, signal.SIGSTOP)  # a supervisor that hangs
+        result = await tool.call({"code": "print(1)"}, context)
+        after = await run(tool, context, "kept")
+    finally:
+        await tool.aclose()
+    assert result.output == (
+        "TimeoutError: the code ran longer than 1 s; "
+        "the interpreter was restarted and its variables are lost"
+    )
+    assert "NameError" in after
+    assert not Path(f"/proc/{leader}").exists()
