@@ -444,23 +444,26 @@ class LocalSandbox(Executor):
         # The supervisor read the logs; images come from the interpreter: check them again.
         images: list[bytes] = []
         dropped = int(answer.get("dropped_images") or 0)
+        invalid = 0
         for item in answer.get("images") or ():
             try:
                 data = base64.b64decode(str(item), validate=True)
             except ValueError:
-                dropped += 1
+                invalid += 1
                 continue
-            fits = len(images) < limits.max_images and len(data) <= limits.max_image_bytes
-            if fits and valid_png(data):
+            if not valid_png(data):
+                invalid += 1
+            elif len(images) < limits.max_images and len(data) <= limits.max_image_bytes:
                 images.append(data)
             else:
                 dropped += 1
         error = answer.get("error")
         error = str(error) if error is not None else None
         logs = str(answer.get("logs", ""))[: limits.max_output_bytes]
-        if dropped:
-            separator = "\n" if logs and not logs.endswith("\n") else ""
-            logs += f"{separator}[{dropped} figure(s) left out: too many, too large or not PNG]\n"
+        for count, why in ((dropped, "too many or too large"), (invalid, "not a PNG image")):
+            if count:
+                separator = "\n" if logs and not logs.endswith("\n") else ""
+                logs += f"{separator}[{count} figure(s) left out: {why}]\n"
         return Execution(
             logs=logs,
             error=error,

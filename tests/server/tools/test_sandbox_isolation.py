@@ -349,7 +349,7 @@ async def test_a_cell_that_forges_its_own_frame_gets_its_real_logs_and_stops(too
     assert isinstance(sandbox, LocalSandbox)
     result = await tool.call({"code": "print('real output')\n" + FORGE_FRAME}, context)
     assert "FORGED" not in result.output
-    assert result.output.startswith("real output\n[1 figure(s) left out: too many, too large or")
+    assert result.output == "real output\n[1 figure(s) left out: not a PNG image]"
     assert result.images == () and files.data == {}
     # the cell claimed to be done while looping: it is stopped, not burning CPU in the background
     leader = sandbox._workers["thread_1"].process.pid
