@@ -11,35 +11,13 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
+from sandbox_cells import LIMITS, in_thread, needs_namespaces
 
 from assistant_kit.server.tools.base import ToolContext
 from assistant_kit.server.tools.code_interpreter import CodeInterpreterTool
-from assistant_kit.server.tools.sandbox import (
-    Isolation,
-    LocalSandbox,
-    SandboxLimits,
-    probe_isolation,
-)
+from assistant_kit.server.tools.sandbox import Isolation, LocalSandbox, SandboxLimits
 
 pytestmark = pytest.mark.anyio
-
-ISOLATION = probe_isolation()
-needs_namespaces = pytest.mark.skipif(
-    not ISOLATION.namespaces,
-    reason="unshare cannot create namespaces here: the sandbox is NOT isolated from the network "
-    "and cannot contain a fork bomb on this machine",
-)
-
-LIMITS = SandboxLimits(
-    timeout_s=4,
-    cpu_s=1,
-    memory_mb=256,
-    max_processes=16,
-    file_mb=4,
-    disk_mb=16,
-    max_output_bytes=4096,
-    idle_timeout_s=60,
-)
 
 
 @pytest.fixture
@@ -47,10 +25,6 @@ async def tool() -> AsyncIterator[CodeInterpreterTool]:
     tool = CodeInterpreterTool(LocalSandbox(LIMITS))
     yield tool
     await tool.aclose()
-
-
-def in_thread(context: ToolContext, thread_id: str) -> ToolContext:
-    return ToolContext(thread_id=thread_id, run_id="run_2", save_file=context.save_file)
 
 
 async def assert_still_serving(tool: CodeInterpreterTool, context: ToolContext) -> None:

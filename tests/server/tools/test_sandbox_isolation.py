@@ -22,51 +22,23 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from sandbox_cells import ISOLATION, LIMITS, in_thread, needs_namespaces, run
 
-from assistant_kit.server.tools.base import ToolContext
 from assistant_kit.server.tools.code_interpreter import CodeInterpreterTool
-from assistant_kit.server.tools.sandbox import (
-    LocalSandbox,
-    SandboxLimits,
-    probe_isolation,
-    valid_png,
-)
+from assistant_kit.server.tools.sandbox import LocalSandbox, valid_png
 
 pytestmark = pytest.mark.anyio
 
-ISOLATION = probe_isolation()
-needs_namespaces = pytest.mark.skipif(
-    not ISOLATION.namespaces,
-    reason="unshare cannot create namespaces here: the sandbox has no private view of the file "
-    "system, no IPC namespace and no network namespace on this machine",
-)
-
-LIMITS = SandboxLimits(
-    timeout_s=20,
-    cpu_s=1,
-    memory_mb=256,
-    max_processes=16,
-    file_mb=8,
-    disk_mb=16,
-    max_output_bytes=4096,
-    idle_timeout_s=60,
-)
+#: generous wall clock: the CPU limit must be what ends a loop, even on a loaded machine
+ISOLATED = replace(LIMITS, timeout_s=60, file_mb=8)
 PRIVATE = ("/tmp", "/var/tmp", "/dev/shm", "/mnt/data")
 
 
 @pytest.fixture
 async def tool() -> AsyncIterator[CodeInterpreterTool]:
-    tool = CodeInterpreterTool(LocalSandbox(LIMITS))
+    tool = CodeInterpreterTool(LocalSandbox(ISOLATED))
     yield tool
     await tool.aclose()
-
-
-def in_thread(context: ToolContext, thread_id: str) -> ToolContext:
-    return ToolContext(thread_id=thread_id, run_id="run_2", save_file=context.save_file)
-
-
-async def run(tool: CodeInterpreterTool, context: ToolContext, code: str) -> str:
-    return (await tool.call({"code": code}, context)).output
 
 
 # ---- the file system ---------------------------------------------------------------------------
@@ -400,7 +372,7 @@ def _live_workers() -> int:
 
 
 async def test_max_workers_caps_busy_workers_too(context):
-    sandbox = LocalSandbox(replace(LIMITS, max_workers=2, timeout_s=10))
+    sandbox = LocalSandbox(replace(ISOLATED, max_workers=2, timeout_s=10))
     tool = CodeInterpreterTool(sandbox)
     seen: list[int] = []
     done = asyncio.Event()
@@ -426,10 +398,13 @@ async def test_max_workers_caps_busy_workers_too(context):
 
 
 async def test_a_call_that_finds_no_room_in_time_gets_a_clear_error(context):
-    sandbox = LocalSandbox(replace(LIMITS, max_workers=1, timeout_s=3))
+    # one worker; "a" holds it, "b" queues for it and gets it, "c" queues behind "b" past its
+    # own wait (timeout_s) and gets the error
+    sandbox = LocalSandbox(replace(ISOLATED, max_workers=1, timeout_s=5))
     tool = CodeInterpreterTool(sandbox)
-    slow = "import time\ntime.sleep(2.4)\nprint('ok')"
+    slow = "import time\ntime.sleep(3.5)\nprint('ok')"
     try:
+        assert await run(tool, in_thread(context, "a"), "1") == "1"  # started: no start-up time
         first = asyncio.ensure_future(tool.call({"code": slow}, in_thread(context, "a")))
         await asyncio.sleep(0.5)
         second = asyncio.ensure_future(tool.call({"code": slow}, in_thread(context, "b")))
@@ -472,7 +447,7 @@ async def test_a_worker_whose_supervisor_stops_answering_is_killed_by_the_server
     context, monkeypatch
 ):
     monkeypatch.setattr("assistant_kit.server.tools.sandbox._BACKSTOP_S", 0.5)
-    sandbox = LocalSandbox(replace(LIMITS, timeout_s=1))
+    sandbox = LocalSandbox(replace(ISOLATED, timeout_s=1))
     tool = CodeInterpreterTool(sandbox)
     try:
         await run(tool, context, "kept = 1")
