@@ -19,7 +19,7 @@ from builtin_project import SECRET_NAME, SECRET_VALUE, write_builtin_project
 from kit_server import KitServer, running_kit_server
 from openai import OpenAI
 
-from assistant_kit.server.tools.sandbox import probe_isolation
+from assistant_kit.server.tools.sandbox_launch import probe_isolation
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 needs_namespaces = pytest.mark.skipif(

@@ -23,7 +23,7 @@ from kit_processes import KitServe
 from kit_projects import texts, thread_messages, wait_runs
 
 from assistant_kit.server.store import Store
-from assistant_kit.server.tools.sandbox import probe_isolation
+from assistant_kit.server.tools.sandbox_launch import probe_isolation
 
 SENTINEL = "kit-sentinel-" + uuid.uuid4().hex
 MARKER = "private-conversation-" + uuid.uuid4().hex

@@ -6,7 +6,8 @@ import pytest
 
 from assistant_kit.server.tools.base import ToolContext
 from assistant_kit.server.tools.code_interpreter import CodeInterpreterTool
-from assistant_kit.server.tools.sandbox import SandboxLimits, probe_isolation
+from assistant_kit.server.tools.sandbox import SandboxLimits
+from assistant_kit.server.tools.sandbox_launch import probe_isolation
 
 ISOLATION = probe_isolation()
 needs_namespaces = pytest.mark.skipif(

@@ -15,7 +15,8 @@ from sandbox_cells import LIMITS, in_thread, needs_namespaces
 
 from assistant_kit.server.tools.base import ToolContext
 from assistant_kit.server.tools.code_interpreter import CodeInterpreterTool
-from assistant_kit.server.tools.sandbox import Isolation, LocalSandbox, SandboxLimits
+from assistant_kit.server.tools.sandbox import LocalSandbox, SandboxLimits
+from assistant_kit.server.tools.sandbox_launch import Isolation
 
 pytestmark = pytest.mark.anyio
 

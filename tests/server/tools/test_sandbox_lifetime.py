@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant_kit.server.tools.sandbox import reap_orphans
+from assistant_kit.server.tools.sandbox_launch import reap_orphans
 
 REPO = Path(__file__).resolve().parents[3]
 

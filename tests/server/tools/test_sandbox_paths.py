@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant_kit.server.tools.sandbox import probe_isolation
+from assistant_kit.server.tools.sandbox_launch import probe_isolation
 
 REPO = Path(__file__).resolve().parents[3]
 
