@@ -321,22 +321,17 @@ class _Supervisor:
             for pid in victims:
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
-            self._reap(block=False)
+            self._reap()
             if not victims:
                 return
             time.sleep(0.01)
 
-    def _reap(self, block: bool) -> bool:
+    def _reap(self) -> bool:
         """Reap what has ended; True when the interpreter was among it."""
         gone = False
         with contextlib.suppress(ChildProcessError):
-            while True:
-                pid, _status = os.waitpid(-1, 0 if block else os.WNOHANG)
-                if pid == 0:
-                    break
+            while pid := os.waitpid(-1, os.WNOHANG)[0]:
                 gone = gone or pid == self.pid
-                if block:
-                    break
         return gone
 
     def _cpu_ticks(self) -> int:
@@ -384,7 +379,7 @@ class _Supervisor:
                     if frame.get("seq") == seq:
                         return "done", frame
                     # an older cell's frame (one that had forged "done"): not this cell's answer
-            if self._reap(block=False):
+            if self._reap():
                 return self._gone(start_ticks, cpu_limit), None
             if cpu_limit is not None and self._cpu_ticks() - start_ticks > cpu_limit:
                 return "cpu", None
@@ -405,7 +400,8 @@ class _Supervisor:
             self.start()
         with contextlib.suppress(OSError):  # the interpreter is gone: the wait below says so
             _write_frame(self.to_child, {"seq": self.seq, "code": code})
-        os.kill(self.pid, signal.SIGCONT)
+        with contextlib.suppress(ProcessLookupError):  # gone while paused: the wait says so
+            os.kill(self.pid, signal.SIGCONT)
         cpu_limit = round((config["cpu_s"] + _CPU_GRACE_S) * _CLOCK_TICKS)
         deadline = time.monotonic() + config["timeout_s"]
         outcome, frame = self._wait_done(self.seq, deadline, cpu_limit)
