@@ -21,6 +21,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 #: New network (only a downed loopback), pid, IPC, UTS and mount namespaces; the worker (init of
 #: the pid namespace: every process in it dies with it) dies with `unshare`.
@@ -220,8 +221,19 @@ def reap_orphans_once() -> None:
     reap_orphans()
 
 
+def _load_prctl() -> Any:
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux
+        return None
+
+
+#: Looked up here, not between fork and exec, where loading a library could deadlock.
+_PRCTL = _load_prctl()
+
+
 def die_with_parent() -> None:  # pragma: no cover - runs between fork and exec
     """The worker's ``unshare`` (or, without namespaces, its supervisor) dies with the server:
     ``kill -9`` on the server ends every worker (``unshare --kill-child`` ends the rest)."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
