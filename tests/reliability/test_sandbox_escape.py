@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import base64
 import shutil
+import signal
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -153,3 +155,64 @@ def test_code_from_the_model_cannot_reach_the_servers_secrets(project: Path) -> 
     assert not (project / "pwned").exists()
     if isolation.namespaces:
         assert "cannot connect" in reply and "cannot kill" in reply
+
+
+LINGER = """
+import os, subprocess, time
+subprocess.Popen(['sleep', '600'])
+if os.fork() == 0:
+    os.setsid()
+    time.sleep(600)
+time.sleep(600)
+"""
+
+
+def _below(root: int) -> set[int]:
+    """Every live process under ``root`` (host view)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rfind(")") + 2 :].split()
+            if fields[0] != "Z":
+                parents[int(entry.name)] = int(fields[1])
+    found, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        children = [p for p, parent in parents.items() if parent == pid]
+        found.update(children)
+        todo.extend(children)
+    return found
+
+
+@pytest.mark.slow
+def test_kill_9_on_kit_serve_ends_the_code_a_run_is_running(project: Path) -> None:
+    (project / "kit.yaml").write_text(
+        KIT_YAML.replace("timeout_s: 30", "timeout_s: 900, cpu_s: 900"), encoding="utf-8"
+    )
+    with KitServe(project, key=SENTINEL) as server:
+        assert server.process is not None
+        base = server.url("")
+        with httpx.Client(headers=server.auth, timeout=60, trust_env=False) as http:
+            assistant = http.post(
+                f"{base}/v1/assistants",
+                json={"model": "m", "tools": [{"type": "code_interpreter"}]},
+            ).json()
+            message = "probe:" + base64.b64encode(LINGER.encode()).decode()
+            body = {"assistant_id": assistant["id"], "thread": {"messages": [{"content": message}]}}
+            assert http.post(f"{base}/v1/threads/runs", json=body).status_code == 200
+            deadline = time.monotonic() + 60
+            while len(workers := _below(server.process.pid)) < 5 and time.monotonic() < deadline:
+                time.sleep(0.1)  # unshare, supervisor, interpreter, sleep, the forked child
+            assert len(workers) >= 5, workers
+            server.process.send_signal(signal.SIGKILL)
+            server.process.wait()
+    deadline = time.monotonic() + 10
+    while (left := {p for p in workers if Path(f"/proc/{p}").exists()}) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.1)
+    assert not {p for p in left if "Z" not in Path(f"/proc/{p}/stat").read_text()}
