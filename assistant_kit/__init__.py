@@ -31,7 +31,8 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .api import AssistantClient, DashScopeClient, OpenAIClient
-    from .server.app import ServerConfig, create_app
+    from .server.app import create_app
+    from .server.config import ServerConfig
     from .spec import AssistantSpec, Project, load_project
     from .sync import Plan, apply_plan, build_plan, open_target
 
@@ -48,7 +49,7 @@ _LAZY = {
     "OpenAIClient": "assistant_kit.api",
     "Plan": "assistant_kit.sync",
     "Project": "assistant_kit.spec",
-    "ServerConfig": "assistant_kit.server.app",
+    "ServerConfig": "assistant_kit.server.config",
     "apply_plan": "assistant_kit.sync",
     "build_plan": "assistant_kit.sync",
     "create_app": "assistant_kit.server.app",

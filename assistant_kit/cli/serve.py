@@ -87,8 +87,8 @@ def serve(
 
     from assistant_kit.server.app import create_app
     from assistant_kit.server.auth import keys_from_env
+    from assistant_kit.server.config import config_from_kit
     from assistant_kit.server.models.routing import ModelRouter
-    from assistant_kit.server.settings import config_from_kit
 
     keys = (*keys_from_env(os.environ), *api_keys)
     section, base_dir = read_server_section(config_file)
@@ -157,16 +157,15 @@ def read_server_section(config_file: Path | None) -> tuple[Mapping[str, Any], Pa
 
 def _check_store(database: str | Path) -> None:
     """Open (and migrate) the store once before serving, so a bad path is a clear error."""
-    import sqlite3
-
-    from assistant_kit.server.store import Store
+    from assistant_kit.server.store import open_store
+    from assistant_kit.server.store.base import StoreError
 
     if str(database) == ":memory:":
         return
-    store = Store(database)
+    store = open_store(database)
     try:
         store.open()
-    except (OSError, sqlite3.Error) as exc:
+    except (OSError, StoreError) as exc:
         raise ConfigError(f"cannot open the store {database}: {exc}") from exc
     finally:
         store.close()

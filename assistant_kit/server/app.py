@@ -13,10 +13,10 @@ one dialect is visible through the other. There is no module-level app::
 
 Adding a feature (runs, for instance) touches no existing handler:
 
-1. a migration at the end of ``migrations.MIGRATIONS`` (tables with ``seq``, ``id``,
-   ``created_at``; thread-owned ones append their name to ``store.THREAD_CHILDREN``);
-2. a record dataclass and a ``store.Table`` for it, used through ``Store.insert/get/update/
-   list_page`` (``update(..., expect=...)`` for conditional status moves);
+1. a migration at the end of ``store/migrations.py`` (tables with ``seq``, ``id``,
+   ``created_at``; thread-owned ones also go in ``store.THREAD_CHILDREN``);
+2. a record dataclass and a ``store.Table`` for it in ``store/base.py``, used through
+   ``Store.insert/get/update/list_page`` (``update(..., expect=...)`` for conditional moves);
 3. a route module per dialect, ``routes(api, ctx) -> list[BaseRoute]`` built with
    ``api.route(path, handler, methods, schema=...)``, inserted at the front of
    ``OPENAI_ROUTES`` / ``DASHSCOPE_ROUTES`` (``/threads/runs`` must precede
@@ -28,10 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -40,18 +37,17 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount
 
 from assistant_kit.server.auth import Authenticator, check_bind
+from assistant_kit.server.config import ServerConfig
 from assistant_kit.server.endpoints import Api
-from assistant_kit.server.engine import EngineSettings, RunEngine
 from assistant_kit.server.envelopes import DASHSCOPE, OPENAI
 from assistant_kit.server.files import FileStore
-from assistant_kit.server.models.base import ModelBackend
 from assistant_kit.server.models.routing import ModelRouter
 from assistant_kit.server.routes import dashscope, files, openai, runs
 from assistant_kit.server.routes.context import RouteFactory, ServerContext
+from assistant_kit.server.runs.engine import EngineSettings, RunEngine
 from assistant_kit.server.services import Services
-from assistant_kit.server.store import Store
+from assistant_kit.server.store import open_store
 from assistant_kit.server.toolbox import Tools
-from assistant_kit.server.tools.base import SaveFile
 
 log = logging.getLogger("assistant_kit.server")
 
@@ -65,44 +61,11 @@ DASHSCOPE_ROUTES: list[RouteFactory] = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class ServerConfig:
-    """Everything the app is built from; later runtime parts add fields here.
-
-    ``api_keys`` empty means "any non-empty bearer key", which ``create_app`` only allows when
-    ``host`` is a loopback address.
-    """
-
-    database: str | Path = ":memory:"
-    api_keys: tuple[str, ...] = ()
-    host: str = "127.0.0.1"
-    port: int = 8900
-    #: Request bodies larger than this get a 413.
-    max_body_bytes: int = 2 * 1024 * 1024
-    #: Extra route factories per dialect, matched before the built-in tables.
-    openai_routes: Sequence[RouteFactory] = field(default=())
-    dashscope_routes: Sequence[RouteFactory] = field(default=())
-    #: Model routing: a ``ModelRouter``, or kit.yaml's ``server.models`` mapping (names to
-    #: ``{backend: ...}`` or to ``ModelBackend`` instances); ``None`` routes every name to the
-    #: default in-process llama-cpp backend.
-    models: ModelRouter | Mapping[str, ModelBackend | Mapping[str, Any]] | None = None
-    #: Built-in tools by type (``code_interpreter``, ``quark_search``, ``text_to_image``, plugin
-    #: ids); a run's tool entry of a type nobody serves is not shown to the model.
-    tools: Tools = field(default_factory=dict)
-    #: Seconds until an unfinished run expires (also while it waits for tool outputs).
-    run_expiry_s: float = 600.0
-    #: Model calls per run before the last call is made with ``tool_choice: none``.
-    max_model_calls: int = 25
-    #: Where built-in tools save files (images); ``None``: the store's ``files`` table, served
-    #: at ``/v1/files/{id}/content`` and ``/api/v1/files/{id}/content``.
-    save_file: SaveFile | None = None
-
-
 def create_app(config: ServerConfig | None = None) -> Starlette:
     """Build the Assistant API app for ``config`` (default: an in-memory store on loopback)."""
     config = config or ServerConfig()
     check_bind(config.host, config.api_keys)
-    store = Store(config.database)
+    store = open_store(config.database)
     own_router = not isinstance(config.models, ModelRouter)
     router = config.models if isinstance(config.models, ModelRouter) else ModelRouter(config.models)
     file_store = FileStore(store)
@@ -121,7 +84,8 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
         config=config,
         store=store,
         services=services,
-        extras={"engine": engine, "files": file_store},
+        engine=engine,
+        files=file_store,
     )
     auth = Authenticator(config.api_keys)
 

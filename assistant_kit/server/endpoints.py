@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +27,13 @@ from assistant_kit.server.auth import Authenticator
 from assistant_kit.server.envelopes import Dialect
 from assistant_kit.server.ids import parse_id
 from assistant_kit.server.services import NotFound
-from assistant_kit.server.store import PageQuery
+from assistant_kit.server.store.base import (
+    Conflict,
+    PageQuery,
+    StoreError,
+    StoreFull,
+    StoreUnavailable,
+)
 from assistant_kit.server.validation import validate
 
 log = logging.getLogger("assistant_kit.server")
@@ -130,7 +135,7 @@ class Api:
                 result = await handler(Call(request, body, request_id, dialect))
             except ApiError as exc:
                 return dialect.error(self.localise(exc), request_id)
-            except sqlite3.OperationalError as exc:
+            except StoreError as exc:
                 log.error("store error in %s %s: %s", request.method, request.url.path, exc)
                 return dialect.error(store_error(exc), request_id)
             except Exception:
@@ -256,25 +261,26 @@ def _check_text(value: str) -> None:
         ) from exc
 
 
-def store_error(exc: sqlite3.OperationalError) -> ApiError:
-    """A store that cannot take a write, said plainly: full (507), read-only or busy (503).
-    SQLite rolls the statement back, so nothing half-written is left behind."""
-    text = str(exc)
-    if "full" in text:
+def store_error(exc: StoreError) -> ApiError:
+    """A store that cannot take a write, said plainly: full (507), read-only or busy (503), a
+    colliding write (409). The store rolls the unit of work back: nothing half-written is left."""
+    if isinstance(exc, StoreFull):
         return ApiError(
             507,
             "database_full",
             "The server's database is full (no space left on its disk or the size limit reached);"
             " nothing was written. Retry once space has been freed.",
         )
-    if "readonly" in text or "read-only" in text:
+    if isinstance(exc, Conflict):
+        return ApiError(409, "conflict", "The request conflicts with what is stored; retry it.")
+    if isinstance(exc, StoreUnavailable) and exc.read_only:
         return ApiError(
             503,
             "database_read_only",
             "The server's database is read-only; nothing was written. Retry once it is writable.",
         )
     return ApiError(
-        503, "database_unavailable", f"The server's database is unavailable ({text}); retry later."
+        503, "database_unavailable", f"The server's database is unavailable ({exc}); retry later."
     )
 
 

@@ -23,12 +23,17 @@ from starlette.responses import StreamingResponse
 from assistant_kit.server.envelopes import DASHSCOPE, Dialect
 from assistant_kit.server.routes import dashscope as ds_routes
 from assistant_kit.server.routes import openai as oa_routes
-from assistant_kit.server.runstore import Event, RunRecord, StepRecord
-from assistant_kit.server.store import MessageRecord, ThreadRecord
+from assistant_kit.server.store.records import (
+    Event,
+    MessageRecord,
+    RunRecord,
+    StepRecord,
+    ThreadRecord,
+)
 from assistant_kit.server.views import message_delta, run_object, step_delta, step_object
 
 if TYPE_CHECKING:
-    from assistant_kit.server.engine import RunEngine
+    from assistant_kit.server.runs.engine import RunEngine
 
 log = logging.getLogger("assistant_kit.server.events")
 

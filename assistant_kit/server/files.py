@@ -1,8 +1,9 @@
 """Files the server keeps: images made by built-in tools (text_to_image, code_interpreter figures).
 
-The bytes live in the store's ``files`` table next to their metadata, so a file is as durable as
-the rest of the state (a SQLite file, or nothing with ``:memory:``) and goes when the thread that
-made it is deleted. ``FileStore`` is the ``SaveFile`` the app gives its tools by default::
+The bytes live in the store (``Store.insert_file``) next to their metadata, so a file is as
+durable as the rest of the state (a SQLite file, or nothing with ``:memory:``) and goes when the
+thread that made it is deleted. ``FileStore`` is the ``SaveFile`` the app gives its tools by
+default::
 
     files = FileStore(store)
     stored = await files(png_bytes, "image.png", "image/png")      # a StoredFile, id "file-..."
@@ -14,35 +15,15 @@ Both dialects serve them (``routes/files.py``): OpenAI ``GET /v1/files/{id}`` an
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from assistant_kit.server.ids import new_id, now_ms, render_id
-from assistant_kit.server.store import THREAD_CHILDREN, Page, PageQuery, Store, Table
+from assistant_kit.server.store.base import Page, PageQuery, Store
+from assistant_kit.server.store.records import FILES, FileRecord
 from assistant_kit.server.tools.base import SaveFile, StoredFile
 
 #: The purpose of files a tool made (OpenAI's name for code interpreter outputs).
 TOOL_OUTPUT = "assistants_output"
-
-
-@dataclass(frozen=True, slots=True)
-class FileRecord:
-    """A stored file's metadata (the bytes are read apart, by ``FileStore.content``)."""
-
-    id: str
-    created_at: int
-    filename: str
-    purpose: str
-    mime_type: str
-    bytes: int
-    thread_id: str | None = None
-    run_id: str | None = None
-
-
-FILES: Table[FileRecord] = Table("files", FileRecord)
-
-if "files" not in THREAD_CHILDREN:
-    THREAD_CHILDREN.append("files")
 
 
 class FileStore:
@@ -86,13 +67,7 @@ class FileStore:
             thread_id=thread_id or None,
             run_id=run_id or None,
         )
-        columns = (*FILES.columns, "data")
-        with self.store.transaction() as db:
-            db.execute(
-                f"INSERT INTO files ({', '.join(columns)}) "
-                f"VALUES ({', '.join('?' for _ in columns)})",
-                (*FILES.to_row(record), bytes(data)),
-            )
+        await self.store.insert_file(record, bytes(data))
         return StoredFile(
             id=str(render_id("file", record.id, "openai")),
             filename=record.filename,
@@ -108,11 +83,8 @@ class FileStore:
         record = await self.get(uid)
         if record is None:
             return None
-        with self.store._lock:
-            row = self.store.db.execute("SELECT data FROM files WHERE id = ?", (uid,)).fetchone()
-        if row is None:
-            return None
-        return record, bytes(row[0])
+        data = await self.store.file_content(uid)
+        return None if data is None else (record, data)
 
     async def delete(self, uid: str) -> bool:
         return await self.store.delete(FILES, uid)

@@ -14,15 +14,8 @@ from typing import Any, Final
 
 from assistant_kit.errors import ApiError
 from assistant_kit.server.ids import new_id, now_ms
-from assistant_kit.server.store import (
-    AssistantRecord,
-    CursorNotFound,
-    MessageRecord,
-    Page,
-    PageQuery,
-    Store,
-    ThreadRecord,
-)
+from assistant_kit.server.store.base import CursorNotFound, Page, PageQuery, Store
+from assistant_kit.server.store.records import AssistantRecord, MessageRecord, ThreadRecord
 
 
 class _Unset:

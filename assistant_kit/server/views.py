@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from assistant_kit.server.envelopes import DASHSCOPE, OPENAI, Dialect
-from assistant_kit.server.runstore import TERMINAL, RunRecord, StepRecord
+from assistant_kit.server.store.records import TERMINAL, RunRecord, StepRecord
 
 JSONObject = dict[str, Any]
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sqlite3
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -111,10 +110,12 @@ async def open_target(
             inner, key = None, "replay"
             base_url = embedded_url if target.embedded else base_url_of(target)
         elif target.embedded:
+            from assistant_kit.server.store.base import StoreError
+
             app = embedded_app(project, database)
             try:
                 await stack.enter_async_context(app.router.lifespan_context(app))
-            except sqlite3.Error as exc:  # a store that is not SQLite, or a locked one
+            except StoreError as exc:  # a store that is not SQLite, or a locked one
                 store = database or project.root / EMBEDDED_DB
                 raise ConfigError(
                     f"cannot open the embedded server's store {store}: {exc}"
@@ -142,7 +143,7 @@ def embedded_app(project: Project, database: str | Path | None = None) -> Any:
     """The embedded server for ``project``, configured by kit.yaml's ``server`` section."""
     # the server is reached only through its public factory and an ASGI transport
     from assistant_kit.server.app import create_app
-    from assistant_kit.server.settings import config_from_kit
+    from assistant_kit.server.config import config_from_kit
 
     if database is None:
         path = project.root / EMBEDDED_DB

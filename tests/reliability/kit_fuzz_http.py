@@ -545,7 +545,7 @@ class ApiUnderTest:
         while len(self.pool.run) < 2:
             self._seed_run()
         while len(self.pool.file) < 2:  # what a built-in tool saves (an image)
-            files = self.app.state.context.extras["files"]
+            files = self.app.state.context.files
             saved = self.portal.call(files, b"\x89PNG\r\n\x1a\nfuzz", "fuzz.png", "image/png")
             self.pool.file.append(saved.id.removeprefix("file-"))
 

@@ -10,6 +10,7 @@ under ``/var/tmp`` in a world-readable folder, where a real project would sit (t
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import shutil
 import signal
@@ -24,7 +25,9 @@ import pytest
 from kit_processes import KitServe
 from kit_projects import texts, thread_messages, wait_runs
 
-from assistant_kit.server.store import Store
+from assistant_kit.server.ids import new_id
+from assistant_kit.server.store.records import AssistantRecord
+from assistant_kit.server.store.sqlite import SqliteStore
 from assistant_kit.server.tools.sandbox_launch import probe_isolation
 
 SENTINEL = "kit-sentinel-" + uuid.uuid4().hex
@@ -100,12 +103,10 @@ def project() -> Iterator[Path]:
 
 
 def test_the_store_is_readable_by_its_owner_only(project: Path) -> None:
-    store = Store(project / ".kit" / "server.db")
+    store = SqliteStore(project / ".kit" / "server.db")
     store.open()
     try:
-        with store.transaction() as db:
-            db.execute("CREATE TABLE probe (x)")
-            db.execute("INSERT INTO probe VALUES (1)")
+        asyncio.run(store.insert_assistant(AssistantRecord(id=new_id(), created_at=1, model="m")))
         made = sorted(p.name for p in (project / ".kit").iterdir())
         assert made == ["server.db", "server.db-shm", "server.db-wal"]
         for path in (project / ".kit").iterdir():

@@ -18,9 +18,12 @@ from assistant_kit.server.routes.context import ServerContext
 pytestmark = pytest.mark.anyio
 
 
+EVENTS: dict[int, list[str]] = {}
+
+
 def runs_table(api: Api, ctx: ServerContext) -> list[BaseRoute]:
     """A stand-in for a later module: a route that must win over /threads/{thread_id}."""
-    events: list[str] = ctx.extras.setdefault("events", [])
+    events = EVENTS.setdefault(id(ctx), [])
 
     @contextlib.asynccontextmanager
     async def engine() -> AsyncIterator[None]:
@@ -41,7 +44,7 @@ async def test_extra_route_tables_come_first_and_their_lifespans_run(tmp_path: P
         database=tmp_path / "kit.db", openai_routes=[runs_table], dashscope_routes=[runs_table]
     )
     app = create_app(config)
-    events = app.state.context.extras["events"]
+    events = EVENTS[id(app.state.context)]
     async with app.router.lifespan_context(app):
         assert events == ["start dashscope store=True", "start openai store=True"]
         transport = httpx.ASGITransport(app=app)

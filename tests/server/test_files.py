@@ -69,7 +69,7 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Any, 
 
 
 def file_store(app: Any) -> FileStore:
-    files = app.state.context.extras["files"]
+    files = app.state.context.files
     assert isinstance(files, FileStore)
     return files
 

@@ -406,13 +406,13 @@ async def test_a_slow_model_is_logged_as_it_goes_and_late_readers_miss_nothing(
     tmp_path: Path,
 ) -> None:
     app, _ = make_app(tmp_path, backend=Stutter())
-    engine = app.state.context.extras["engine"]
+    engine = app.state.context.engine
     async with in_process(app) as client:
         bot, thread = await setup(client, "hi")
         run = await client.create_run(thread, RunParams(assistant_id=bot))
         await asyncio.sleep(0.2)
         uid = run.id.removeprefix("run_")
-        so_far = [e.event for e in engine.runs.events_after(uid, 0)]
+        so_far = [e.event for e in engine.store.events_after(uid, 0)]
         assert "thread.message.delta" in so_far and "thread.run.completed" not in so_far
         run = await client.wait_run(thread, run.id)
         assert run.status == "completed"
@@ -425,7 +425,7 @@ async def test_a_slow_model_is_logged_as_it_goes_and_late_readers_miss_nothing(
 @pytest.mark.anyio
 async def test_a_run_cancelled_before_its_task_starts_ends_cancelled(tmp_path: Path) -> None:
     app, _ = make_app(tmp_path)
-    engine = app.state.context.extras["engine"]
+    engine = app.state.context.engine
     async with in_process(app) as client:
         bot, thread = await setup(client, "hi")
         created = await client.create_run(thread, RunParams(assistant_id=bot))
@@ -574,18 +574,18 @@ async def test_a_builtin_tool_choice_forces_its_function(tmp_path: Path) -> None
 @pytest.mark.anyio
 async def test_event_logs_of_finished_runs_are_pruned_after_the_retention(tmp_path: Path) -> None:
     app, _ = make_app(tmp_path)
-    engine = app.state.context.extras["engine"]
+    engine = app.state.context.engine
     async with in_process(app) as client:
         bot, thread = await setup(client, "hi")
         run = await client.wait_run(
             thread, (await client.create_run(thread, RunParams(assistant_id=bot))).id
         )
         uid = run.id.removeprefix("run_")
-        assert engine.runs.events_after(uid, 0)
+        assert engine.store.events_after(uid, 0)
         assert engine.prune_events() == 0  # still within the retention
         engine.settings = dataclasses.replace(engine.settings, event_retention_s=-1)
         assert engine.prune_events() > 0
-        assert engine.runs.events_after(uid, 0) == []
+        assert engine.store.events_after(uid, 0) == []
         assert (await client.get_run(thread, run.id)).status == "completed"
 
 
@@ -644,7 +644,7 @@ async def test_shutdown_stops_runs_before_closing_backends_so_the_next_start_res
     context = after.state.context
     context.store.open()
     try:
-        stored = context.extras["engine"].runs.get_run(run.id.removeprefix("run_"))
+        stored = context.engine.store.get_run(run.id.removeprefix("run_"))
     finally:
         context.store.close()
     assert stored is not None and stored.status == "in_progress", stored

@@ -6,17 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from assistant_kit.server import migrations
 from assistant_kit.server.ids import new_id
-from assistant_kit.server.store import (
+from assistant_kit.server.store import migrations
+from assistant_kit.server.store.base import CursorNotFound, PageQuery, StoreFull, StoreUnavailable
+from assistant_kit.server.store.migrations import Migration
+from assistant_kit.server.store.records import (
     ASSISTANTS,
     AssistantRecord,
-    CursorNotFound,
     MessageRecord,
-    PageQuery,
-    Store,
     ThreadRecord,
 )
+from assistant_kit.server.store.sqlite import SqliteStore
 
 pytestmark = pytest.mark.anyio
 
@@ -28,7 +28,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def store(tmp_path: Path):
-    s = Store(tmp_path / "sub" / "kit.db")
+    s = SqliteStore(tmp_path / "sub" / "kit.db")
     s.open()
     yield s
     s.close()
@@ -39,25 +39,27 @@ def assistants(n: int, created_at: int = 1_700_000_000_000) -> list[AssistantRec
     return [AssistantRecord(id=new_id(), created_at=created_at, model=f"m{i}") for i in range(n)]
 
 
-def test_the_store_file_is_in_wal_mode_with_every_migration_recorded(store: Store) -> None:
+def test_the_store_file_is_in_wal_mode_with_every_migration_recorded(store: SqliteStore) -> None:
     assert Path(store.database).exists()
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     names = [r[0] for r in store.db.execute("SELECT name FROM schema_migrations ORDER BY version")]
-    assert names == [m.__name__ for m in migrations.MIGRATIONS]
+    assert names == [m.name for m in migrations.MIGRATIONS]
     assert store.schema_version() == len(migrations.MIGRATIONS)
 
 
 async def test_reopening_keeps_rows_and_applies_no_migration_twice(tmp_path: Path) -> None:
-    first = Store(tmp_path / "kit.db")
+    first = SqliteStore(tmp_path / "kit.db")
     first.open()
     record = assistants(1)[0]
     await first.insert_assistant(record)
     first.close()
-    second = Store(tmp_path / "kit.db")
+    second = SqliteStore(tmp_path / "kit.db")
     second.open()
     try:
         assert await second.get_assistant(record.id) == record
-        assert migrations.migrate(second.db) == []
+        assert second.schema_version() == len(migrations.MIGRATIONS)
+        applied = second.db.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0]
+        assert applied == len(migrations.MIGRATIONS)
     finally:
         second.close()
 
@@ -65,39 +67,45 @@ async def test_reopening_keeps_rows_and_applies_no_migration_twice(tmp_path: Pat
 async def test_a_new_migration_is_applied_once_and_recorded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def m999_add_notes(db: sqlite3.Connection) -> None:
-        db.execute("CREATE TABLE notes (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE)")
-
-    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, m999_add_notes])
-    db = sqlite3.connect(tmp_path / "kit.db", isolation_level=None)
-    try:
-        assert migrations.migrate(db)[-1] == "m999_add_notes"
-        assert migrations.migrate(db) == []
-        assert migrations.schema_version(db) == len(migrations.MIGRATIONS)
-    finally:
-        db.close()
+    first = SqliteStore(tmp_path / "kit.db")
+    first.open()  # the shipped migrations
+    first.close()
+    notes = Migration(
+        "m999_add_notes",
+        "CREATE TABLE notes (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE);"
+        "CREATE INDEX notes_id ON notes (id)",
+    )
+    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, notes])
+    for time in range(2):  # opened twice: applied the first time only
+        store = SqliteStore(tmp_path / "kit.db")
+        store.open()
+        try:
+            assert store.schema_version() == len(migrations.MIGRATIONS)
+            rows = store.db.execute("SELECT name FROM schema_migrations").fetchall()
+            assert [r[0] for r in rows].count("m999_add_notes") == 1
+            store.db.execute("INSERT INTO notes (id) VALUES (?)", (f"note {time}",))
+        finally:
+            store.close()
 
 
 async def test_a_failing_migration_leaves_nothing_behind(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def m999_broken(db: sqlite3.Connection) -> None:
-        db.execute("CREATE TABLE half (id TEXT)")
-        raise RuntimeError("boom")
-
-    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, m999_broken])
+    broken = Migration("m999_broken", "CREATE TABLE half (id TEXT); SELECT nope FROM nowhere")
+    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, broken])
+    with pytest.raises(StoreUnavailable, match="nowhere"):
+        SqliteStore(tmp_path / "kit.db").open()
     db = sqlite3.connect(tmp_path / "kit.db", isolation_level=None)
     try:
-        with pytest.raises(RuntimeError):
-            migrations.migrate(db)
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert "half" not in tables
-        assert migrations.schema_version(db) == len(migrations.MIGRATIONS) - 1
+        count = db.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0]
+        assert count == len(migrations.MIGRATIONS) - 1
     finally:
         db.close()
 
 
-async def test_equal_timestamps_list_in_insertion_order_both_ways(store: Store) -> None:
+async def test_equal_timestamps_list_in_insertion_order_both_ways(store: SqliteStore) -> None:
     records = assistants(5)
     for record in records:
         await store.insert_assistant(record)
@@ -109,7 +117,9 @@ async def test_equal_timestamps_list_in_insertion_order_both_ways(store: Store) 
 
 
 @pytest.mark.parametrize("order", ["asc", "desc"])
-async def test_after_and_before_walk_45_objects_in_pages_of_20(store: Store, order: str) -> None:
+async def test_after_and_before_walk_45_objects_in_pages_of_20(
+    store: SqliteStore, order: str
+) -> None:
     records = assistants(45)
     await store.insert(ASSISTANTS, *records)
     expected = [r.id for r in (records if order == "asc" else list(reversed(records)))]
@@ -138,13 +148,13 @@ async def test_after_and_before_walk_45_objects_in_pages_of_20(store: Store, ord
     assert back == expected[:-1]
 
 
-async def test_an_unknown_cursor_is_reported(store: Store) -> None:
+async def test_an_unknown_cursor_is_reported(store: SqliteStore) -> None:
     with pytest.raises(CursorNotFound) as info:
         await store.list_assistants(PageQuery(after=new_id()))
     assert info.value.param == "after"
 
 
-async def test_deleting_a_thread_deletes_its_messages(store: Store) -> None:
+async def test_deleting_a_thread_deletes_its_messages(store: SqliteStore) -> None:
     thread = ThreadRecord(id=new_id(), created_at=1)
     other = ThreadRecord(id=new_id(), created_at=1)
     messages = [
@@ -160,7 +170,7 @@ async def test_deleting_a_thread_deletes_its_messages(store: Store) -> None:
     assert await store.get_message(other.id, messages[2].id) == messages[2]
 
 
-async def test_a_message_is_only_found_under_its_thread(store: Store) -> None:
+async def test_a_message_is_only_found_under_its_thread(store: SqliteStore) -> None:
     thread = ThreadRecord(id=new_id(), created_at=1)
     message = MessageRecord(id=new_id(), thread_id=thread.id, created_at=1, role="user", content=[])
     await store.insert_thread(thread, [message])
@@ -168,7 +178,7 @@ async def test_a_message_is_only_found_under_its_thread(store: Store) -> None:
     assert await store.get_message(new_id(), message.id) is None
 
 
-async def test_updates_change_only_the_given_columns(store: Store) -> None:
+async def test_updates_change_only_the_given_columns(store: SqliteStore) -> None:
     record = AssistantRecord(id=new_id(), created_at=5, model="a", name="n", metadata={"k": "v"})
     await store.insert_assistant(record)
     updated = await store.update_assistant(record.id, {"model": "b", "tools": [{"type": "x"}]})
@@ -180,13 +190,13 @@ async def test_updates_change_only_the_given_columns(store: Store) -> None:
         await store.update_assistant(record.id, {"id": "x"})
 
 
-async def test_concurrent_writers_lose_nothing(store: Store) -> None:
+async def test_concurrent_writers_lose_nothing(store: SqliteStore) -> None:
     records = assistants(200)
     await asyncio.gather(*(store.insert_assistant(r) for r in records))
     assert store.db.execute("SELECT COUNT(*) FROM assistants").fetchone()[0] == 200
 
 
-async def test_writers_on_threads_are_serialised(store: Store) -> None:
+async def test_writers_on_threads_are_serialised(store: SqliteStore) -> None:
     records = assistants(100)
 
     def insert_all(chunk: list[AssistantRecord]) -> None:
@@ -200,7 +210,7 @@ async def test_writers_on_threads_are_serialised(store: Store) -> None:
 
 
 def test_an_in_memory_store_works_without_a_file() -> None:
-    s = Store(":memory:")
+    s = SqliteStore(":memory:")
     s.open()
     try:
         assert s.schema_version() == len(migrations.MIGRATIONS)
@@ -208,7 +218,7 @@ def test_an_in_memory_store_works_without_a_file() -> None:
         s.close()
 
 
-async def test_a_conditional_update_only_moves_from_the_expected_state(store: Store) -> None:
+async def test_a_conditional_update_only_moves_from_the_expected_state(store: SqliteStore) -> None:
     record = AssistantRecord(id=new_id(), created_at=1, model="a")
     await store.insert_assistant(record)
     moved = await store.update(ASSISTANTS, record.id, {"model": "b"}, expect={"model": "a"})
@@ -223,20 +233,19 @@ async def test_a_conditional_update_only_moves_from_the_expected_state(store: St
 _WRITER = """
 import asyncio, sys
 from assistant_kit.server.ids import new_id
-from assistant_kit.server.store import AssistantRecord, Store
+from assistant_kit.server.store.records import ASSISTANTS, AssistantRecord
+from assistant_kit.server.store.sqlite import SqliteStore
 
 async def main() -> None:
-    store = Store(sys.argv[1])
+    store = SqliteStore(sys.argv[1])
     store.open()
     for i in range(3000):
         # read, then write, in one transaction, while another process does the same
-        with store.transaction() as db:
-            db.execute("SELECT COUNT(*) FROM assistants").fetchone()
-            db.execute(ASSISTANTS.insert, ASSISTANTS.to_row(
-                AssistantRecord(id=new_id(), created_at=i, model="m")))
+        with store.transaction() as tx:
+            tx.active_run("nothing")
+            tx.insert(ASSISTANTS, AssistantRecord(id=new_id(), created_at=i, model="m"))
     store.close()
 
-from assistant_kit.server.store import ASSISTANTS
 asyncio.run(main())
 """
 
@@ -246,7 +255,7 @@ def test_two_processes_writing_one_file_both_succeed(tmp_path: Path) -> None:
     import sys
 
     database = tmp_path / "shared.db"
-    Store(database).open()  # migrate once, as `kit serve` would have
+    SqliteStore(database).open()  # migrate once, as `kit serve` would have
     writers = [
         subprocess.Popen([sys.executable, "-c", _WRITER, str(database)], stderr=subprocess.PIPE)
         for _ in range(2)
@@ -255,3 +264,48 @@ def test_two_processes_writing_one_file_both_succeed(tmp_path: Path) -> None:
     assert [w.returncode for w in writers] == [0, 0], errors
     count = sqlite3.connect(database).execute("SELECT COUNT(*) FROM assistants").fetchone()[0]
     assert count == 6000
+
+
+async def test_a_full_store_raises_store_full_and_keeps_nothing_of_the_unit_of_work(
+    store: SqliteStore,
+) -> None:
+    kept = assistants(1)[0]
+    await store.insert_assistant(kept)
+    pages = store.db.execute("PRAGMA page_count").fetchone()[0]
+    store.db.execute(f"PRAGMA max_page_count = {pages}")
+    big = [AssistantRecord(id=new_id(), created_at=2, model="m", instructions="x" * 9000)]
+    with pytest.raises(StoreFull):
+        await store.insert(ASSISTANTS, *big)
+    store.db.execute("PRAGMA max_page_count = 1073741823")
+    listed = await store.list_assistants(PageQuery(limit=10))
+    assert [a.id for a in listed.items] == [kept.id]
+    await store.insert(ASSISTANTS, *big)  # takes writes again, in a fresh transaction
+
+
+async def test_a_read_only_store_raises_store_unavailable_saying_so(store: SqliteStore) -> None:
+    store.db.execute("PRAGMA query_only = 1")
+    with pytest.raises(StoreUnavailable) as info:
+        await store.insert_assistant(assistants(1)[0])
+    assert info.value.read_only
+    assert (await store.list_assistants(PageQuery())).items == []
+
+
+def test_a_file_that_is_not_a_database_is_store_unavailable(tmp_path: Path) -> None:
+    (tmp_path / "kit.db").write_bytes(b"not a database " * 20)
+    with pytest.raises(StoreUnavailable, match="not a database"):
+        SqliteStore(tmp_path / "kit.db").open()
+
+
+def test_one_store_on_a_file_claims_the_reaper_until_it_closes(tmp_path: Path) -> None:
+    first, second = SqliteStore(tmp_path / "kit.db"), SqliteStore(tmp_path / "kit.db")
+    first.open()
+    second.open()
+    try:
+        assert first.claim_reaper()
+        assert first.claim_reaper()  # held: asking again keeps it
+        assert not second.claim_reaper()
+        first.close()
+        assert second.claim_reaper()
+    finally:
+        first.close()
+        second.close()

@@ -4,7 +4,7 @@ import pytest
 
 from assistant_kit.server.models.base import ChatMessage, ToolCall
 from assistant_kit.server.models.scripted import ScriptedBackend
-from assistant_kit.server.transcript import (
+from assistant_kit.server.runs.transcript import (
     HistoryItem,
     ThreadMessage,
     ToolStep,

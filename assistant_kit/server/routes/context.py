@@ -12,16 +12,18 @@ from starlette.routing import BaseRoute
 from assistant_kit.server.endpoints import Api
 
 if TYPE_CHECKING:
-    from assistant_kit.server.app import ServerConfig
+    from assistant_kit.server.config import ServerConfig
+    from assistant_kit.server.files import FileStore
+    from assistant_kit.server.runs.engine import RunEngine
     from assistant_kit.server.services import Services
-    from assistant_kit.server.store import Store
+    from assistant_kit.server.store.base import Store
 
 
 @dataclass(slots=True)
 class ServerContext:
-    """The parts of one app that handlers reach: config, store, services.
+    """The parts of one app that handlers reach: config, store, services, the run engine and
+    the file store.
 
-    Later runtime parts (the run engine, model routing, tools) hang off ``extras`` or new fields.
     ``lifespans`` are entered in order after the store opens and left in reverse before it
     closes; a route factory that needs a background part (a run reaper, model weights) appends
     a factory of an async context manager here when it builds its routes.
@@ -30,7 +32,8 @@ class ServerContext:
     config: ServerConfig
     store: Store
     services: Services
-    extras: dict[str, Any] = field(default_factory=dict)
+    engine: RunEngine
+    files: FileStore
     lifespans: list[Callable[[], AbstractAsyncContextManager[Any]]] = field(default_factory=list)
 
 

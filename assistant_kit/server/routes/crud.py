@@ -17,7 +17,7 @@ from assistant_kit.server.endpoints import Api, Call
 from assistant_kit.server.ids import parse_id
 from assistant_kit.server.routes.context import ServerContext
 from assistant_kit.server.services import UNSET, AssistantFields, MessageInput
-from assistant_kit.server.store import AssistantRecord, MessageRecord, ThreadRecord
+from assistant_kit.server.store.records import AssistantRecord, MessageRecord, ThreadRecord
 
 JSONObject = dict[str, Any]
 

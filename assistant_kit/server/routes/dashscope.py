@@ -23,7 +23,7 @@ from assistant_kit.server.routes.crud import (
     update_metadata,
 )
 from assistant_kit.server.services import UNSET, AssistantFields
-from assistant_kit.server.store import AssistantRecord, MessageRecord, ThreadRecord
+from assistant_kit.server.store.records import AssistantRecord, MessageRecord, ThreadRecord
 
 D = DASHSCOPE
 

@@ -17,9 +17,10 @@ from starlette.routing import BaseRoute
 
 from assistant_kit.server.endpoints import Api, Call
 from assistant_kit.server.envelopes import Dialect
-from assistant_kit.server.files import FileRecord, FileStore
+from assistant_kit.server.files import FileStore
 from assistant_kit.server.routes.context import ServerContext
 from assistant_kit.server.services import NotFound
+from assistant_kit.server.store.records import FileRecord
 
 JSONObject = dict[str, Any]
 
@@ -50,12 +51,6 @@ def dashscope_file_object(d: Dialect, f: FileRecord, url: str) -> JSONObject:
     }
 
 
-def _files(ctx: ServerContext) -> FileStore:
-    files = ctx.extras.get("files")
-    assert isinstance(files, FileStore), "create_app puts a FileStore in ctx.extras['files']"
-    return files
-
-
 async def _record(files: FileStore, call: Call) -> FileRecord:
     uid = call.id("file")
     record = await files.get(uid)
@@ -80,7 +75,7 @@ async def _content(files: FileStore, call: Call) -> Response:
 
 
 def openai_routes(api: Api, ctx: ServerContext) -> list[BaseRoute]:
-    files = _files(ctx)
+    files = ctx.files
     d = api.dialect
 
     async def list_files(call: Call) -> JSONObject:
@@ -108,7 +103,7 @@ def openai_routes(api: Api, ctx: ServerContext) -> list[BaseRoute]:
 
 
 def dashscope_routes(api: Api, ctx: ServerContext) -> list[BaseRoute]:
-    files = _files(ctx)
+    files = ctx.files
     d = api.dialect
 
     async def get_file(call: Call) -> JSONObject:

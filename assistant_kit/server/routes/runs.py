@@ -15,16 +15,16 @@ from starlette.routing import BaseRoute
 
 from assistant_kit.errors import ApiError
 from assistant_kit.server.endpoints import Api, Call
-from assistant_kit.server.engine import RunEngine, ThreadBusy
 from assistant_kit.server.envelopes import DASHSCOPE, Dialect
 from assistant_kit.server.events import sse_response
 from assistant_kit.server.ids import new_id, now_ms, parse_id
 from assistant_kit.server.routes import dashscope as ds_routes
 from assistant_kit.server.routes import openai as oa_routes
 from assistant_kit.server.routes.context import ServerContext
-from assistant_kit.server.runstore import RUNS, STEPS, RunRecord
+from assistant_kit.server.runs.engine import RunEngine, ThreadBusy
 from assistant_kit.server.services import NotFound, Services
-from assistant_kit.server.store import AssistantRecord, CursorNotFound
+from assistant_kit.server.store.base import CursorNotFound
+from assistant_kit.server.store.records import RUNS, STEPS, AssistantRecord, RunRecord
 from assistant_kit.server.validation import validate
 from assistant_kit.server.views import run_object, step_object
 
@@ -197,7 +197,7 @@ def run_routes(api: Api, ctx: ServerContext) -> list[BaseRoute]:
     """The run, step and guarded message-create routes in ``api``'s dialect."""
     d: Dialect = api.dialect
     services: Services = ctx.services
-    engine: RunEngine = ctx.extras["engine"]
+    engine: RunEngine = ctx.engine
     wire = ds_routes.WIRE if d is DASHSCOPE else oa_routes.WIRE
 
     def busy(exc: ThreadBusy, action: str) -> ApiError:
@@ -228,7 +228,7 @@ def run_routes(api: Api, ctx: ServerContext) -> list[BaseRoute]:
 
     async def create_message(call: Call) -> JSONObject:
         thread_id = call.id("thread")
-        active = engine.runs.active_run(thread_id)
+        active = ctx.store.active_run(thread_id)
         if active is not None:
             await services.get_thread(thread_id)
             raise busy(ThreadBusy(thread_id, active, "message"), "message")

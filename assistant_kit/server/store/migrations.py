@@ -1,12 +1,14 @@
-"""Forward-only schema migrations of the server store (llm's style).
+"""The store's schema: forward-only migrations, plain SQL, each applied once under its name.
 
-Each migration is a function in ``MIGRATIONS``, applied once, in order, and recorded by name in
-``schema_migrations``; the schema version is the number of applied migrations. Never edit a
-migration that has shipped: add a new one at the end::
+``MIGRATIONS`` lists them oldest first; a store applies those it has not recorded (in its
+``schema_migrations`` table, each in its own transaction) when it opens, and its schema version
+is how many it has applied. Never edit a migration that has shipped: add a new one at the end::
 
-    @migration
-    def m002_runs(db: sqlite3.Connection) -> None:
-        db.execute("CREATE TABLE runs (...)")
+    Migration(
+        "m004_notes",
+        "CREATE TABLE notes (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, ...);"
+        "CREATE INDEX notes_order ON notes (created_at, seq)",
+    )
 
 Ordering columns: every table has ``seq`` (an always-increasing integer key; ``BIGSERIAL`` on
 Postgres) next to ``created_at`` (Unix ms), and lists order by ``(created_at, seq)`` so objects made
@@ -15,59 +17,26 @@ in the same millisecond keep their insertion order. JSON values are stored as te
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Callable
+from dataclasses import dataclass
 
-from assistant_kit.server.ids import now_ms
 
-Migration = Callable[[sqlite3.Connection], None]
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One named schema change: SQL statements separated by ``;``."""
+
+    name: str
+    sql: str
+
+    def statements(self) -> list[str]:
+        return [s.strip() for s in self.sql.split(";") if s.strip()]
+
 
 #: Every migration, oldest first.
-MIGRATIONS: list[Migration] = []
-
-
-def migration(fn: Migration) -> Migration:
-    """Register ``fn`` as the next migration."""
-    MIGRATIONS.append(fn)
-    return fn
-
-
-def migrate(db: sqlite3.Connection) -> list[str]:
-    """Apply the migrations ``db`` has not seen yet; return their names."""
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations ("
-        " name TEXT PRIMARY KEY, version INTEGER NOT NULL, applied_at INTEGER NOT NULL)"
-    )
-    done = {row[0] for row in db.execute("SELECT name FROM schema_migrations")}
-    applied: list[str] = []
-    for version, fn in enumerate(MIGRATIONS, start=1):
-        if fn.__name__ in done:
-            continue
-        db.execute("BEGIN")
-        try:
-            fn(db)
-            db.execute(
-                "INSERT INTO schema_migrations (name, version, applied_at) VALUES (?, ?, ?)",
-                (fn.__name__, version, now_ms()),
-            )
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-        applied.append(fn.__name__)
-    return applied
-
-
-def schema_version(db: sqlite3.Connection) -> int:
-    """How many migrations ``db`` has applied."""
-    row = db.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()
-    return int(row[0])
-
-
-@migration
-def m001_assistants_threads_messages(db: sqlite3.Connection) -> None:
-    db.execute(
-        """CREATE TABLE assistants (
+MIGRATIONS: list[Migration] = [
+    Migration(
+        "m001_assistants_threads_messages",
+        """
+        CREATE TABLE assistants (
             seq INTEGER PRIMARY KEY,
             id TEXT NOT NULL UNIQUE,
             created_at BIGINT NOT NULL,
@@ -84,20 +53,16 @@ def m001_assistants_threads_messages(db: sqlite3.Connection) -> None:
             top_k INTEGER,
             max_tokens INTEGER,
             response_format TEXT
-        )"""
-    )
-    db.execute("CREATE INDEX assistants_order ON assistants (created_at, seq)")
-    db.execute(
-        """CREATE TABLE threads (
+        );
+        CREATE INDEX assistants_order ON assistants (created_at, seq);
+        CREATE TABLE threads (
             seq INTEGER PRIMARY KEY,
             id TEXT NOT NULL UNIQUE,
             created_at BIGINT NOT NULL,
             metadata TEXT NOT NULL,
             tool_resources TEXT NOT NULL
-        )"""
-    )
-    db.execute(
-        """CREATE TABLE messages (
+        );
+        CREATE TABLE messages (
             seq INTEGER PRIMARY KEY,
             id TEXT NOT NULL UNIQUE,
             thread_id TEXT NOT NULL,
@@ -113,15 +78,14 @@ def m001_assistants_threads_messages(db: sqlite3.Connection) -> None:
             incomplete_details TEXT,
             completed_at BIGINT,
             incomplete_at BIGINT
-        )"""
-    )
-    db.execute("CREATE INDEX messages_order ON messages (thread_id, created_at, seq)")
-
-
-@migration
-def m002_runs_steps_events(db: sqlite3.Connection) -> None:
-    db.execute(
-        """CREATE TABLE runs (
+        );
+        CREATE INDEX messages_order ON messages (thread_id, created_at, seq)
+        """,
+    ),
+    Migration(
+        "m002_runs_steps_events",
+        """
+        CREATE TABLE runs (
             seq INTEGER PRIMARY KEY,
             id TEXT NOT NULL UNIQUE,
             thread_id TEXT NOT NULL,
@@ -155,12 +119,10 @@ def m002_runs_steps_events(db: sqlite3.Connection) -> None:
             completed_at BIGINT,
             incomplete_at BIGINT,
             model_calls INTEGER NOT NULL
-        )"""
-    )
-    db.execute("CREATE INDEX runs_order ON runs (thread_id, created_at, seq)")
-    db.execute("CREATE INDEX runs_status ON runs (status, expires_at)")
-    db.execute(
-        """CREATE TABLE run_steps (
+        );
+        CREATE INDEX runs_order ON runs (thread_id, created_at, seq);
+        CREATE INDEX runs_status ON runs (status, expires_at);
+        CREATE TABLE run_steps (
             seq INTEGER PRIMARY KEY,
             id TEXT NOT NULL UNIQUE,
             run_id TEXT NOT NULL,
@@ -178,29 +140,26 @@ def m002_runs_steps_events(db: sqlite3.Connection) -> None:
             failed_at BIGINT,
             expired_at BIGINT,
             thread_position INTEGER NOT NULL
-        )"""
-    )
-    db.execute("CREATE INDEX run_steps_order ON run_steps (run_id, created_at, seq)")
-    db.execute("CREATE INDEX run_steps_thread ON run_steps (thread_id, seq)")
-    db.execute(
-        """CREATE TABLE run_events (
+        );
+        CREATE INDEX run_steps_order ON run_steps (run_id, created_at, seq);
+        CREATE INDEX run_steps_thread ON run_steps (thread_id, seq);
+        CREATE TABLE run_events (
             seq INTEGER PRIMARY KEY,
             run_id TEXT NOT NULL,
             thread_id TEXT NOT NULL,
             created_at BIGINT NOT NULL,
             event TEXT NOT NULL,
             data TEXT NOT NULL
-        )"""
-    )
-    db.execute("CREATE INDEX run_events_run ON run_events (run_id, seq)")
-    db.execute("CREATE INDEX run_events_age ON run_events (created_at)")
-
-
-@migration
-def m003_files(db: sqlite3.Connection) -> None:
-    """Files the built-in tools make (images), bytes included; deleted with their thread."""
-    db.execute(
-        """CREATE TABLE files (
+        );
+        CREATE INDEX run_events_run ON run_events (run_id, seq);
+        CREATE INDEX run_events_age ON run_events (created_at)
+        """,
+    ),
+    # Files the built-in tools make (images), bytes included; deleted with their thread.
+    Migration(
+        "m003_files",
+        """
+        CREATE TABLE files (
             seq INTEGER PRIMARY KEY,
             id TEXT NOT NULL UNIQUE,
             created_at BIGINT NOT NULL,
@@ -211,7 +170,9 @@ def m003_files(db: sqlite3.Connection) -> None:
             thread_id TEXT,
             run_id TEXT,
             data BLOB NOT NULL
-        )"""
-    )
-    db.execute("CREATE INDEX files_order ON files (created_at, seq)")
-    db.execute("CREATE INDEX files_thread ON files (thread_id)")
+        );
+        CREATE INDEX files_order ON files (created_at, seq);
+        CREATE INDEX files_thread ON files (thread_id)
+        """,
+    ),
+]

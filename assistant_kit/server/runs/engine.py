@@ -17,9 +17,11 @@ tool outputs); on start-up the reaper resumes queued and in_progress runs (an in
 call that a crash cut off is marked failed/incomplete and made again), finishes cancelling ones,
 and leaves requires_action runs waiting for outputs until they expire.
 
-The model loop (``turns.py``) calls the model through the ``ModelRouter``; function calls stop the
-run in ``requires_action``, built-in tools run in-server, and after ``max_model_calls`` calls the
-model is asked once more with ``tool_choice: none``.
+Each turn of a run's loop is one ``ModelCall`` (``model_call.py``), which calls the model through
+the ``ModelRouter``; function calls stop the run in ``requires_action``, built-in tools run
+in-server, and after ``max_model_calls`` calls the model is asked once more with
+``tool_choice: none``. The engine reaches the store only through ``Store`` and its ``Tx``; the
+start-up reaper runs in the process that wins ``Store.claim_reaper()``.
 """
 
 from __future__ import annotations
@@ -29,8 +31,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import os
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,23 +39,21 @@ from typing import Any
 from assistant_kit.errors import ApiError
 from assistant_kit.server.ids import now_ms
 from assistant_kit.server.models.routing import ModelRouter
-from assistant_kit.server.runstore import (
+from assistant_kit.server.runs.model_call import CallConfig, ModelCall
+from assistant_kit.server.services import NotFound
+from assistant_kit.server.store.base import Store, Tx
+from assistant_kit.server.store.records import (
     ACTIVE,
     STREAM_END,
     Event,
+    EventEntry,
+    MessageRecord,
     RunRecord,
-    RunStore,
+    ThreadRecord,
     record_data,
 )
-from assistant_kit.server.services import NotFound
-from assistant_kit.server.store import MessageRecord, Store, ThreadRecord
 from assistant_kit.server.toolbox import Tools
 from assistant_kit.server.tools.base import SaveFile
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX: no advisory locks, every engine reaps
-    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger("assistant_kit.server.engine")
 
@@ -96,11 +94,13 @@ class RunEngine:
         save_file: SaveFile | None = None,
     ) -> None:
         self.store = store
-        self.runs = RunStore(store)
-        self.router = router
-        self.tools = tools if tools is not None else {}
         self.settings = settings or EngineSettings()
-        self.save_file = save_file
+        self.calls = CallConfig(
+            router=router,
+            tools=tools if tools is not None else {},
+            max_model_calls=self.settings.max_model_calls,
+            save_file=save_file,
+        )
         self._tasks: dict[str, asyncio.Task[None]] = {}
         #: Runs this engine started a task for and has not yet seen end (see ``fail_orphans``).
         self._driven: set[str] = set()
@@ -108,7 +108,6 @@ class RunEngine:
         self._signals: dict[str, asyncio.Event] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self._stopping = False
-        self._file_lock: int | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -116,7 +115,7 @@ class RunEngine:
         """Run the reaper once, then keep the expiry sweeper going."""
         self._stopping = False
         self.sweep()
-        if self._claim_file():
+        if self.store.claim_reaper():
             self.reap()
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="run-sweeper")
 
@@ -136,46 +135,22 @@ class RunEngine:
         for signal in self._signals.values():
             signal.set()
         self._signals.clear()
-        if self._file_lock is not None:
-            os.close(self._file_lock)  # closing the descriptor releases the lock
-            self._file_lock = None
-
-    def _claim_file(self) -> bool:
-        """Whether this engine may reap: no other live server holds the store's file.
-
-        A second process on the same file (``kit apply --target local`` beside ``kit serve``)
-        would otherwise resume the first one's live runs as if a crash had left them. The lock
-        is an ``flock`` on ``<database>-engine.lock``; the OS drops it when its holder dies.
-        """
-        database = str(self.store.database)
-        if fcntl is None or database == ":memory:" or database.startswith("file:"):
-            return True
-        if self._file_lock is not None:
-            return True
-        fd = os.open(f"{database}-engine.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            log.info("another server holds %s: its runs are left to it", database)
-            return False
-        self._file_lock = fd
-        return True
+        self.store.release_reaper()
 
     def reap(self) -> None:
         """Finish or resume what a crash (or a stop) left behind."""
-        for run in self.runs.runs_in(("cancelling",)):
+        for run in self.store.runs_in(("cancelling",)):
             self.finish(run.id, "cancelled")
-        for run in self.runs.runs_in(("in_progress",)):
+        for run in self.store.runs_in(("in_progress",)):
             self._abandon_partial(run)
             self.spawn(run.id)
-        for run in self.runs.runs_in(("queued",)):
+        for run in self.store.runs_in(("queued",)):
             self.spawn(run.id)
 
     def sweep(self) -> int:
         """Expire every active run past its ``expires_at``; returns how many."""
         expired = 0
-        for run in self.runs.runs_in(ACTIVE, expires_before=now_ms()):
+        for run in self.store.runs_in(ACTIVE, expires_before=now_ms()):
             if self.finish(run.id, "expired"):
                 expired += 1
         return expired
@@ -191,7 +166,7 @@ class RunEngine:
             "code": "server_error",
             "message": "The run stopped: the server could not write it to its database.",
         }
-        live = {run.id for run in self.runs.runs_in(("queued", "in_progress"))}
+        live = {run.id for run in self.store.runs_in(("queued", "in_progress"))}
         self._driven &= live  # forget the runs that ended
         for run_id in list(self._driven):
             if run_id not in self._tasks and not self._stopping:
@@ -201,8 +176,7 @@ class RunEngine:
     def prune_events(self) -> int:
         """Drop the event logs of runs that finished more than ``event_retention_s`` ago."""
         cutoff = now_ms() - int(self.settings.event_retention_s * 1000)
-        with self.store.transaction() as db:
-            return self.runs.prune_events(db, cutoff)
+        return self.store.prune_events(cutoff)
 
     async def _sweep_forever(self) -> None:
         interval = max(0.05, min(self.settings.sweep_interval_s, self.settings.run_expiry_s / 4))
@@ -239,7 +213,7 @@ class RunEngine:
             signal = self._signals.get(run_id)
             if signal is None:
                 signal = self._signals[run_id] = asyncio.Event()
-            batch = self.runs.events_after(run_id, after)
+            batch = self.store.events_after(run_id, after)
             for i, event in enumerate(batch):
                 if event.event == "done":
                     yield batch[: i + 1]
@@ -255,7 +229,7 @@ class RunEngine:
                 await asyncio.wait_for(signal.wait(), timeout=1.0)
             except asyncio.TimeoutError:
                 idle += 1.0
-                run = self.runs.get_run(run_id)
+                run = self.store.get_run(run_id)
                 if run is None or (run.status in STREAM_END and idle >= 2.0):
                     return
 
@@ -270,12 +244,12 @@ class RunEngine:
         thread_messages: Sequence[MessageRecord] = (),
     ) -> RunRecord:
         """Store a queued run (refused with ``ThreadBusy``) and start its task."""
-        events: list[tuple[str, Any]] = []
+        events: list[EventEntry] = []
         if thread is not None:
             events.append(("thread.created", {"kind": "thread", "record": record_data(thread)}))
         snapshot = {"kind": "run", "record": record_data(run)}
         events += [("thread.run.created", snapshot), ("thread.run.queued", snapshot)]
-        blocker = self.runs.insert_run(
+        blocker = self.store.create_run(
             run, thread=thread, thread_messages=thread_messages, messages=messages, events=events
         )
         if blocker is not None:
@@ -284,14 +258,42 @@ class RunEngine:
         return run
 
     def spawn(self, run_id: str) -> None:
-        from assistant_kit.server.turns import drive
-
         if run_id in self._tasks or self._stopping:
             return
-        task = asyncio.create_task(drive(self, run_id), name=f"run-{run_id}")
+        task = asyncio.create_task(self._drive(run_id), name=f"run-{run_id}")
         self._tasks[run_id] = task
         self._driven.add(run_id)
         task.add_done_callback(lambda done: self._task_done(run_id, done))
+
+    async def _drive(self, run_id: str) -> None:
+        """The task of one run: ``queued`` becomes ``in_progress``, then one ``ModelCall`` after
+        another until the run stops (ends, waits for tool outputs, or is cancelled)."""
+        try:
+            run = self.store.get_run(run_id)
+            while run is not None:
+                if run.status == "queued":
+                    run = self.transition(
+                        run_id,
+                        "in_progress",
+                        when=("queued",),
+                        changes={"started_at": run.started_at or now_ms()},
+                        events=("thread.run.in_progress",),
+                    ) or self.store.get_run(run_id)
+                    continue
+                if run.status != "in_progress" or not await ModelCall(self, self.calls, run).call():
+                    return
+                run = self.store.get_run(run_id)
+        except asyncio.CancelledError:
+            if self._cancel_reason.pop(run_id, "stop") == "cancel":
+                self.finish(run_id, "cancelled")
+        except Exception as exc:
+            log.exception("run %s failed", run_id)
+            try:
+                self.finish(
+                    run_id, "failed", last_error={"code": "server_error", "message": str(exc)}
+                )
+            except Exception:  # the store refuses writes (full, read-only): the sweeper retries
+                log.exception("run %s: could not record the failure", run_id)
 
     def _task_done(self, run_id: str, task: asyncio.Task[None]) -> None:
         if self._tasks.get(run_id) is task:
@@ -310,20 +312,20 @@ class RunEngine:
         when: Sequence[str],
         changes: Mapping[str, Any] | None = None,
         events: Sequence[str] = (),
-        before: Callable[[sqlite3.Connection], list[tuple[str, Any]]] | None = None,
+        before: Callable[[Tx], list[EventEntry]] | None = None,
     ) -> RunRecord | None:
         """Conditionally move a run to ``status``; returns the new run or None if it had moved.
 
-        ``before(db)`` runs first in the same transaction (a turn's pending writes) and returns
+        ``before(tx)`` runs first in the same transaction (a turn's pending writes) and returns
         the events to log ahead of the run's own; those are committed either way.
         """
         update = {"status": status, **(changes or {})}
-        with self.store.transaction() as db:
-            current = self.runs.get_run_in(db, run_id)
+        with self.store.transaction() as tx:
+            current = tx.get_run(run_id)
             if current is None:  # deleted with its thread: nothing left to write
                 return None
-            out = before(db) if before is not None else []
-            moved = current.status in when and self.runs.set_run(db, run_id, update, when=when)
+            out = before(tx) if before is not None else []
+            moved = current.status in when and tx.set_run(run_id, update, when=when)
             run = dataclasses.replace(current, **update) if moved else current
             if moved:
                 snapshot = {"kind": "run", "record": record_data(run)}
@@ -331,7 +333,7 @@ class RunEngine:
                 if status in STREAM_END:
                     out.append(("done", {}))
             if out:
-                self.runs.append_events(db, run_id, run.thread_id, out)
+                tx.append_events(run_id, run.thread_id, out)
         self.notify(run_id)
         return run if moved else None
 
@@ -347,9 +349,8 @@ class RunEngine:
         now = now_ms()
         stamp = {"cancelled": "cancelled_at", "expired": "expired_at", "failed": "failed_at"}
         reason = {"cancelled": "run_cancelled", "expired": "run_expired", "failed": "run_failed"}
-        step_status = status
-        with self.store.transaction() as db:
-            run = self.runs.get_run_in(db, run_id)
+        with self.store.transaction() as tx:
+            run = tx.get_run(run_id)
             if run is None or run.status not in when:
                 return False
             changes: dict[str, Any] = {"status": status, "required_action": None}
@@ -358,39 +359,17 @@ class RunEngine:
             elif status == "failed":
                 changes["failed_at"] = now
                 changes["last_error"] = dict(last_error or {"code": "server_error"})
-            self.runs.set_run(db, run_id, changes, when=(run.status,))
-            events: list[tuple[str, Any]] = []
-            for step in self.runs.steps_in(db, run_id, "in_progress"):
-                step_changes: dict[str, Any] = {"status": step_status, stamp[status]: now}
-                if status == "failed":
-                    step_changes["last_error"] = changes["last_error"]
-                self.runs.set_step(db, step.id, step_changes)
-                updated = self.runs.get_step_in(db, step.id)
-                events.append(
-                    (f"thread.run.step.{status}", {"kind": "step", "record": record_data(updated)})
-                )
-                message_id = step.step_details.get("message_creation", {}).get("message_id")
-                if message_id:
-                    self.runs.set_message(
-                        db,
-                        message_id,
-                        {
-                            "status": "incomplete",
-                            "incomplete_at": now,
-                            "incomplete_details": {"reason": reason[status]},
-                        },
-                    )
-                    message = self.runs.get_message_in(db, message_id)
-                    events.append(
-                        (
-                            "thread.message.incomplete",
-                            {"kind": "message", "record": record_data(message)},
-                        )
-                    )
-            final = self.runs.get_run_in(db, run_id)
+            tx.set_run(run_id, changes, when=(run.status,))
+            step_changes: dict[str, Any] = {"status": status, stamp[status]: now}
+            if status == "failed":
+                step_changes["last_error"] = changes["last_error"]
+            events = _stop_steps(
+                tx, run_id, status, step_changes, reason[status], now, announce=True
+            )
+            final = tx.get_run(run_id)
             events.append((f"thread.run.{status}", {"kind": "run", "record": record_data(final)}))
             events.append(("done", {}))
-            self.runs.append_events(db, run_id, run.thread_id, events)
+            tx.append_events(run_id, run.thread_id, events)
         task = self._tasks.get(run_id)
         if task is not None and task is not asyncio.current_task():
             self._cancel_reason[run_id] = "finished"
@@ -402,33 +381,15 @@ class RunEngine:
         """Mark the steps and messages a crashed model call left in progress, then resume."""
         now = now_ms()
         error = {"code": "server_error", "message": "the server stopped during this step"}
-        with self.store.transaction() as db:
-            events: list[tuple[str, Any]] = []
-            for step in self.runs.steps_in(db, run.id, "in_progress"):
-                self.runs.set_step(
-                    db, step.id, {"status": "failed", "failed_at": now, "last_error": error}
-                )
-                updated = self.runs.get_step_in(db, step.id)
-                events.append(
-                    ("thread.run.step.failed", {"kind": "step", "record": record_data(updated)})
-                )
-                message_id = step.step_details.get("message_creation", {}).get("message_id")
-                if message_id:
-                    self.runs.set_message(
-                        db,
-                        message_id,
-                        {
-                            "status": "incomplete",
-                            "incomplete_at": now,
-                            "incomplete_details": {"reason": "run_failed"},
-                        },
-                    )
-            self.runs.append_events(db, run.id, run.thread_id, events)
+        with self.store.transaction() as tx:
+            changes = {"status": "failed", "failed_at": now, "last_error": error}
+            events = _stop_steps(tx, run.id, "failed", changes, "run_failed", now, announce=False)
+            tx.append_events(run.id, run.thread_id, events)
 
     # -- requests on existing runs -----------------------------------------------------------
 
     def get_run(self, thread_id: str, run_id: str) -> RunRecord:
-        run = self.runs.get_run(run_id)
+        run = self.store.get_run(run_id)
         if run is None or run.thread_id != thread_id:
             raise NotFound("run", run_id)
         return run
@@ -472,16 +433,16 @@ class RunEngine:
             )
         pending = list(run.required_action.get("tool_calls") or [])
         by_id = _match_outputs(pending, outputs)
-        after = self.runs.last_event_seq(run_id)
+        after = self.store.last_event_seq(run_id)
         now = now_ms()
         step_id = str(run.required_action.get("step_id"))
-        with self.store.transaction() as db:
-            if not self.runs.set_run(
-                db, run_id, {"status": "queued", "required_action": None}, when=("requires_action",)
+        with self.store.transaction() as tx:
+            if not tx.set_run(
+                run_id, {"status": "queued", "required_action": None}, when=("requires_action",)
             ):
                 raise ApiError(400, "invalid_request", "The run is no longer waiting for outputs.")
-            step = self.runs.get_step_in(db, step_id)
-            events: list[tuple[str, Any]] = []
+            step = tx.get_step(step_id)
+            events: list[EventEntry] = []
             if step is not None:
                 details = dict(step.step_details)
                 calls = [dict(c) for c in details.get("tool_calls", [])]
@@ -489,22 +450,54 @@ class RunEngine:
                     if call["id"] in by_id:
                         call["output"] = by_id[call["id"]]
                 details["tool_calls"] = calls
-                self.runs.set_step(
-                    db,
+                tx.set_step(
                     step_id,
                     {"step_details": details, "status": "completed", "completed_at": now},
                 )
-                updated = self.runs.get_step_in(db, step_id)
+                updated = tx.get_step(step_id)
                 events.append(
                     ("thread.run.step.completed", {"kind": "step", "record": record_data(updated)})
                 )
-            queued = self.runs.get_run_in(db, run_id)
+            queued = tx.get_run(run_id)
             assert queued is not None
             events.append(("thread.run.queued", {"kind": "run", "record": record_data(queued)}))
-            self.runs.append_events(db, run_id, run.thread_id, events)
+            tx.append_events(run_id, run.thread_id, events)
         self.notify(run_id)
         self.spawn(run_id)
         return queued, after
+
+
+def _stop_steps(
+    tx: Tx,
+    run_id: str,
+    status: str,
+    changes: Mapping[str, Any],
+    reason: str,
+    now: int,
+    *,
+    announce: bool,
+) -> list[EventEntry]:
+    """Apply ``changes`` to the run's in-progress steps and mark the replies they were writing
+    incomplete (``reason``, at ``now``); the events that say so (the messages' only when
+    ``announce``)."""
+    events: list[EventEntry] = []
+    for step in tx.steps_in(run_id, "in_progress"):
+        tx.set_step(step.id, changes)
+        updated = tx.get_step(step.id)
+        events.append(
+            (f"thread.run.step.{status}", {"kind": "step", "record": record_data(updated)})
+        )
+        message_id = step.step_details.get("message_creation", {}).get("message_id")
+        if message_id:
+            incomplete = {"reason": reason}
+            tx.set_message(
+                message_id,
+                {"status": "incomplete", "incomplete_at": now, "incomplete_details": incomplete},
+            )
+            if announce:
+                message = record_data(tx.get_message(message_id))
+                events.append(("thread.message.incomplete", {"kind": "message", "record": message}))
+    return events
 
 
 def _match_outputs(

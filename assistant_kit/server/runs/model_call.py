@@ -1,13 +1,18 @@
-"""One run's task: model calls, tool calls and the steps, messages and events they produce.
+"""One model call of a run, and the steps, messages and events it produces.
 
-``drive(engine, run_id)`` loops until the run stops: ``queued`` becomes ``in_progress``; each model
-call streams into a ``message_creation`` step (text) or a ``tool_calls`` step (calls). Built-in
-tools run here and the loop calls the model again; function calls move the run to
-``requires_action`` and the task ends (``submit_tool_outputs`` starts a new one). A turn's writes
-(steps, messages, deltas) are committed in batches: within ``FLUSH_S`` seconds of the first
-pending one, every ``FLUSH_EVENTS`` events, and with the run's final status in the same
-transaction, so a fast model costs a couple of commits per run, not one per fragment, while a
-slow one is still streamed as it goes.
+The engine's run task makes one ``ModelCall`` after another: each streams into a
+``message_creation`` step (text) or a ``tool_calls`` step (calls). Built-in tools run here and
+the task calls the model again; function calls move the run to ``requires_action`` and the task
+ends (``submit_tool_outputs`` starts a new one). A call's writes (steps, messages, deltas) are
+committed in batches: within ``FLUSH_S`` seconds of the first pending one, every
+``FLUSH_EVENTS`` events, and with the run's final status in the same transaction, so a fast
+model costs a couple of commits per run, not one per fragment, while a slow one is still
+streamed as it goes.
+
+A call sees its engine only as a ``RunWriter`` (the store, conditional run moves, finishing a
+run, waking stream readers), so this module imports nothing of the engine::
+
+    more = await ModelCall(writer, CallConfig(router, tools, 25, save_file), run).call()
 """
 
 from __future__ import annotations
@@ -15,13 +20,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from assistant_kit.errors import ModelError
-from assistant_kit.server.history import thread_history
 from assistant_kit.server.ids import new_call_id, new_id, now_ms
 from assistant_kit.server.models.base import (
     Finish,
@@ -31,21 +34,25 @@ from assistant_kit.server.models.base import (
     ToolCallDelta,
     Usage,
 )
-from assistant_kit.server.runstore import RunRecord, StepRecord, record_data
-from assistant_kit.server.store import MessageRecord
+from assistant_kit.server.models.routing import ModelRouter
+from assistant_kit.server.runs.history import thread_history
+from assistant_kit.server.runs.transcript import Truncation, build_prompt
+from assistant_kit.server.store.base import Store, Tx
+from assistant_kit.server.store.records import (
+    EventEntry,
+    MessageRecord,
+    RunRecord,
+    StepRecord,
+    record_data,
+)
 from assistant_kit.server.toolbox import (
     Enabled,
+    Tools,
     call_builtin,
     offered_tools,
     tool_shapes,
 )
-from assistant_kit.server.transcript import (
-    Truncation,
-    build_prompt,
-)
-
-if TYPE_CHECKING:
-    from assistant_kit.server.engine import RunEngine
+from assistant_kit.server.tools.base import SaveFile
 
 log = logging.getLogger("assistant_kit.server.engine")
 
@@ -53,35 +60,45 @@ FLUSH_S = 0.02
 FLUSH_EVENTS = 64
 
 
-async def drive(engine: RunEngine, run_id: str) -> None:
-    """The task of one run (see the module docstring)."""
-    try:
-        run = engine.runs.get_run(run_id)
-        while run is not None:
-            if run.status == "queued":
-                run = engine.transition(
-                    run_id,
-                    "in_progress",
-                    when=("queued",),
-                    changes={"started_at": run.started_at or now_ms()},
-                    events=("thread.run.in_progress",),
-                ) or engine.runs.get_run(run_id)
-                continue
-            if run.status != "in_progress" or not await Turn(engine, run).call():
-                return
-            run = engine.runs.get_run(run_id)
-    except asyncio.CancelledError:
-        reason = engine._cancel_reason.pop(run_id, "stop")
-        if reason == "cancel":
-            engine.finish(run_id, "cancelled")
-    except Exception as exc:
-        log.exception("run %s failed", run_id)
-        try:
-            engine.finish(
-                run_id, "failed", last_error={"code": "server_error", "message": str(exc)}
-            )
-        except Exception:  # the store refuses writes (full, read-only): the sweeper retries
-            log.exception("run %s: could not record the failure", run_id)
+class RunWriter(Protocol):
+    """What a model call needs of the engine that drives its run."""
+
+    @property
+    def store(self) -> Store: ...
+
+    def transition(
+        self,
+        run_id: str,
+        status: str,
+        *,
+        when: Sequence[str],
+        changes: Mapping[str, Any] | None = None,
+        events: Sequence[str] = (),
+        before: Callable[[Tx], list[EventEntry]] | None = None,
+    ) -> RunRecord | None:
+        """Move the run to ``status`` if it is in one of ``when``, committing ``before(tx)``'s
+        writes and events in the same unit of work; None if the run had moved on."""
+        ...
+
+    def finish(
+        self, run_id: str, status: str, *, last_error: Mapping[str, Any] | None = None
+    ) -> bool:
+        """End the run as cancelled / expired / failed."""
+        ...
+
+    def notify(self, run_id: str) -> None:
+        """Wake the run's stream readers (new events were committed)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class CallConfig:
+    """What every model call of one engine uses: models, built-in tools, limits."""
+
+    router: ModelRouter | None
+    tools: Tools
+    max_model_calls: int
+    save_file: SaveFile | None
 
 
 @dataclass(slots=True)
@@ -93,14 +110,15 @@ class _Call:
 
 
 @dataclass(slots=True)
-class Turn:
+class ModelCall:
     """One model call of a run and everything it writes."""
 
-    engine: RunEngine
+    writer: RunWriter
+    config: CallConfig
     run: RunRecord
-    #: Writes not yet committed: statements (``op(db)``) and the events announcing them.
-    ops: list[Callable[[sqlite3.Connection], object]] = field(default_factory=list)
-    buffer: list[tuple[str, Any]] = field(default_factory=list)
+    #: Writes not yet committed: statements (``op(tx)``) and the events announcing them.
+    ops: list[Callable[[Tx], object]] = field(default_factory=list)
+    buffer: list[EventEntry] = field(default_factory=list)
     timer: asyncio.TimerHandle | None = None
     message: MessageRecord | None = None
     message_step: StepRecord | None = None
@@ -112,12 +130,13 @@ class Turn:
 
     async def call(self) -> bool:
         """Make one model call; True when the loop should call the model again."""
-        engine, run = self.engine, self.run
+        config, run = self.config, self.run
+        store = self.writer.store
         try:
             backend = await self._backend()
         except ModelError as exc:
             return self._fail(exc.code, str(exc))
-        offered, builtins = offered_tools(run.tools, engine.tools)
+        offered, builtins = offered_tools(run.tools, config.tools)
         used = Usage(**(run.usage or {}))
         tool_choice: Any = run.tool_choice if run.tool_choice is not None else "auto"
         if isinstance(tool_choice, Mapping) and tool_choice.get("type") != "function":
@@ -125,7 +144,7 @@ class Turn:
             wanted = tool_choice.get("type")
             name = next((n for n, e in builtins.items() if wanted in (e.kind, e.tool.type)), None)
             tool_choice = {"type": "function", "function": {"name": name}} if name else "auto"
-        if run.model_calls >= engine.settings.max_model_calls:
+        if run.model_calls >= config.max_model_calls:
             tool_choice = "none"
         max_tokens = run.max_tokens
         if run.max_completion_tokens is not None:
@@ -137,7 +156,7 @@ class Turn:
             backend,
             instructions=run.instructions,
             additional_instructions=run.additional_instructions,
-            history=thread_history(engine.runs, run.thread_id),
+            history=thread_history(store, run.thread_id),
             truncation=Truncation.from_api(run.truncation_strategy),
             max_prompt_tokens=run.max_prompt_tokens,
         )
@@ -161,7 +180,7 @@ class Turn:
             response_format=response_format,
         )
         calls_made = run.model_calls + 1
-        self.ops.append(lambda db: engine.runs.set_run(db, run.id, {"model_calls": calls_made}))
+        self.ops.append(lambda tx: tx.set_run(run.id, {"model_calls": calls_made}))
         finish: Finish | None = None
         try:
             async for event in backend.stream(request):
@@ -195,7 +214,7 @@ class Turn:
         if self.calls and tool_choice == "none":
             self._step_done("failed")
             self._flush()
-            cap = engine.settings.max_model_calls
+            cap = config.max_model_calls
             if run.model_calls >= cap:
                 why = f"the model kept calling tools after {cap} model calls (the step cap)"
             else:
@@ -206,7 +225,7 @@ class Turn:
         return self._after_text(finish, usage, step_usage, run.max_completion_tokens is not None)
 
     async def _backend(self) -> ModelBackend:
-        router = self.engine.router
+        router = self.config.router
         if router is None:
             raise ModelError("the server has no model routes (ServerConfig.models is empty)")
         routes = router.routes
@@ -217,12 +236,12 @@ class Turn:
 
     # -- streaming into steps and messages ---------------------------------------------------
 
-    def _take(self, db: sqlite3.Connection) -> list[tuple[str, Any]]:
-        """Run the pending statements in ``db``; return the pending events."""
+    def _take(self, tx: Tx) -> list[EventEntry]:
+        """Run the pending writes in ``tx``; return the pending events."""
         ops, self.ops = self.ops, []
         events, self.buffer = self.buffer, []
         for op in ops:
-            op(db)
+            op(tx)
         return events
 
     def _flush(self) -> None:
@@ -232,13 +251,13 @@ class Turn:
             self.timer = None
         if not self.buffer and not self.ops:
             return
-        with self.engine.store.transaction() as db:
-            if self.engine.runs.get_run_in(db, self.run.id) is None:
+        with self.writer.store.transaction() as tx:
+            if tx.get_run(self.run.id) is None:
                 self.ops, self.buffer = [], []  # deleted with its thread: write nothing
                 return
-            events = self._take(db)
-            self.engine.runs.append_events(db, self.run.id, self.run.thread_id, events)
-        self.engine.notify(self.run.id)
+            events = self._take(tx)
+            tx.append_events(self.run.id, self.run.thread_id, events)
+        self.writer.notify(self.run.id)
 
     def _new_step(self, kind: str, details: dict[str, Any]) -> StepRecord:
         step = StepRecord(
@@ -251,11 +270,10 @@ class Turn:
             status="in_progress",
             step_details=details,
         )
-        runs = self.engine.runs
 
-        def insert(db: sqlite3.Connection) -> None:
-            position = runs.thread_position(db, step.thread_id)
-            runs.insert_step(db, dataclasses.replace(step, thread_position=position))
+        def insert(tx: Tx) -> None:
+            position = tx.thread_position(step.thread_id)
+            tx.insert_step(dataclasses.replace(step, thread_position=position))
 
         self.ops.append(insert)
         snapshot = {"kind": "step", "record": record_data(step)}
@@ -278,8 +296,7 @@ class Turn:
         )
         details = {"type": "message_creation", "message_creation": {"message_id": message.id}}
         step = self._new_step("message_creation", details)
-        runs = self.engine.runs
-        self.ops.append(lambda db: runs.insert_message(db, message))
+        self.ops.append(lambda tx: tx.insert_message(message))
         snapshot = {"kind": "message", "record": record_data(message)}
         self.buffer += [
             ("thread.message.created", snapshot),
@@ -367,11 +384,10 @@ class Turn:
         step_changes: dict[str, Any] = {"status": "completed", "completed_at": now, "usage": usage}
         message = dataclasses.replace(self.message, **changes)
         step = dataclasses.replace(self.message_step, **step_changes)
-        runs = self.engine.runs
 
-        def update(db: sqlite3.Connection) -> None:
-            runs.set_message(db, message.id, changes)
-            runs.set_step(db, step.id, step_changes)
+        def update(tx: Tx) -> None:
+            tx.set_message(message.id, changes)
+            tx.set_step(step.id, step_changes)
 
         self.ops.append(update)
         name = "thread.message.incomplete" if incomplete else "thread.message.completed"
@@ -388,7 +404,7 @@ class Turn:
         files: list[str] = []
         urls: list[str] = []
         current = self.message_step.id if self.message_step is not None else None
-        for step in self.engine.runs.steps(self.run.id):
+        for step in self.writer.store.steps(self.run.id):
             if step.id == current:
                 break
             if step.type == "message_creation":
@@ -407,7 +423,7 @@ class Turn:
 
     def _end(self, status: str, changes: dict[str, Any]) -> bool:
         """Commit what is pending together with the run's move to ``status``; never loops."""
-        self.engine.transition(
+        self.writer.transition(
             self.run.id,
             status,
             when=("in_progress",),
@@ -442,11 +458,9 @@ class Turn:
             self._complete_message(None, None)
             # The history shows the turn's text ahead of its calls, so the calls stay next to
             # their outputs and the model reads those last.
-            runs, step_id, thread_id = self.engine.runs, self.tool_step.id, run.thread_id
+            step_id, thread_id = self.tool_step.id, run.thread_id
             self.ops.append(
-                lambda db: runs.set_step(
-                    db, step_id, {"thread_position": runs.thread_position(db, thread_id)}
-                )
+                lambda tx: tx.set_step(step_id, {"thread_position": tx.thread_position(thread_id)})
             )
         entries: list[dict[str, Any]] = []
         pending: list[dict[str, Any]] = []
@@ -466,7 +480,7 @@ class Turn:
                     call.arguments,
                     thread_id=run.thread_id,
                     run_id=run.id,
-                    save_file=self.engine.save_file,
+                    save_file=self.config.save_file,
                 )
                 entry.update(
                     output=result.output,
@@ -495,8 +509,7 @@ class Turn:
                 {"usage": usage, "incomplete_at": now, "incomplete_details": {"reason": reason}},
             )
         if not pending:
-            runs = self.engine.runs
-            self.ops.append(lambda db: runs.set_run(db, run.id, {"usage": usage}))
+            self.ops.append(lambda tx: tx.set_run(run.id, {"usage": usage}))
             self._flush()
             return True
         action = {"step_id": self.tool_step.id, "tool_calls": pending}
@@ -505,8 +518,7 @@ class Turn:
     def _queue_step(self, changes: dict[str, Any]) -> StepRecord:
         assert self.tool_step is not None
         step = self.tool_step = dataclasses.replace(self.tool_step, **changes)
-        runs = self.engine.runs
-        self.ops.append(lambda db: runs.set_step(db, step.id, changes))
+        self.ops.append(lambda tx: tx.set_step(step.id, changes))
         return step
 
     def _step_done(self, status: str, changes: dict[str, Any] | None = None) -> None:
@@ -524,12 +536,12 @@ class Turn:
         )
 
     def _fail(self, code: str, message: str) -> bool:
-        self.engine.finish(self.run.id, "failed", last_error={"code": code, "message": message})
+        self.writer.finish(self.run.id, "failed", last_error={"code": code, "message": message})
         return False
 
     def _lost(self) -> bool:
         """A conditional update found the run moved on (cancel requested, expired)."""
-        current = self.engine.runs.get_run(self.run.id)
+        current = self.writer.store.get_run(self.run.id)
         if current is not None and current.status == "cancelling":
-            self.engine.finish(self.run.id, "cancelled")
+            self.writer.finish(self.run.id, "cancelled")
         return False

@@ -10,14 +10,15 @@ only completed assistant messages (not partial ones from a cancelled or crashed 
 from __future__ import annotations
 
 from assistant_kit.server.models.base import ToolCall
-from assistant_kit.server.runstore import RunStore, StepRecord
+from assistant_kit.server.runs.transcript import HistoryItem, ThreadMessage, ToolStep
 from assistant_kit.server.services import message_text
-from assistant_kit.server.transcript import HistoryItem, ThreadMessage, ToolStep
+from assistant_kit.server.store.base import Store
+from assistant_kit.server.store.records import StepRecord
 
 
-def thread_history(runs: RunStore, thread_id: str) -> list[HistoryItem]:
+def thread_history(store: Store, thread_id: str) -> list[HistoryItem]:
     """The thread's messages and completed tool steps, oldest first."""
-    messages, steps = runs.history(thread_id)
+    messages, steps = store.history(thread_id)
     by_position: dict[int, list[StepRecord]] = {}
     for step in steps:
         if step.status == "completed":

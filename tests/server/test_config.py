@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from assistant_kit.errors import ConfigError
+from assistant_kit.server.config import config_from_kit
 from assistant_kit.server.models.routing import ModelRouter
-from assistant_kit.server.settings import config_from_kit
 from assistant_kit.server.toolbox import find_tool
 
 
