@@ -417,7 +417,7 @@ async def test_a_slow_model_is_logged_as_it_goes_and_late_readers_miss_nothing(
         run = await client.wait_run(thread, run.id)
         assert run.status == "completed"
         # a reader that comes after the end still gets the whole log, up to done
-        names = [e.event async for e in engine.events(uid, 0)]
+        names = [e.event async for batch in engine.event_batches(uid, 0) for e in batch]
         assert names[0] == "thread.run.created" and names[-2:] == ["thread.run.completed", "done"]
         assert (await client.list_all_messages(thread))[-1].text == "Thinking done."
 

@@ -1,14 +1,23 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import re
 import sqlite3
 from pathlib import Path
 
 import pytest
 
+import assistant_kit
 from assistant_kit.server.ids import new_id
 from assistant_kit.server.store import migrations
-from assistant_kit.server.store.base import CursorNotFound, PageQuery, StoreFull, StoreUnavailable
+from assistant_kit.server.store.base import (
+    Conflict,
+    CursorNotFound,
+    PageQuery,
+    StoreFull,
+    StoreUnavailable,
+)
 from assistant_kit.server.store.migrations import Migration
 from assistant_kit.server.store.records import (
     ASSISTANTS,
@@ -309,3 +318,23 @@ def test_one_store_on_a_file_claims_the_reaper_until_it_closes(tmp_path: Path) -
     finally:
         first.close()
         second.close()
+
+
+async def test_a_duplicate_id_is_a_conflict_and_changes_nothing(store: SqliteStore) -> None:
+    record = assistants(1)[0]
+    await store.insert_assistant(record)
+    with pytest.raises(Conflict):
+        await store.insert(ASSISTANTS, assistants(1)[0], dataclasses.replace(record, model="x"))
+    listed = await store.list_assistants(PageQuery())
+    assert listed.items == [record]
+
+
+def test_only_the_sqlite_module_knows_sqlite() -> None:
+    """The seam holds: everything else speaks ``Store`` / ``Tx`` and the typed errors."""
+    package = Path(assistant_kit.__file__).parent
+    knowing = sorted(
+        path.relative_to(package).as_posix()
+        for path in package.rglob("*.py")
+        if re.search(r"\bsqlite3\b|BEGIN IMMEDIATE", path.read_text(encoding="utf-8"))
+    )
+    assert knowing == ["server/store/sqlite.py"]

@@ -9,13 +9,20 @@ from assistant_kit.server.runs.transcript import (
     ThreadMessage,
     ToolStep,
     Truncation,
-    build_messages,
     build_prompt,
+    render_item,
     system_message,
 )
 
 WEATHER = ToolCall("call_1", "get_weather", '{"city": "Paris"}')
 TIME = ToolCall("call_2", "get_time", '{"city": "Paris"}')
+
+
+def whole(instructions: str | None, history: list[HistoryItem]) -> list[ChatMessage]:
+    """The prompt of a history that fits the window: the whole transcript, in order."""
+    return list(
+        build_prompt(ScriptedBackend(), instructions=instructions, history=history).messages
+    )
 
 
 def words(n: int, tag: str) -> str:
@@ -58,7 +65,7 @@ def test_history_becomes_messages_in_order_with_tool_pairs() -> None:
         ToolStep((WEATHER, TIME), ("sunny", "noon")),
         ThreadMessage("assistant", "Sunny at noon."),
     ]
-    assert build_messages("Be brief.", history) == [
+    assert whole("Be brief.", history) == [
         ChatMessage("system", "Be brief."),
         ChatMessage("user", "Weather and time in Paris?"),
         ChatMessage("assistant", "", tool_calls=(WEATHER, TIME)),
@@ -75,7 +82,7 @@ def test_unanswered_calls_are_left_out_and_empty_ids_get_one() -> None:
         ToolStep((WEATHER,), ()),
         ToolStep((ToolCall("", "f", "{}"),), ("out",), content="Checking."),
     ]
-    messages = build_messages(None, history)
+    messages = whole(None, history)
     assert messages[1] == ChatMessage("assistant", "", tool_calls=(WEATHER,))
     assert messages[2] == ChatMessage("tool", "sunny", tool_call_id="call_1")
     assert messages[3].content == "Checking."
@@ -87,7 +94,8 @@ def test_everything_fits_so_nothing_is_dropped() -> None:
     backend = ScriptedBackend()
     history = conversation(3)
     prompt = build_prompt(backend, instructions="Be brief.", history=history)
-    assert list(prompt.messages) == build_messages("Be brief.", history)
+    rendered = [m for i, item in enumerate(history) for m in render_item(item, i)]
+    assert list(prompt.messages) == [ChatMessage("system", "Be brief."), *rendered]
     assert prompt.tokens == backend.count_tokens(prompt.messages)
     assert prompt.dropped == 0 and prompt.incomplete_reason is None
 

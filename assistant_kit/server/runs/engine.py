@@ -5,7 +5,7 @@
     engine = RunEngine(store, router, tools={"code_interpreter": CodeInterpreterTool()})
     await engine.start()                     # reaper (resume / finish what a crash left) + sweeper
     engine.create_run(run)                   # a queued RunRecord (routes.runs.build_run)
-    async for event in engine.events(run.id, after=0): ...     # the persisted event log
+    async for batch in engine.event_batches(run.id, after=0): ...   # the persisted event log
     await engine.stop()
 
 Statuses: ``queued -> in_progress -> requires_action | completed | failed | incomplete``;
@@ -200,14 +200,9 @@ class RunEngine:
         if signal is not None:
             signal.set()
 
-    async def events(self, run_id: str, after: int = 0) -> AsyncIterator[Event]:
-        """The run's events with ``seq > after``, live, up to and including the next ``done``."""
-        async for batch in self.event_batches(run_id, after):
-            for event in batch:
-                yield event
-
     async def event_batches(self, run_id: str, after: int = 0) -> AsyncIterator[list[Event]]:
-        """``events`` in the batches they were committed in (one write per batch for SSE)."""
+        """The run's events with ``seq > after``, live, up to and including the next ``done``,
+        in the batches they were committed in (one write per batch for SSE)."""
         idle = 0.0
         while True:
             signal = self._signals.get(run_id)

@@ -117,19 +117,6 @@ def render_item(item: HistoryItem, position: int = 0) -> list[ChatMessage]:
     return [ChatMessage("assistant", item.content, tool_calls=tuple(calls)), *outputs]
 
 
-def build_messages(
-    instructions: str | None,
-    history: Sequence[HistoryItem],
-    additional_instructions: str | None = None,
-) -> list[ChatMessage]:
-    """The whole transcript, untruncated: system first, then the history in order."""
-    system = system_message(instructions, additional_instructions)
-    messages = [system] if system else []
-    for i, item in enumerate(history):
-        messages.extend(render_item(item, i))
-    return messages
-
-
 def build_prompt(
     backend: ModelBackend,
     *,
