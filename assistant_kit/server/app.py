@@ -14,8 +14,8 @@ one dialect is visible through the other. There is no module-level app::
 Adding a feature (runs, for instance) touches no existing handler:
 
 1. a migration at the end of ``store/migrations.py`` (tables with ``seq``, ``id``,
-   ``created_at``; thread-owned ones also go in ``store.THREAD_CHILDREN``);
-2. a record dataclass and a ``store.Table`` for it in ``store/base.py``, used through
+   ``created_at``; thread-owned ones also go in ``THREAD_CHILDREN`` of ``store/records.py``);
+2. a record dataclass and a ``Table`` for it in ``store/records.py``, used through
    ``Store.insert/get/update/list_page`` (``update(..., expect=...)`` for conditional moves);
 3. a route module per dialect, ``routes(api, ctx) -> list[BaseRoute]`` built with
    ``api.route(path, handler, methods, schema=...)``, inserted at the front of

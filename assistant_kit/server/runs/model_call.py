@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -53,8 +52,6 @@ from assistant_kit.server.toolbox import (
     tool_shapes,
 )
 from assistant_kit.server.tools.base import SaveFile
-
-log = logging.getLogger("assistant_kit.server.engine")
 
 FLUSH_S = 0.02
 FLUSH_EVENTS = 64
