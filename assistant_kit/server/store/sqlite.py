@@ -69,19 +69,27 @@ log = logging.getLogger("assistant_kit.server.store")
 _SQLITE_READONLY = 8
 _SQLITE_FULL = 13
 
-_SQL: dict[str, tuple[str, str]] = {}
+
+class _Statements:
+    """The statements every table needs, made once per table."""
+
+    __slots__ = ("by_id", "insert", "select")
+
+    def __init__(self, table: Table[Any]) -> None:
+        columns = ", ".join(table.columns)
+        self.select = f"SELECT {columns} FROM {table.name}"
+        self.by_id = f"{self.select} WHERE id = ?"
+        marks = ", ".join("?" for _ in table.columns)
+        self.insert = f"INSERT INTO {table.name} ({columns}) VALUES ({marks})"
 
 
-def _sql(table: Table[Any]) -> tuple[str, str]:
-    """The table's ``SELECT columns FROM`` and ``INSERT`` statements (made once)."""
+_SQL: dict[str, _Statements] = {}
+
+
+def _sql(table: Table[Any]) -> _Statements:
     found = _SQL.get(table.name)
     if found is None:
-        columns = ", ".join(table.columns)
-        marks = ", ".join("?" for _ in table.columns)
-        found = _SQL[table.name] = (
-            f"SELECT {columns} FROM {table.name}",
-            f"INSERT INTO {table.name} ({columns}) VALUES ({marks})",
-        )
+        found = _SQL[table.name] = _Statements(table)
     return found
 
 
@@ -102,12 +110,28 @@ def _typed(exc: sqlite3.Error) -> StoreError:
     return StoreUnavailable(text)
 
 
-@contextlib.contextmanager
-def _typed_errors() -> Iterator[None]:
-    try:
-        yield
-    except sqlite3.Error as exc:
-        raise _typed(exc) from exc
+class _Reading:
+    """``with store._reading() as db``: the connection under the store's lock, SQLite's errors
+    as the store's (a class, not a generator: reads are the hot path)."""
+
+    __slots__ = ("store",)
+
+    def __init__(self, store: SqliteStore) -> None:
+        self.store = store
+
+    def __enter__(self) -> sqlite3.Connection:
+        lock = self.store._lock
+        lock.acquire()
+        try:
+            return self.store.db
+        except BaseException:
+            lock.release()
+            raise
+
+    def __exit__(self, kind: object, exc: BaseException | None, trace: object) -> None:
+        self.store._lock.release()
+        if isinstance(exc, sqlite3.Error):
+            raise _typed(exc) from exc
 
 
 def _private_file(path: Path) -> None:
@@ -159,7 +183,7 @@ class SqliteTx:
         self.db = db
 
     def _one(self, table: Table[R], id: str) -> R | None:
-        row = self.db.execute(f"{_sql(table)[0]} WHERE id = ?", (id,)).fetchone()
+        row = self.db.execute(_sql(table).by_id, (id,)).fetchone()
         return None if row is None else table.from_row(row)
 
     def _set(
@@ -176,7 +200,7 @@ class SqliteTx:
         return self.db.execute(sql, (*values, id, *params)).rowcount > 0
 
     def insert(self, table: Table[R], *records: R) -> None:
-        self.db.executemany(_sql(table)[1], [table.to_row(r) for r in records])
+        self.db.executemany(_sql(table).insert, [table.to_row(r) for r in records])
 
     def get_run(self, run_id: str) -> RunRecord | None:
         return self._one(RUNS, run_id)
@@ -200,7 +224,7 @@ class SqliteTx:
 
     def steps_in(self, run_id: str, status: str) -> list[StepRecord]:
         rows = self.db.execute(
-            f"{_sql(STEPS)[0]} WHERE run_id = ? AND status = ? ORDER BY seq", (run_id, status)
+            f"{_sql(STEPS).select} WHERE run_id = ? AND status = ? ORDER BY seq", (run_id, status)
         ).fetchall()
         return [STEPS.from_row(r) for r in rows]
 
@@ -291,10 +315,8 @@ class SqliteStore(Store):
         with self._reading() as db:
             return int(db.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0])
 
-    @contextlib.contextmanager
-    def _reading(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, _typed_errors():
-            yield self.db
+    def _reading(self) -> _Reading:
+        return _Reading(self)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[SqliteTx]:
@@ -347,7 +369,7 @@ class SqliteStore(Store):
     async def get(self, table: Table[R], id: str, **scope: str) -> R | None:
         where, params = _where(table, id, scope)
         with self._reading() as db:
-            row = db.execute(f"{_sql(table)[0]} WHERE {where}", params).fetchone()
+            row = db.execute(f"{_sql(table).select} WHERE {where}", params).fetchone()
         return None if row is None else table.from_row(row)
 
     async def update(
@@ -425,9 +447,9 @@ class SqliteStore(Store):
             ascending = descending == reverse
             direction = "ASC" if ascending else "DESC"
             where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+            order = f"ORDER BY created_at {direction}, seq {direction}"
             rows = db.execute(
-                f"{_sql(table)[0]}{where} ORDER BY created_at {direction}, seq {direction} LIMIT ?",
-                (*params, page.limit + 1),
+                f"{_sql(table).select}{where} {order} LIMIT ?", (*params, page.limit + 1)
             ).fetchall()
         has_more = len(rows) > page.limit
         items = [table.from_row(r) for r in rows[: page.limit]]
@@ -483,7 +505,8 @@ class SqliteStore(Store):
 
     def get_run(self, run_id: str) -> RunRecord | None:
         with self._reading() as db:
-            return SqliteTx(db).get_run(run_id)
+            row = db.execute(_sql(RUNS).by_id, (run_id,)).fetchone()
+        return None if row is None else RUNS.from_row(row)
 
     def active_run(self, thread_id: str) -> str | None:
         with self._reading() as db:
@@ -492,7 +515,7 @@ class SqliteStore(Store):
     def runs_in(
         self, statuses: Sequence[str], expires_before: int | None = None
     ) -> list[RunRecord]:
-        sql = f"{_sql(RUNS)[0]} WHERE status IN ({_marks(statuses)})"
+        sql = f"{_sql(RUNS).select} WHERE status IN ({_marks(statuses)})"
         params: list[Any] = list(statuses)
         if expires_before is not None:
             sql += " AND expires_at IS NOT NULL AND expires_at <= ?"
@@ -504,7 +527,7 @@ class SqliteStore(Store):
     def steps(self, run_id: str) -> list[StepRecord]:
         with self._reading() as db:
             rows = db.execute(
-                f"{_sql(STEPS)[0]} WHERE run_id = ? ORDER BY seq", (run_id,)
+                f"{_sql(STEPS).select} WHERE run_id = ? ORDER BY seq", (run_id,)
             ).fetchall()
         return [STEPS.from_row(r) for r in rows]
 
@@ -516,7 +539,7 @@ class SqliteStore(Store):
                 (thread_id,),
             ).fetchall()
             step_rows = db.execute(
-                f"{_sql(STEPS)[0]} WHERE thread_id = ? AND type = 'tool_calls' ORDER BY seq",
+                f"{_sql(STEPS).select} WHERE thread_id = ? AND type = 'tool_calls' ORDER BY seq",
                 (thread_id,),
             ).fetchall()
         messages = [(int(r[0]), MESSAGES.from_row(r[1:])) for r in rows]
