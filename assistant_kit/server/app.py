@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -47,7 +48,8 @@ from assistant_kit.server.routes.context import RouteFactory, ServerContext
 from assistant_kit.server.runs.engine import EngineSettings, RunEngine
 from assistant_kit.server.services import Services
 from assistant_kit.server.store import open_store
-from assistant_kit.server.toolbox import Tools
+from assistant_kit.server.toolbox import Tools, find_tool
+from assistant_kit.server.tools.plugins import seal_plugin_tokens
 
 log = logging.getLogger("assistant_kit.server")
 
@@ -78,7 +80,7 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
         ),
         save_file=config.save_file or file_store,
     )
-    services = Services(store)
+    services = Services(store, seal_tools=_token_sealer(config.tools))
     services.thread_deleted.append(_forget_thread(config.tools))
     context = ServerContext(
         config=config,
@@ -135,6 +137,15 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
     )
     app.state.context = context
     return app
+
+
+def _token_sealer(tools: Tools) -> Callable[[Any], Any]:
+    """Tool entries with plug-in tokens replaced by references, before they are stored."""
+
+    def seal(entries: Any) -> Any:
+        return seal_plugin_tokens(entries, lambda entry: find_tool(tools, entry))
+
+    return seal
 
 
 def _forget_thread(tools: Tools) -> Callable[[str], Awaitable[None]]:

@@ -115,8 +115,10 @@ def message_text(message: MessageRecord) -> str:
 class Services:
     """The operations both wire dialects expose, over one ``Store``."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, seal_tools: Callable[[Any], Any] | None = None) -> None:
         self.store = store
+        #: Tool entries as they may be stored (``tools.plugins.seal_plugin_tokens``: no tokens).
+        self.seal_tools: Callable[[Any], Any] = seal_tools or (lambda tools: tools)
         #: Called with a thread's id after it is deleted (the code interpreter forgets its worker).
         self.thread_deleted: list[Callable[[str], Awaitable[None]]] = []
 
@@ -134,6 +136,8 @@ class Services:
         for key in ("tools", "file_ids", "tool_resources", "metadata"):
             if given.get(key) is None:
                 given.pop(key, None)
+        if "tools" in given:
+            given["tools"] = self.seal_tools(given["tools"])
         record = AssistantRecord(id=new_id(), created_at=now_ms(), **given)
         await self.store.insert_assistant(record)
         return record
@@ -151,6 +155,8 @@ class Services:
         for key in ("tools", "file_ids", "tool_resources", "metadata"):
             if key in changes and changes[key] is None:
                 changes[key] = [] if key in ("tools", "file_ids") else {}
+        if "tools" in changes:
+            changes["tools"] = self.seal_tools(changes["tools"])
         record = await self.store.update_assistant(uid, changes)
         if record is None:
             raise NotFound("assistant", uid)

@@ -9,15 +9,21 @@ and builds plain Python values itself, so it can
 * count nodes while composing, aliases included at their full expanded size, and refuse an
   alias bomb ("billion laughs") long before anything is expanded: an alias only stores a
   reference to the anchored value, never a copy,
-* refuse files over ``MAX_FILE_BYTES`` without reading them, and bytes that are not UTF-8.
+* refuse files over ``MAX_FILE_BYTES`` without reading them, and bytes that are not UTF-8,
+* refuse, before opening it, a file whose real path (links resolved) is outside the folders it
+  may come from, or that is not a regular file (a device such as ``/dev/zero``, a FIFO, a socket),
+* refuse ``.nan`` / ``.inf`` (and numbers such as ``1e400`` that overflow to them): JSON has no
+  such numbers, so no API could take them.
 
 Every refusal is a ``SpecError`` whose issues carry the 1-based position of the offending text.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
+import stat
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +57,7 @@ __all__ = [
     "find_spec_files",
     "parse_yaml",
     "read_document",
+    "read_regular_file",
 ]
 
 #: A spec file larger than this is refused without being read.
@@ -153,31 +160,71 @@ def display_path(path: Path) -> str:
     return str(path)
 
 
-def read_document(path: Path, file: str | None = None, *, allow_empty: bool = False) -> Document:
+class FileRefused(OSError):
+    """A file that is not read: outside the allowed folders, not a regular file, or too large."""
+
+
+def read_regular_file(path: Path, *, within: Iterable[Path] | None, limit: int) -> bytes:
+    """The bytes of ``path`` if its real path lies inside one of ``within`` (any path when
+    None) and it is a regular file of at most ``limit`` bytes; otherwise ``FileRefused`` (or the
+    ``OSError`` of a missing file). Checked before the file is opened, and again on the open file
+    descriptor, so neither a link nor a FIFO swapped in between is followed."""
+    real = Path(os.path.realpath(path))
+    if within is not None:
+        roots = [Path(os.path.realpath(folder)) for folder in within]
+        if not any(real == root or real.is_relative_to(root) for root in roots):
+            raise FileRefused("it is a link to a file outside the project; refused")
+    info = os.stat(real)
+    _check_regular(info, limit)
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(real, flags)
+    try:
+        _check_regular(os.fstat(fd), limit)
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        os.close(fd)
+    if size > limit:
+        raise FileRefused(f"file is too large: more than {limit:,} bytes")
+    return b"".join(chunks)
+
+
+def _check_regular(info: os.stat_result, limit: int) -> None:
+    if not stat.S_ISREG(info.st_mode):
+        raise FileRefused("not a regular file (a device, FIFO, socket or folder); refused")
+    if info.st_size > limit:
+        raise FileRefused(
+            f"file is too large: {info.st_size:,} bytes (spec files are limited to {limit:,} bytes)"
+        )
+
+
+def read_document(
+    path: Path,
+    file: str | None = None,
+    *,
+    allow_empty: bool = False,
+    within: Iterable[Path] | None = None,
+) -> Document:
     """Read and parse one YAML file; raises ``SpecError`` with the position of any problem.
 
     An empty file (nothing but comments) is refused unless ``allow_empty`` (kit.yaml), when its
-    ``data`` is ``None``.
+    ``data`` is ``None``. With ``within``, a file whose real path is outside those folders is
+    refused unread; a file that is not a regular file always is.
 
     >>> doc = read_document(Path("assistants/art-maestro.yaml"))
     >>> doc.data["model"], doc.position(["model"]).line
     """
     shown = file if file is not None else display_path(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise SpecError(
-                [
-                    SpecIssue(
-                        shown,
-                        1,
-                        1,
-                        f"file is too large: {size:,} bytes (spec files are limited to "
-                        f"{MAX_FILE_BYTES:,} bytes)",
-                    )
-                ]
-            )
-        raw = path.read_bytes()
+        raw = read_regular_file(path, within=within, limit=MAX_FILE_BYTES)
+    except FileRefused as exc:
+        raise SpecError([SpecIssue(shown, 1, 1, str(exc))]) from None
     except OSError as exc:
         raise SpecError([SpecIssue(shown, 1, 1, f"cannot read file: {exc.strerror}")]) from exc
     return parse_yaml(raw, shown, allow_empty=allow_empty)
@@ -406,13 +453,25 @@ class _Builder:
             shown = tag.replace(_TAG, "!!")
             raise _Refused(*_line_col(event), f"unsupported YAML tag `{shown}`")
         try:
-            return build(yaml.ScalarNode(tag, event.value))
+            value = build(yaml.ScalarNode(tag, event.value))
         except Exception:  # PyYAML's constructors raise IndexError/KeyError on a value that
             # does not fit the tag (`!!int ` with nothing after it, `!!bool maybe`)
             shown = tag.replace(_TAG, "!!")
             raise _Refused(
                 *_line_col(event), f"`{event.value}` is not a valid `{shown}` value"
             ) from None
+        if isinstance(value, float) and not math.isfinite(value):
+            line, col = _line_col(event)
+            self.issues.append(
+                SpecIssue(
+                    self.file,
+                    line,
+                    col,
+                    f"`{event.value}` is not a finite number (JSON, and so every API, has no "
+                    "NaN or Infinity)",
+                )
+            )
+        return value
 
     def _sequence(
         self, stream: Iterator[Event], path: JsonPath, depth: int

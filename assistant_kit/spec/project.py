@@ -71,10 +71,19 @@ class Target:
         return self.provider == "local" and self.base_url is None
 
     def api_key(self, environ: Mapping[str, str] | None = None) -> str | None:
-        """The API key from the environment variable ``api_key_env`` names (None if unset)."""
+        """The API key from the environment variable ``api_key_env`` names (None if unset).
+
+        ``ConfigError`` when it holds what an HTTP header cannot carry (non-ASCII characters,
+        line breaks or other control characters)."""
         if self.api_key_env is None:
             return None
-        return (os.environ if environ is None else environ).get(self.api_key_env)
+        key = (os.environ if environ is None else environ).get(self.api_key_env)
+        if key is not None and not (key.isascii() and key.isprintable()):
+            raise ConfigError(
+                f"target `{self.name}`: the API key in {self.api_key_env} holds non-ASCII or "
+                "control characters, which an HTTP header cannot carry; check the variable"
+            )
+        return key
 
     @classmethod
     def from_config(cls, name: str, data: Mapping[str, Any]) -> Target:
@@ -199,6 +208,8 @@ def load_project(
         hint = suggest(target_name, targets) or f"; targets: {', '.join(sorted(targets))}"
         raise ConfigError(f"unknown target `{target_name}`{hint}")
     chosen_target = targets[target_name]
+    for each in targets.values():
+        each.api_key(env)  # a key no HTTP header can carry is a config error now, not a crash
 
     kit_vars, unset = _resolve_env(config.get("vars") or {}, env)
     target_vars, target_unset = _resolve_env(chosen_target.vars, env)
@@ -207,6 +218,9 @@ def load_project(
     layered = merge_vars(kit_vars, target_vars)
 
     files = find_spec_files(sources, exclude=[partials] if partials is not None else [])
+    # Specs are read only from inside the project or the folders named on the command line
+    # (the folder of a named file): a link to /etc/shadow is refused unread.
+    within = [root, *(p if p.is_dir() else p.parent for p in chosen)]
     if kit_file is not None:  # `specs: .` keeps kit.yaml among the specs; it is checked above
         kit_path = kit_file.resolve()
         files = [f for f in files if f.resolve() != kit_path]
@@ -214,7 +228,7 @@ def load_project(
     issues: list[SpecIssue] = []
     specs: list[AssistantSpec] = []
     declared: dict[str, list[SpecIssue]] = {}
-    for found, spec, name in _check_files(files, layered, renderer, jobs):
+    for found, spec, name in _check_files(files, layered, renderer, jobs, within):
         issues.extend(found)
         if spec is not None:
             specs.append(spec)
@@ -240,12 +254,14 @@ _FileResult = tuple[list[SpecIssue], "AssistantSpec | None", "tuple[str, SpecIss
 #: Below this many files, forking workers costs more than it saves.
 PARALLEL_MIN_FILES = 200
 #: Work the forked workers inherit (set just before the pool forks).
-_WORK: tuple[list[Path], dict[str, Any], Renderer] | None = None
+_WORK: tuple[list[Path], dict[str, Any], Renderer, list[Path]] | None = None
 
 
-def _check_file(path: Path, layered: Mapping[str, Any], renderer: Renderer) -> _FileResult:
+def _check_file(
+    path: Path, layered: Mapping[str, Any], renderer: Renderer, within: list[Path]
+) -> _FileResult:
     try:
-        doc = read_document(path)
+        doc = read_document(path, within=within)
     except SpecError as exc:
         return exc.issues, None, None
     name = None
@@ -262,12 +278,12 @@ def _check_file(path: Path, layered: Mapping[str, Any], renderer: Renderer) -> _
 
 def _check_chunk(bounds: tuple[int, int]) -> list[_FileResult]:
     assert _WORK is not None
-    files, layered, renderer = _WORK
-    return [_check_file(path, layered, renderer) for path in files[bounds[0] : bounds[1]]]
+    files, layered, renderer, within = _WORK
+    return [_check_file(path, layered, renderer, within) for path in files[bounds[0] : bounds[1]]]
 
 
 def _check_files(
-    files: list[Path], layered: dict[str, Any], renderer: Renderer, jobs: int
+    files: list[Path], layered: dict[str, Any], renderer: Renderer, jobs: int, within: list[Path]
 ) -> list[_FileResult]:
     """Check every file, in ``jobs`` forked processes when there are many files.
 
@@ -279,7 +295,7 @@ def _check_files(
     if jobs > 1 and len(files) >= PARALLEL_MIN_FILES and "fork" in mp.get_all_start_methods():
         step = -(-len(files) // jobs)
         bounds = [(start, start + step) for start in range(0, len(files), step)]
-        _WORK = (files, layered, renderer)
+        _WORK = (files, layered, renderer, within)
         try:
             with mp.get_context("fork").Pool(len(bounds)) as pool:
                 chunks = pool.map(_check_chunk, bounds)
@@ -288,7 +304,7 @@ def _check_files(
             pass
         finally:
             _WORK = None
-    return [_check_file(path, layered, renderer) for path in files]
+    return [_check_file(path, layered, renderer, within) for path in files]
 
 
 def _build(doc: Document, instructions: str | None) -> AssistantSpec:
@@ -328,7 +344,7 @@ def read_config(kit_file: Path | None, base: Path) -> tuple[dict[str, Any], Path
     if kit_file is not None:
         root = kit_file.parent.resolve()
         try:
-            doc = read_document(kit_file, allow_empty=True)
+            doc = read_document(kit_file, allow_empty=True, within=[root])
         except SpecError as exc:
             raise ConfigError(str(exc)) from None
         issues = check_kit(doc)

@@ -2,8 +2,12 @@
 
 Variables come from kit.yaml ``vars``, overridden by the target's ``vars``, overridden by the
 spec's own ``vars``. ``{% include "name" %}`` reads from the project's partials folder and nowhere
-else. A template problem becomes a ``SpecIssue`` at the spec file and, for literal block scalars
-(``instructions: |``), the very line inside the block; otherwise at the ``instructions`` value.
+else: a partial whose real path (links resolved) is outside that folder, or that is not a regular
+file, is refused unread. A template problem becomes a ``SpecIssue`` at the spec file and, for
+literal block scalars (``instructions: |``), the very line inside the block; otherwise at the
+``instructions`` value.
+
+Templates run in ``spec.sandbox``: bounded in time, loop steps and the size of every value.
 """
 
 from __future__ import annotations
@@ -15,16 +19,20 @@ from typing import Any
 
 import jinja2
 from jinja2 import nodes
-from jinja2.exceptions import SecurityError
-from jinja2.sandbox import SandboxedEnvironment
 
 from assistant_kit.errors import SpecIssue
 from assistant_kit.spec.load import Document, display_path
+from assistant_kit.spec.sandbox import (
+    MAX_INSTRUCTIONS,
+    BoundedSandbox,
+    PartialsLoader,
+    Refused,
+    TooLong,
+    render_bounded,
+    render_budget,
+)
 
 __all__ = ["MAX_INSTRUCTIONS", "Renderer", "merge_vars"]
-
-#: Longest rendered instructions the hosted APIs accept.
-MAX_INSTRUCTIONS = 32_768
 
 _TEMPLATE_NAME = "<instructions>"
 
@@ -36,44 +44,6 @@ def merge_vars(*layers: Mapping[str, Any] | None) -> dict[str, Any]:
         if layer:
             merged.update(layer)
     return merged
-
-
-#: Rendering stops once the output passes this many characters (the limit is reported then).
-_RENDER_CUTOFF = 4 * MAX_INSTRUCTIONS
-
-
-class _BoundedSandbox(SandboxedEnvironment):
-    """The sandbox, plus a cap on ``*`` and ``**`` so ``{{ 'x' * 10**9 }}`` cannot eat memory."""
-
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**" and isinstance(right, int) and abs(right) > 64:
-            raise SecurityError(f"exponent {right} is too large")
-        if operator == "*":
-            for seq, times in ((left, right), (right, left)):
-                sized = isinstance(seq, (str, list, tuple)) and isinstance(times, int)
-                if sized and len(seq) * times > _RENDER_CUTOFF:
-                    raise _TooLong(len(seq) * times)
-        return super().call_binop(context, operator, left, right)
-
-
-class _TooLong(Exception):
-    def __init__(self, size: int) -> None:
-        super().__init__(size)
-        self.size = size
-
-
-def _render_bounded(template: jinja2.Template, variables: Mapping[str, Any]) -> str:
-    """Render chunk by chunk and stop early once the text is far over the limit."""
-    parts: list[str] = []
-    size = 0
-    for chunk in template.generate(**variables):
-        parts.append(chunk)
-        size += len(chunk)
-        if size > _RENDER_CUTOFF:
-            raise _TooLong(size)
-    return "".join(parts)  # what render() gives, without building a huge string first
 
 
 class Renderer:
@@ -88,8 +58,8 @@ class Renderer:
     ) -> None:
         self.partials = partials
         self.unset_env = dict(unset_env or {})
-        self.env = _BoundedSandbox(
-            loader=jinja2.FileSystemLoader([str(partials)] if partials is not None else []),
+        self.env = BoundedSandbox(
+            loader=PartialsLoader(partials),
             undefined=jinja2.StrictUndefined,
             autoescape=False,
             auto_reload=False,
@@ -103,12 +73,15 @@ class Renderer:
         if source is None:
             return None, []
         try:
-            text = self._render_simple(source, variables)
-            if text is None:
-                text = _render_bounded(self.env.from_string(source), variables)
+            with render_budget():
+                text = self._render_simple(source, variables)
+                if text is None:
+                    text = render_bounded(self.env.from_string(source), variables)
+        except Refused as exc:
+            return None, [self._issue(doc, _template_line(exc), f"template refused: {exc}")]
         except jinja2.TemplateSyntaxError as exc:
             return None, [self._issue(doc, exc.lineno, _syntax_words(exc))]
-        except _TooLong as exc:
+        except TooLong as exc:
             message = (
                 f"`instructions`: rendered text is too long: more than {exc.size:,} characters "
                 f"(at most {MAX_INSTRUCTIONS:,})"
@@ -177,7 +150,9 @@ class Renderer:
             ):
                 try:
                     partial = self.env.get_template(node.template.value)  # type: ignore[attr-defined]
-                    out.append(_render_bounded(partial, variables))
+                    out.append(render_bounded(partial, variables))
+                except Refused:
+                    raise
                 except Exception:
                     return None
             else:

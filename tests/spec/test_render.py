@@ -191,7 +191,9 @@ def test_runaway_templates_stop_early_and_report_the_limit(
 def test_huge_exponents_are_refused(project_dir: ProjectDir) -> None:
     project_dir.spec("a.yaml", 'name: a\nmodel: m\ninstructions: "{{ 10 ** 100000 }}"\n')
     (message,) = errors(project_dir)
-    assert message == "assistants/a.yaml:3:15: template error: exponent 100000 is too large"
+    assert message == (
+        "assistants/a.yaml:3:15: template refused: 10 ** 100000 is too large (over 10,000 bits)"
+    )
 
 
 SIMPLE_TEMPLATES = [

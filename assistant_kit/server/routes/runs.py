@@ -8,6 +8,7 @@ an active run refuses new messages: OpenAI's 400 texts, DashScope's error envelo
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from starlette.responses import Response
@@ -25,6 +26,8 @@ from assistant_kit.server.runs.engine import RunEngine, ThreadBusy
 from assistant_kit.server.services import NotFound, Services
 from assistant_kit.server.store.base import CursorNotFound
 from assistant_kit.server.store.records import RUNS, STEPS, AssistantRecord, RunRecord
+from assistant_kit.server.toolbox import find_tool
+from assistant_kit.server.tools.plugins import seal_plugin_tokens
 from assistant_kit.server.validation import validate
 from assistant_kit.server.views import run_object, step_object
 
@@ -176,7 +179,9 @@ def build_run(
         model=pick("model", assistant.model),
         instructions=pick("instructions", assistant.instructions or ""),
         additional_instructions=body.get("additional_instructions") or None,
-        tools=list(tools) if tools is not None else list(assistant.tools),
+        tools=seal_plugin_tokens(list(tools), partial(find_tool, engine.calls.tools))
+        if tools is not None
+        else list(assistant.tools),
         file_ids=list(body.get("file_ids") or assistant.file_ids),
         metadata=dict(body.get("metadata") or {}),
         temperature=pick("temperature", assistant.temperature),

@@ -14,18 +14,36 @@ server:
 ```
 
 A spec's ``{type: plugin, id: weather}`` and DashScope's ``{type: weather, auth: {...}}`` both call
-it; a DashScope entry's ``auth.user_token`` is used as the credential when given, else the
-environment variable. Against SSRF: the URL's host must be in ``allowed_hosts`` (checked on the
-final URL, after the arguments are filled in), only http and https are allowed, and redirects are
-never followed (a 3xx answer is an error).
+it. The credential is the environment variable ``auth.env`` names, read when the plug-in is called;
+the server never stores a token (``seal_plugin_tokens``): a DashScope entry's ``auth.user_token``
+is kept as the reference ``${WEATHER_TOKEN}``, and an entry whose token the server's environment
+does not hold is refused.
+
+Against SSRF and token theft:
+
+* the URL's host must be in ``allowed_hosts`` (checked on the final URL, after the arguments are
+  filled in), only http and https are allowed, and redirects are never followed;
+* arguments filled into the URL are percent-encoded whole (``/`` and ``.`` included), so ``..``
+  cannot climb out of the URL template;
+* the host is resolved and every address it resolves to must be public, unless it lies in
+  ``server.allowed_private_networks`` (e.g. ``[127.0.0.0/8]`` for a plug-in on this machine):
+  loopback, private, link-local (cloud metadata), shared and reserved addresses are refused. The
+  request then goes to the address that was checked, so a second DNS answer cannot differ;
+* the answer is read at most ``max_output_chars * 4`` bytes on the wire and, once decompressed
+  (gzip and deflate only), at most as many bytes again: a compression bomb is cut off as it is read.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hmac
+import ipaddress
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+import socket
+import zlib
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -33,13 +51,16 @@ from urllib.parse import quote
 import httpx
 import jsonschema  # type: ignore[import-untyped,unused-ignore]
 
-from assistant_kit.errors import ConfigError, ToolError
+from assistant_kit.errors import ApiError, ConfigError, ToolError
 from assistant_kit.server.tools.base import BuiltinTool, ToolContext, ToolOutput
 from assistant_kit.server.tools.guard import DEFAULT_MAX_CHARS, guarded, to_json
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+#: A stored plug-in token: a reference to the server's environment variable that holds it.
+_ENV_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+_IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,10 +128,51 @@ class PluginSpec:
 
 
 class HostAllowlist:
-    """Hosts plugins may call: ``example.com`` (any port) or ``127.0.0.1:8080`` (that port)."""
+    """Hosts plugins may call: ``example.com`` (any port) or ``127.0.0.1:8080`` (that port),
+    and the non-public networks they may resolve to (``private_networks``, default none)."""
 
-    def __init__(self, hosts: Iterable[str]) -> None:
+    def __init__(self, hosts: Iterable[str], private_networks: Iterable[str] = ()) -> None:
         self.entries = {h.strip().lower().rstrip(".") for h in hosts if h and h.strip()}
+        try:
+            self.networks = tuple(ipaddress.ip_network(n, strict=False) for n in private_networks)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"server.allowed_private_networks: {exc}") from exc
+
+    def address_allowed(self, address: _IPAddress) -> bool:
+        """Public unicast addresses, and those in the allowed private networks."""
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        if any(address in network for network in self.networks):
+            return True
+        return address.is_global and not address.is_multicast
+
+    async def checked_address(self, url: httpx.URL) -> str:
+        """The address to connect to for ``url``: every address its host resolves to must be
+        allowed (``ToolError`` otherwise), and the first one is used."""
+        host = url.host
+        try:
+            addresses: list[_IPAddress] = [ipaddress.ip_address(host)]
+        except ValueError:
+            port = url.port or (443 if url.scheme == "https" else 80)
+            try:
+                infos = await asyncio.get_running_loop().getaddrinfo(
+                    host, port, type=socket.SOCK_STREAM
+                )
+            except OSError as exc:
+                raise ToolError(f"cannot resolve host {host!r}: {exc}") from exc
+            addresses = []
+            for info in infos:
+                found = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+                if found not in addresses:
+                    addresses.append(found)
+        refused = [a for a in addresses if not self.address_allowed(a)]
+        if refused or not addresses:
+            shown = f" (resolved to {refused[0]})" if refused and str(refused[0]) != host else ""
+            raise ToolError(
+                f"host {host!r}{shown} is not a public address: loopback, private, link-local "
+                "and reserved addresses are refused unless in server.allowed_private_networks"
+            )
+        return str(addresses[0])
 
     def allows(self, url: httpx.URL) -> bool:
         if url.scheme not in ("http", "https") or not url.host:
@@ -176,31 +238,37 @@ class PluginTool(BuiltinTool):
             name = match.group(1)
             if name not in rest:
                 raise ToolError(f"missing the {name!r} argument for the URL")
-            return quote(str(rest.pop(name)), safe="")
+            return _path_segment(rest.pop(name))
 
         url = httpx.URL(_PLACEHOLDER.sub(fill, self.spec.url))
         if not self.allowlist.allows(url):
             raise ToolError(f"host {url.host!r} is not allowed (server.allowed_hosts)")
         headers = self._auth_headers(context)
+        # Connect to the address that was checked (a second DNS answer could differ), naming
+        # the host in the Host header and, for https, in SNI and the certificate check.
+        address = await self.allowlist.checked_address(url)
+        headers["Host"] = url.netloc.decode("ascii")
+        headers["Accept-Encoding"] = "gzip, deflate"
         # Per request, so that a shared client configured to follow redirects cannot undo this.
-        request: dict[str, Any] = {"headers": headers, "follow_redirects": False}
+        request: dict[str, Any] = {
+            "headers": headers,
+            "follow_redirects": False,
+            "extensions": {"sni_hostname": url.host},
+        }
         if self.spec.method in ("GET", "DELETE"):
             request["params"] = {k: _query_value(v) for k, v in rest.items()}
         else:
             request["json"] = rest
         limit = self.spec.max_output_chars * 4 + 1024  # bytes: enough for max_output_chars
         client = self._client()
-        async with client.stream(self.spec.method, url, **request) as response:
+        pinned = url.copy_with(host=address)
+        async with client.stream(self.spec.method, pinned, **request) as response:
             if response.is_redirect or 300 <= response.status_code < 400:
                 raise ToolError(
                     f"HTTP {response.status_code} redirect refused (redirects are not followed)"
                 )
-            data = bytearray()
-            async for chunk in response.aiter_bytes():
-                data += chunk
-                if len(data) > limit:
-                    break
-        body = _body_text(bytes(data[:limit]), response.headers.get("content-type", ""))
+            data = await _read_capped(response, limit)
+        body = _body_text(data, response.headers.get("content-type", ""))
         if response.status_code >= 400:
             return ToolOutput(output=f"HTTP {response.status_code}: {body}", is_error=True)
         return ToolOutput(output=body)
@@ -217,18 +285,98 @@ class PluginTool(BuiltinTool):
     def _auth_headers(self, context: ToolContext) -> dict[str, str]:
         auth = self.spec.auth
         entry_auth = context.config.get("auth") if context.config else None
-        token = ""
-        if isinstance(entry_auth, Mapping):
-            token = str(entry_auth.get("user_token") or "")
-        if not token and auth is not None:
-            token = os.environ.get(auth.env, "")
-            if not token:
-                raise ToolError(f"no credential: set the {auth.env} environment variable")
-        if not token:
+        given = entry_auth.get("user_token") if isinstance(entry_auth, Mapping) else None
+        if given and (auth is None or given != "${" + auth.env + "}"):
+            # stored before tokens were sealed, or for another plug-in: never sent anywhere
+            raise ToolError("the assistant's plug-in token is not usable here; apply it again")
+        if auth is None:
             return {}
-        header = auth.header if auth else "Authorization"
-        scheme = auth.scheme if auth else "Bearer"
-        return {header: f"{scheme} {token}" if scheme else token}
+        token = os.environ.get(auth.env, "")
+        if not token:
+            raise ToolError(f"no credential: set the {auth.env} environment variable")
+        return {auth.header: f"{auth.scheme} {token}" if auth.scheme else token}
+
+
+def seal_plugin_tokens(tools: Any, find: Callable[[Mapping[str, Any]], BuiltinTool | None]) -> Any:
+    """Tool entries as the server may store them: no plug-in token, only a reference.
+
+    A DashScope entry's ``auth.user_token`` becomes ``${VAR}``, the environment variable the
+    server's plug-in reads its credential from (``auth.env``), when the token is that variable's
+    value or that reference. Any other token is refused (``ApiError`` 400): the server has no
+    place to keep it other than its environment. ``find`` maps an entry to the server's tool.
+    """
+    if not isinstance(tools, list):
+        return tools
+    sealed: list[Any] = []
+    for entry in tools:
+        auth = entry.get("auth") if isinstance(entry, Mapping) else None
+        token = auth.get("user_token") if isinstance(auth, Mapping) else None
+        if token is None or token == "":
+            sealed.append(entry)
+            continue
+        assert isinstance(entry, Mapping) and isinstance(auth, Mapping)
+        tool = find(entry)
+        env = tool.spec.auth.env if isinstance(tool, PluginTool) and tool.spec.auth else None
+        name = f"plug-in {entry.get('type')!r}"
+        if env is None:
+            raise ApiError(
+                400,
+                "invalid_value",
+                f"{name} takes no token on this server; leave out 'auth.user_token'.",
+                param="tools",
+            )
+        reference = "${" + env + "}"
+        held = os.environ.get(env, "")
+        if token != reference and not (
+            isinstance(token, str) and held and hmac.compare_digest(token.encode(), held.encode())
+        ):
+            raise ApiError(
+                400,
+                "invalid_value",
+                f"{name}: tokens are not stored; put the token in the server's environment "
+                f"variable {env} and send 'auth.user_token' as {reference!r}.",
+                param="tools",
+            )
+        sealed.append({**entry, "auth": {**auth, "user_token": reference}})
+    return sealed
+
+
+def _path_segment(value: Any) -> str:
+    """An argument as one URL path segment: every byte but letters, digits, ``-``, ``_`` and
+    ``~`` percent-encoded, so ``..`` (``%2E%2E``) and ``/`` stay inside the segment."""
+    return quote(str(value), safe="").replace(".", "%2E")
+
+
+async def _read_capped(response: httpx.Response, limit: int) -> bytes:
+    """At most ``limit`` bytes of the body, decompressed as it is read (gzip and deflate), and
+    at most ``limit`` bytes read from the wire: a compression bomb stops at the cap."""
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    if encoding in ("gzip", "x-gzip"):
+        decoder: Any = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    elif encoding == "deflate":
+        decoder = None  # zlib-wrapped or raw: decided on the first bytes
+    elif encoding in ("", "identity"):
+        decoder = False
+    else:
+        raise ToolError(f"unsupported Content-Encoding {encoding!r}")
+    data = bytearray()
+    wire = 0
+    try:
+        async for chunk in response.aiter_raw():
+            wire += len(chunk)
+            if decoder is False:
+                data += chunk
+            else:
+                if decoder is None:
+                    zlib_header = len(chunk) > 1 and (chunk[0] & 0x0F) == 8
+                    zlib_header = zlib_header and ((chunk[0] << 8) | chunk[1]) % 31 == 0
+                    decoder = zlib.decompressobj(zlib.MAX_WBITS if zlib_header else -zlib.MAX_WBITS)
+                data += decoder.decompress(chunk, limit + 1 - len(data))
+            if len(data) > limit or wire > limit:
+                break
+    except zlib.error as exc:
+        raise ToolError(f"the answer's {encoding} body is corrupt: {exc}") from exc
+    return bytes(data[:limit])
 
 
 def _query_value(value: Any) -> str:

@@ -105,7 +105,8 @@ def build_tools(
     executor: Executor | None = None,
     http: httpx.AsyncClient | None = None,
 ) -> ToolRegistry:
-    """The tools kit.yaml's ``server`` section declares (``tools``, ``plugins``, ``allowed_hosts``).
+    """The tools kit.yaml's ``server`` section declares (``tools``, ``plugins``, ``allowed_hosts``,
+    ``allowed_private_networks``).
 
     ``base_dir`` is the folder relative paths (the search corpus) start from; ``executor``
     replaces the code interpreter's sandbox; ``http`` is used for every outgoing HTTP call.
@@ -121,7 +122,10 @@ def build_tools(
     hosts = server.get("allowed_hosts") or []
     if not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
         raise ConfigError("server.allowed_hosts must be a list of host names")
-    allowlist = HostAllowlist(hosts)
+    networks = server.get("allowed_private_networks") or []
+    if not isinstance(networks, list) or not all(isinstance(n, str) for n in networks):
+        raise ConfigError("server.allowed_private_networks must be a list of networks (CIDR)")
+    allowlist = HostAllowlist(hosts, networks)
     plugins = server.get("plugins") or []
     if not isinstance(plugins, list):
         raise ConfigError("server.plugins must be a list")

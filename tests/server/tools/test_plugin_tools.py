@@ -14,6 +14,8 @@ from assistant_kit.server.tools.plugins import HostAllowlist, PluginSpec, Plugin
 
 pytestmark = pytest.mark.anyio
 
+#: The loopback plug-in servers of these tests are reachable only because they opt in.
+LOOPBACK = ["127.0.0.0/8"]
 CITY = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
 
 
@@ -35,7 +37,7 @@ def weather(seen):
 
 def plugin(server, **entry) -> PluginTool:
     config = {"id": "weather", "method": "GET", "url": f"{server.url}/weather", **entry}
-    return PluginTool(PluginSpec.from_config(config), HostAllowlist(["127.0.0.1"]))
+    return PluginTool(PluginSpec.from_config(config), HostAllowlist(["127.0.0.1"], LOOPBACK))
 
 
 async def test_get_sends_arguments_as_query_and_auth_from_the_environment(
@@ -65,7 +67,7 @@ async def test_url_placeholders_are_filled_and_quoted(loopback, context):
     tool = plugin(server, url=f"{server.url}/weather/{{city}}", parameters=CITY)
     result = await tool.call({"city": "../admin@evil.example"}, context)
     await tool.aclose()
-    assert json.loads(result.output)["path"] == "/weather/..%2Fadmin%40evil.example"
+    assert json.loads(result.output)["path"] == "/weather/%2E%2E%2Fadmin%40evil%2Eexample"
     assert server.seen[0].query == {}
 
 
@@ -90,16 +92,33 @@ async def test_arguments_that_break_the_schema_are_refused_before_any_request(lo
     assert server.seen == []
 
 
-async def test_dashscope_auth_user_token_is_used_as_the_credential(loopback, files, monkeypatch):
+async def test_a_stored_token_reference_reads_the_environment(loopback, files, monkeypatch):
     server = loopback(weather)
-    tool = plugin(server, auth={"env": "KIT_TEST_UNSET_TOKEN"})
-    monkeypatch.delenv("KIT_TEST_UNSET_TOKEN", raising=False)
-    entry = {"type": "weather", "auth": {"type": "user_http", "user_token": "user-tok"}}
+    tool = plugin(server, auth={"env": "KIT_TEST_WEATHER_TOKEN"})
+    monkeypatch.setenv("KIT_TEST_WEATHER_TOKEN", "tok-from-env")
+    entry = {
+        "type": "weather",
+        "auth": {"type": "user_http", "user_token": "${KIT_TEST_WEATHER_TOKEN}"},
+    }
     context = ToolContext("thread_1", "run_1", files.save, config=entry)
     result = await tool.call({}, context)
     await tool.aclose()
     assert not result.is_error
-    assert server.seen[0].headers["authorization"] == "Bearer user-tok"
+    assert server.seen[0].headers["authorization"] == "Bearer tok-from-env"
+
+
+async def test_a_literal_token_left_in_an_old_store_is_never_sent(loopback, files, monkeypatch):
+    server = loopback(weather)
+    tool = plugin(server, auth={"env": "KIT_TEST_WEATHER_TOKEN"})
+    monkeypatch.setenv("KIT_TEST_WEATHER_TOKEN", "tok-from-env")
+    entry = {"type": "weather", "auth": {"type": "user_http", "user_token": "user-tok"}}
+    context = ToolContext("thread_1", "run_1", files.save, config=entry)
+    result = await tool.call({}, context)
+    await tool.aclose()
+    assert result.output == (
+        "weather failed: the assistant's plug-in token is not usable here; apply it again"
+    )
+    assert server.seen == []
 
 
 async def test_a_missing_credential_is_an_error_output(loopback, context, monkeypatch):
@@ -143,7 +162,7 @@ async def test_a_redirect_is_refused_and_not_followed(loopback, context):
     redirector = loopback(lambda seen: (302, {"Location": f"{target.url}/weather"}, ""))
     port = redirector.url.rsplit(":", 1)[1]
     spec = PluginSpec.from_config({"id": "hop", "url": f"{redirector.url}/go"})
-    tool = PluginTool(spec, HostAllowlist([f"127.0.0.1:{port}"]))
+    tool = PluginTool(spec, HostAllowlist([f"127.0.0.1:{port}"], LOOPBACK))
     result = await tool.call({}, context)
     await tool.aclose()
     assert result.output == "hop failed: HTTP 302 redirect refused (redirects are not followed)"
@@ -208,7 +227,7 @@ async def test_a_shared_client_that_follows_redirects_still_does_not_follow(loop
     redirector = loopback(lambda seen: (307, {"Location": f"{target.url}/weather"}, ""))
     spec = PluginSpec.from_config({"id": "hop", "url": f"{redirector.url}/go"})
     async with httpx.AsyncClient(follow_redirects=True) as shared:
-        tool = PluginTool(spec, HostAllowlist(["127.0.0.1"]), http=shared)
+        tool = PluginTool(spec, HostAllowlist(["127.0.0.1"], LOOPBACK), http=shared)
         result = await tool.call({}, context)
     assert result.is_error
     assert "redirect refused" in result.output

@@ -1,0 +1,227 @@
+"""Plug-in calls under attack: path climbing, compression bombs, private addresses, tokens.
+
+Each test reproduces an attack from issue 13 (item 4) against a real HTTP server on loopback (or
+the server app over a real SQLite file) and checks that it is contained.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import json
+import tracemalloc
+import zlib
+
+import httpx
+import pytest
+
+from assistant_kit.server.app import ServerConfig, create_app
+from assistant_kit.server.tools.plugins import HostAllowlist, PluginSpec, PluginTool
+from assistant_kit.server.tools.registry import build_tools
+
+pytestmark = pytest.mark.anyio
+
+LOOPBACK = ["127.0.0.0/8"]
+
+
+@functools.cache
+def bomb() -> bytes:
+    """130 MB of zeros, gzip-compressed to about 130 KB (the size the attack used)."""
+    return gzip.compress(b"\0" * 130_000_000, compresslevel=9)
+
+
+def items(seen):
+    if seen.path == "/api/details":
+        return 200, {}, {"leak": "the admin area"}
+    if seen.path == "/bomb":
+        return 200, {"Content-Encoding": "gzip", "Content-Type": "text/plain"}, bomb()
+    if seen.path == "/deflate":
+        return 200, {"Content-Encoding": "deflate"}, zlib.compress(b'{"ok": true}')
+    return 200, {}, {"path": seen.path, "auth": seen.headers.get("authorization")}
+
+
+def tool_for(server, url, **entry):
+    spec = PluginSpec.from_config({"id": "items", "url": f"{server.url}{url}", **entry})
+    return PluginTool(spec, HostAllowlist(["127.0.0.1"], LOOPBACK))
+
+
+@pytest.mark.parametrize("value", ["..", "../..", ".", "%2e%2e", "a/../..", "..%2F"])
+async def test_an_argument_cannot_climb_out_of_the_url_template(
+    loopback, context, monkeypatch, value
+):
+    monkeypatch.setenv("KIT_TEST_ITEMS_TOKEN", "tok-items")
+    server = loopback(items)
+    tool = tool_for(server, "/api/items/{id}/details", auth={"env": "KIT_TEST_ITEMS_TOKEN"})
+    result = await tool.call({"id": value}, context)
+    await tool.aclose()
+    (seen,) = server.seen
+    assert seen.path.startswith("/api/items/") and seen.path.endswith("/details")
+    assert seen.path.count("/") == 4  # the argument stayed one path segment
+    assert "leak" not in result.output
+
+
+async def test_a_gzip_bomb_is_cut_off_as_it_is_read(loopback, context):
+    server = loopback(items)
+    tool = tool_for(server, "/bomb", max_output_chars=1000)
+    tracemalloc.start()
+    try:
+        result = await tool.call({}, context)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    await tool.aclose()
+    assert result.output.startswith("\0" * 1000 + "\n[output truncated: ")
+    # 130 MB once decompressed; reading it whole would peak far above this
+    assert peak < 5_000_000, f"peak {peak:,} bytes"
+
+
+async def test_deflate_answers_are_decoded(loopback, context):
+    server = loopback(items)
+    tool = tool_for(server, "/deflate")
+    result = await tool.call({}, context)
+    await tool.aclose()
+    assert json.loads(result.output) == {"ok": True}
+
+
+@pytest.mark.parametrize(
+    ("url", "resolved"),
+    [
+        pytest.param("http://localhost:{port}/x", True, id="name-resolving-to-loopback"),
+        pytest.param("http://127.0.0.1:{port}/x", False, id="loopback-literal"),
+        pytest.param("http://[::ffff:127.0.0.1]:{port}/x", False, id="ipv4-mapped-loopback"),
+        pytest.param("http://169.254.169.254/latest/meta-data", False, id="metadata"),
+        pytest.param("http://100.100.100.200/latest/meta-data", False, id="alibaba-metadata"),
+        pytest.param("http://10.0.0.1/x", False, id="private"),
+        pytest.param("http://0.0.0.0:{port}/x", False, id="unspecified"),
+    ],
+)
+async def test_private_addresses_are_refused_even_when_the_name_is_allowed(
+    loopback, context, url, resolved
+):
+    server = loopback(items)
+    port = server.url.rsplit(":", 1)[1]
+    target = url.format(port=port)
+    host = httpx.URL(target).host
+    spec = PluginSpec.from_config({"id": "p", "url": target})
+    tool = PluginTool(spec, HostAllowlist([host]))  # the name is allowed, the address is not
+    result = await tool.call({}, context)
+    await tool.aclose()
+    assert result.is_error
+    assert "is not a public address" in result.output
+    assert ("resolved to 127.0.0.1" in result.output) is resolved
+    assert server.seen == []
+
+
+async def test_allowed_private_networks_opt_in_is_explicit(loopback, context):
+    server = loopback(items)
+    port = server.url.rsplit(":", 1)[1]
+    entry = {"id": "p", "url": f"http://localhost:{port}/x"}
+    refused = build_tools({"plugins": [entry], "allowed_hosts": ["localhost"]})
+    allowed = build_tools(
+        {
+            "plugins": [entry],
+            "allowed_hosts": ["localhost"],
+            "allowed_private_networks": ["127.0.0.0/8", "::1/128"],
+        }
+    )
+    try:
+        assert (await refused.resolve({"type": "p"}).call({}, context)).is_error
+        answer = await allowed.resolve({"type": "p"}).call({}, context)
+        assert json.loads(answer.output)["path"] == "/x"
+        assert server.seen[0].headers["host"] == f"localhost:{port}"
+    finally:
+        await refused.aclose()
+        await allowed.aclose()
+
+
+# -- tokens: never stored, never returned ---------------------------------------------------
+
+TOKEN = "plugin-sentinel-9f3c1d7e"
+
+
+@pytest.fixture
+async def server_http(tmp_path, monkeypatch):
+    monkeypatch.setenv("KIT_TEST_WEATHER_TOKEN", TOKEN)
+    tools = build_tools(
+        {
+            "plugins": [
+                {
+                    "id": "weather",
+                    "url": "http://127.0.0.1:9/w",
+                    "auth": {"env": "KIT_TEST_WEATHER_TOKEN"},
+                },
+                {"id": "open_data", "url": "http://127.0.0.1:9/o"},
+            ],
+            "allowed_hosts": ["127.0.0.1"],
+        }
+    )
+    app = create_app(ServerConfig(database=tmp_path / "kit.db", api_keys=("k",), tools=tools))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://kit",
+            headers={"Authorization": "Bearer k"},
+        ) as client,
+    ):
+        yield client
+    await tools.aclose()
+
+
+def plugin_tool(token):
+    return {"type": "weather", "auth": {"type": "user_http", "user_token": token}}
+
+
+def stored_bytes(tmp_path):
+    return b"".join(p.read_bytes() for p in tmp_path.glob("kit.db*"))
+
+
+@pytest.mark.parametrize("prefix", ["/v1", "/api/v1"])
+async def test_a_plugin_token_is_stored_and_returned_only_as_a_reference(
+    server_http, tmp_path, prefix
+):
+    created = await server_http.post(
+        f"{prefix}/assistants", json={"model": "m", "tools": [plugin_tool(TOKEN)]}
+    )
+    assert created.status_code == 200, created.text
+    assistant = created.json()
+    listed = await server_http.get(f"{prefix}/assistants")
+    updated = await server_http.post(
+        f"{prefix}/assistants/{assistant['id']}", json={"tools": [plugin_tool(TOKEN)]}
+    )
+    for response in (created, listed, updated):
+        assert TOKEN not in response.text
+    assert assistant["tools"] == [plugin_tool("${KIT_TEST_WEATHER_TOKEN}")]
+    assert TOKEN.encode() not in stored_bytes(tmp_path)
+
+
+async def test_a_token_the_server_does_not_hold_is_refused(server_http, tmp_path):
+    other = "someone-elses-token-5b2a"
+    refused = await server_http.post(
+        "/v1/assistants", json={"model": "m", "tools": [plugin_tool(other)]}
+    )
+    assert refused.status_code == 400
+    assert refused.json()["error"]["message"] == (
+        "plug-in 'weather': tokens are not stored; put the token in the server's environment "
+        "variable KIT_TEST_WEATHER_TOKEN and send 'auth.user_token' as "
+        "'${KIT_TEST_WEATHER_TOKEN}'."
+    )
+    no_auth = await server_http.post(
+        "/v1/assistants",
+        json={"model": "m", "tools": [{"type": "open_data", "auth": {"user_token": other}}]},
+    )
+    assert no_auth.status_code == 400
+    assert other not in refused.text + no_auth.text
+    assert other.encode() not in stored_bytes(tmp_path)
+
+
+async def test_a_run_with_its_own_tools_stores_no_token(server_http, tmp_path):
+    assistant = (await server_http.post("/v1/assistants", json={"model": "m"})).json()
+    thread = (await server_http.post("/v1/threads", json={})).json()
+    run = await server_http.post(
+        f"/v1/threads/{thread['id']}/runs",
+        json={"assistant_id": assistant["id"], "tools": [plugin_tool(TOKEN)]},
+    )
+    assert run.status_code == 200, run.text
+    assert TOKEN not in run.text
+    assert TOKEN.encode() not in stored_bytes(tmp_path)
