@@ -278,7 +278,7 @@ def _exchange(
         blocks = text.split("\n\n")
         is_sse = headers.get("content-type", "").startswith("text/event-stream")
         if is_sse and text.endswith("\n\n") and "".join(f"{b}\n\n" for b in blocks[:-1]) == text:
-            events = tuple(blocks[:-1])
+            events = scrub_streamed(tuple(blocks[:-1]), scrub)
         else:
             body = text
     return Exchange(
@@ -294,6 +294,90 @@ def _exchange(
         events=events,
         body_base64=body_b64,
     )
+
+
+#: Keys that name a streamed object rather than carry its text (never joined, never rewritten).
+_NAMING_KEYS = frozenset({"id", "object", "type", "role", "status", "event"})
+
+
+def scrub_streamed(events: tuple[str, ...], scrub: Scrubber) -> tuple[str, ...]:
+    """SSE events with every text streamed in fragments scrubbed as the whole text.
+
+    A model can stream a secret in pieces (``'rer p' 't-SEN' 'TINEL'``) that no single event
+    holds. The fragments of each streamed field (a message part's ``text.value``, a tool call's
+    ``function.arguments``, a code input, a Responses ``delta``) are joined across the delta
+    events of one object, scrubbed together and cut back into the events
+    (``Scrubber.pieces``), so a replay streams exactly the scrubbed text a report shows.
+    """
+    decoded: list[tuple[list[str], int, str, dict[str, Any]] | None] = []
+    fields: dict[tuple[Any, ...], list[tuple[int, tuple[str | int, ...], str]]] = {}
+    for number, block in enumerate(events):
+        lines = block.split("\n")
+        data_at = [i for i, line in enumerate(lines) if line.startswith("data:")]
+        name = next((line[6:].strip() for line in lines if line.startswith("event:")), "")
+        data: Any = None
+        if data_at:
+            prefix = "data: " if lines[data_at[0]].startswith("data: ") else "data:"
+            raw = "\n".join(lines[i][len(prefix) :] for i in data_at)
+            with contextlib.suppress(ValueError):
+                data = json.loads(raw)
+        if not isinstance(data, dict):
+            decoded.append(None)
+            continue
+        decoded.append(
+            ([ln for ln in lines if not ln.startswith("data:")], data_at[0], prefix, data)
+        )
+        kind = name or str(data.get("object") or data.get("type") or "")
+        if not kind.endswith("delta"):
+            continue
+        stream = (
+            kind,
+            data.get("id") or data.get("item_id"),
+            data.get("output_index"),
+            data.get("content_index"),
+        )
+        for place, key, text in _fragments(data, (), ()):
+            fields.setdefault((*stream, key), []).append((number, place, text))
+    dirty: set[int] = set()
+    for found in fields.values():
+        scrubbed = scrub.pieces([text for _, _, text in found])
+        for (number, place, text), new in zip(found, scrubbed, strict=True):
+            if new != text:
+                entry = decoded[number]
+                assert entry is not None
+                _set(entry[3], place, new)
+                dirty.add(number)
+    out = list(events)
+    for number in sorted(dirty):
+        entry = decoded[number]
+        assert entry is not None
+        others, at, prefix, data = entry
+        line = prefix + json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        out[number] = "\n".join([*others[:at], line, *others[at:]])
+    return tuple(out)
+
+
+def _fragments(
+    node: Any, place: tuple[str | int, ...], key: tuple[Any, ...]
+) -> Iterator[tuple[tuple[str | int, ...], tuple[Any, ...], str]]:
+    """(where it is, what field it belongs to, text) of each string in a delta; list items are
+    told apart by their ``index`` when they have one (tool calls), else by position."""
+    if isinstance(node, str):
+        yield place, key, node
+    elif isinstance(node, dict):
+        for name, value in node.items():
+            if name not in _NAMING_KEYS and not str(name).endswith("_id"):
+                yield from _fragments(value, (*place, name), (*key, name))
+    elif isinstance(node, list):
+        for position, item in enumerate(node):
+            index = item.get("index", position) if isinstance(item, dict) else position
+            yield from _fragments(item, (*place, position), (*key, ("#", index)))
+
+
+def _set(data: Any, place: tuple[str | int, ...], value: str) -> None:
+    for step in place[:-1]:
+        data = data[step]
+    data[place[-1]] = value
 
 
 class _RecordingStream(httpx.AsyncByteStream):

@@ -11,14 +11,16 @@ wherever they appear in text. Secret values come from the environment variables 
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import enum
 import html
+import itertools
 import json
 import os
 import re
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -52,6 +54,35 @@ _AUTH_PATTERNS = (
 def _redact(match: re.Match[str]) -> str:
     scheme = match.group(2) if match.re.groups >= 2 and match.group(2) else ""
     return match.group(1) + scheme + REDACTED
+
+
+def _sub_pieces(
+    pieces: Sequence[str], pattern: re.Pattern[str], replace: Callable[[re.Match[str]], str]
+) -> list[str]:
+    """``pattern.sub(replace, "".join(pieces))`` cut back into as many pieces: text kept stays
+    in its piece, a replacement goes whole to the piece where its match starts."""
+    joined = "".join(pieces)
+    starts = list(itertools.accumulate((len(p) for p in pieces[:-1]), initial=0))
+    out = [""] * len(pieces)
+
+    def owner(index: int) -> int:
+        # the last piece starting at or before index (an empty piece never owns text)
+        return max(bisect.bisect_right(starts, index) - 1, 0)
+
+    def keep(begin: int, end: int) -> None:
+        while begin < end:
+            k = owner(begin)
+            stop = min(end, starts[k + 1] if k + 1 < len(starts) else end)
+            out[k] += joined[begin:stop]
+            begin = stop
+
+    position = 0
+    for match in pattern.finditer(joined):
+        keep(position, match.start())
+        out[owner(match.start())] += replace(match)
+        position = match.end()
+    keep(position, len(joined))
+    return out
 
 
 def secret_env_names(config: Any) -> set[str]:
@@ -97,6 +128,7 @@ class Scrubber:
             forms.add(urllib.parse.quote_plus(secret))
         # Longest first, so a secret that contains another is replaced whole.
         self.forms = tuple(sorted(forms, key=len, reverse=True))
+        self._forms = re.compile("|".join(map(re.escape, self.forms))) if self.forms else None
 
     @classmethod
     def from_env(cls, names: Iterable[str], environ: Mapping[str, str] | None = None) -> Scrubber:
@@ -111,12 +143,31 @@ class Scrubber:
         return cls(values)
 
     def text(self, value: str) -> str:
-        for form in self.forms:
-            if form in value:
-                value = value.replace(form, REDACTED)
+        if self._forms is not None:
+            value = self._forms.sub(REDACTED, value)
         for pattern in _AUTH_PATTERNS:
             value = pattern.sub(_redact, value)
         return value
+
+    def pieces(self, pieces: Sequence[str]) -> list[str]:
+        """Fragments of one text (a streamed reply) scrubbed as the text they make together.
+
+        A secret streamed in pieces (``'rer p' 't-SEN' 'TINEL'``) is in no single piece; here
+        every replacement is made on the joined text and given whole to the piece where the
+        match started (the other pieces lose their part of it), so the number of pieces stays
+        the same and ``"".join`` of the result is ``self.text("".join(pieces))``.
+        """
+        out = list(pieces)
+        for pattern, replace in self._rules():
+            out = _sub_pieces(out, pattern, replace)
+        return out
+
+    def _rules(self) -> list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]]:
+        rules: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = []
+        if self._forms is not None:
+            rules.append((self._forms, lambda _match: REDACTED))
+        rules.extend((pattern, _redact) for pattern in _AUTH_PATTERNS)
+        return rules
 
     def headers(self, headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
         """Header pairs with sensitive values replaced and the rest scrubbed."""

@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
-from spec.conftest import ProjectDir
 
 from assistant_kit.cli import main
 from assistant_kit.errors import ConfigError, SpecError
 from assistant_kit.spec.project import load_project
+from spec.conftest import ProjectDir
 
 SECRET_LINE = "root:$6$kit-shadow-sentinel$abcdef:19000:0:99999:7:::"
 
@@ -75,7 +75,9 @@ def one_template_error(project_dir: ProjectDir, template: str) -> str:
             "too large",
             id="join-of-a-huge-list",
         ),
-        pytest.param("{{ ('x' * 100000) | replace('x', 'y' * 100000) }}", "too large", id="replace"),
+        pytest.param(
+            "{{ ('x' * 100000) | replace('x', 'y' * 100000) }}", "too large", id="replace"
+        ),
     ],
 )
 def test_template_bombs_are_refused(project_dir: ProjectDir, template: str, words: str) -> None:
@@ -128,7 +130,7 @@ def test_a_partial_linked_outside_the_partials_folder_is_not_included(
 ) -> None:
     project_dir.partial("tone.md.j2", "calm")
     (project_dir.root / "assistants" / "partials" / "passwd.j2").symlink_to(shadow)
-    project_dir.spec("a.yaml", 'name: a\nmodel: m\ninstructions: \'{% include "passwd.j2" %}\'\n')
+    project_dir.spec("a.yaml", "name: a\nmodel: m\ninstructions: '{% include \"passwd.j2\" %}'\n")
     (message,) = errors(project_dir)
     assert message == (
         "assistants/a.yaml:3:1: template refused: partial `passwd.j2`: it is a link to a file "
@@ -139,7 +141,7 @@ def test_a_partial_linked_outside_the_partials_folder_is_not_included(
 def test_a_partial_linked_to_etc_passwd_is_not_included(project_dir: ProjectDir) -> None:
     project_dir.partial("tone.md.j2", "calm")
     (project_dir.root / "assistants" / "partials" / "passwd.j2").symlink_to("/etc/passwd")
-    project_dir.spec("a.yaml", 'name: a\nmodel: m\ninstructions: \'{% include "passwd.j2" %}\'\n')
+    project_dir.spec("a.yaml", "name: a\nmodel: m\ninstructions: '{% include \"passwd.j2\" %}'\n")
     (message,) = errors(project_dir)
     assert "outside the project; refused" in message
     assert "root:" not in message
@@ -148,7 +150,7 @@ def test_a_partial_linked_to_etc_passwd_is_not_included(project_dir: ProjectDir)
 def test_a_partial_linked_inside_the_partials_folder_is_included(project_dir: ProjectDir) -> None:
     real = project_dir.partial("tone.md.j2", "calm")
     (real.parent / "alias.j2").symlink_to(real)
-    project_dir.spec("a.yaml", 'name: a\nmodel: m\ninstructions: \'{% include "alias.j2" %}\'\n')
+    project_dir.spec("a.yaml", "name: a\nmodel: m\ninstructions: '{% include \"alias.j2\" %}'\n")
     (spec,) = load_project(environ={}).specs
     assert spec.instructions == "calm"
 
