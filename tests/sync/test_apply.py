@@ -152,8 +152,10 @@ async def test_spec_params_read_plugin_tokens_and_add_the_marks(
         metadata={"team": "x"},
     )
     params = spec_params(spec, dialect, marks={"kit_test": "chat:e"}, environ={"W_TOKEN": "t0k"})
+    assert params.tools[0]["auth"]["user_token"] == "t0k"  # never the ${W_TOKEN} placeholder
     created = await make_client(dialect).create_assistant(params)
-    assert created.tools[0]["auth"]["user_token"] == "t0k"  # never the ${W_TOKEN} placeholder
+    # the embedded server has no plug-in `w`: it keeps no token (issue 13)
+    assert created.tools[0]["auth"]["user_token"] == "[not stored]"
     assert created.metadata == {"team": "x", "kit_test": "chat:e"}
     with pytest.raises(ConfigError, match="W_TOKEN"):
         spec_params(spec, dialect, environ={})

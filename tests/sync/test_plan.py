@@ -167,7 +167,8 @@ async def test_plan_json_and_text_never_hold_plugin_tokens(
     report = await apply_plan(client, plan, environ={"WTOKEN": "tok-123-secret"})
     assert report.ok
     stored = (await client.list_all_assistants())[0]
-    assert stored.tools[0]["auth"]["user_token"] == "tok-123-secret"
+    # the token was sent; the embedded server, which has no plug-in `weather`, keeps none
+    assert stored.tools[0]["auth"]["user_token"] == "[not stored]"
     again = await build_plan(client, [spec], target="l", dialect=dialect)
     assert not again.has_changes
     rotated = await build_plan(client, [spec], target="l", dialect=dialect)

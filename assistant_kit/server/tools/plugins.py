@@ -58,6 +58,8 @@ from assistant_kit.server.tools.guard import DEFAULT_MAX_CHARS, guarded, to_json
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+#: What is stored instead of the token of a plug-in the server does not have (or that takes none).
+NOT_STORED = "[not stored]"
 #: A stored plug-in token: a reference to the server's environment variable that holds it.
 _ENV_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -286,11 +288,11 @@ class PluginTool(BuiltinTool):
         auth = self.spec.auth
         entry_auth = context.config.get("auth") if context.config else None
         given = entry_auth.get("user_token") if isinstance(entry_auth, Mapping) else None
-        if given and (auth is None or given != "${" + auth.env + "}"):
-            # stored before tokens were sealed, or for another plug-in: never sent anywhere
-            raise ToolError("the assistant's plug-in token is not usable here; apply it again")
         if auth is None:
-            return {}
+            return {}  # this plug-in takes no credential: a token given with it is never sent
+        if given and given != "${" + auth.env + "}":
+            # stored before tokens were sealed, or when the server had no such plug-in
+            raise ToolError("the assistant's plug-in token is not usable here; apply it again")
         token = os.environ.get(auth.env, "")
         if not token:
             raise ToolError(f"no credential: set the {auth.env} environment variable")
@@ -302,8 +304,10 @@ def seal_plugin_tokens(tools: Any, find: Callable[[Mapping[str, Any]], BuiltinTo
 
     A DashScope entry's ``auth.user_token`` becomes ``${VAR}``, the environment variable the
     server's plug-in reads its credential from (``auth.env``), when the token is that variable's
-    value or that reference. Any other token is refused (``ApiError`` 400): the server has no
-    place to keep it other than its environment. ``find`` maps an entry to the server's tool.
+    value or that reference; any other token for that plug-in is refused (``ApiError`` 400): the
+    server has no place to keep it other than its environment. The token of a plug-in the server
+    does not have, or that takes no credential, is dropped for ``NOT_STORED``. ``find`` maps an
+    entry to the server's tool.
     """
     if not isinstance(tools, list):
         return tools
@@ -318,13 +322,9 @@ def seal_plugin_tokens(tools: Any, find: Callable[[Mapping[str, Any]], BuiltinTo
         tool = find(entry)
         env = tool.spec.auth.env if isinstance(tool, PluginTool) and tool.spec.auth else None
         name = f"plug-in {entry.get('type')!r}"
-        if env is None:
-            raise ApiError(
-                400,
-                "invalid_value",
-                f"{name} takes no token on this server; leave out 'auth.user_token'.",
-                param="tools",
-            )
+        if env is None:  # a plug-in this server does not have, or one without a credential
+            sealed.append({**entry, "auth": {**auth, "user_token": NOT_STORED}})
+            continue
         reference = "${" + env + "}"
         held = os.environ.get(env, "")
         if token != reference and not (

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from assistant_kit.server.app import ServerConfig, create_app
-from assistant_kit.server.tools.plugins import HostAllowlist, PluginSpec, PluginTool
+from assistant_kit.server.tools.plugins import NOT_STORED, HostAllowlist, PluginSpec, PluginTool
 from assistant_kit.server.tools.registry import build_tools
 
 pytestmark = pytest.mark.anyio
@@ -63,6 +63,7 @@ async def test_an_argument_cannot_climb_out_of_the_url_template(
 async def test_a_gzip_bomb_is_cut_off_as_it_is_read(loopback, context):
     server = loopback(items)
     tool = tool_for(server, "/bomb", max_output_chars=1000)
+    bomb()  # made before measuring: the server's copy is not the tool's
     tracemalloc.start()
     try:
         result = await tool.call({}, context)
@@ -206,12 +207,17 @@ async def test_a_token_the_server_does_not_hold_is_refused(server_http, tmp_path
         "variable KIT_TEST_WEATHER_TOKEN and send 'auth.user_token' as "
         "'${KIT_TEST_WEATHER_TOKEN}'."
     )
-    no_auth = await server_http.post(
-        "/v1/assistants",
-        json={"model": "m", "tools": [{"type": "open_data", "auth": {"user_token": other}}]},
-    )
-    assert no_auth.status_code == 400
-    assert other not in refused.text + no_auth.text
+    assert other not in refused.text
+    assert other.encode() not in stored_bytes(tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["open_data", "not_on_this_server"])
+async def test_the_token_of_a_plugin_that_takes_none_is_dropped(server_http, tmp_path, kind):
+    other = "someone-elses-token-5b2a"
+    tool = {"type": kind, "auth": {"type": "user_http", "user_token": other}}
+    created = await server_http.post("/v1/assistants", json={"model": "m", "tools": [tool]})
+    assert created.status_code == 200, created.text
+    assert created.json()["tools"][0]["auth"] == {"type": "user_http", "user_token": NOT_STORED}
     assert other.encode() not in stored_bytes(tmp_path)
 
 
