@@ -141,31 +141,17 @@ TOKEN = "plugin-sentinel-9f3c1d7e"
 
 
 @pytest.fixture
-async def server_http(tmp_path, monkeypatch):
+async def app(tmp_path, monkeypatch):
+    """The server with two plug-ins, one reading its credential from the environment (the
+    ``http`` fixture of tests/server/conftest.py talks to it)."""
     monkeypatch.setenv("KIT_TEST_WEATHER_TOKEN", TOKEN)
-    tools = build_tools(
-        {
-            "plugins": [
-                {
-                    "id": "weather",
-                    "url": "http://127.0.0.1:9/w",
-                    "auth": {"env": "KIT_TEST_WEATHER_TOKEN"},
-                },
-                {"id": "open_data", "url": "http://127.0.0.1:9/o"},
-            ],
-            "allowed_hosts": ["127.0.0.1"],
-        }
-    )
-    app = create_app(ServerConfig(database=tmp_path / "kit.db", api_keys=("k",), tools=tools))
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://kit",
-            headers={"Authorization": "Bearer k"},
-        ) as client,
-    ):
-        yield client
+    weather = {"id": "weather", "url": "http://127.0.0.1:9/w"}
+    plugins = [{**weather, "auth": {"env": "KIT_TEST_WEATHER_TOKEN"}}]
+    plugins.append({"id": "open_data", "url": "http://127.0.0.1:9/o"})
+    tools = build_tools({"plugins": plugins, "allowed_hosts": ["127.0.0.1"]})
+    application = create_app(ServerConfig(database=tmp_path / "kit.db", tools=tools))
+    async with application.router.lifespan_context(application):
+        yield application
     await tools.aclose()
 
 
@@ -178,16 +164,14 @@ def stored_bytes(tmp_path):
 
 
 @pytest.mark.parametrize("prefix", ["/v1", "/api/v1"])
-async def test_a_plugin_token_is_stored_and_returned_only_as_a_reference(
-    server_http, tmp_path, prefix
-):
-    created = await server_http.post(
+async def test_a_plugin_token_is_stored_and_returned_only_as_a_reference(http, tmp_path, prefix):
+    created = await http.post(
         f"{prefix}/assistants", json={"model": "m", "tools": [plugin_tool(TOKEN)]}
     )
     assert created.status_code == 200, created.text
     assistant = created.json()
-    listed = await server_http.get(f"{prefix}/assistants")
-    updated = await server_http.post(
+    listed = await http.get(f"{prefix}/assistants")
+    updated = await http.post(
         f"{prefix}/assistants/{assistant['id']}", json={"tools": [plugin_tool(TOKEN)]}
     )
     for response in (created, listed, updated):
@@ -196,11 +180,9 @@ async def test_a_plugin_token_is_stored_and_returned_only_as_a_reference(
     assert TOKEN.encode() not in stored_bytes(tmp_path)
 
 
-async def test_a_token_the_server_does_not_hold_is_refused(server_http, tmp_path):
+async def test_a_token_the_server_does_not_hold_is_refused(http, tmp_path):
     other = "someone-elses-token-5b2a"
-    refused = await server_http.post(
-        "/v1/assistants", json={"model": "m", "tools": [plugin_tool(other)]}
-    )
+    refused = await http.post("/v1/assistants", json={"model": "m", "tools": [plugin_tool(other)]})
     assert refused.status_code == 400
     assert refused.json()["error"]["message"] == (
         "plug-in 'weather': tokens are not stored; put the token in the server's environment "
@@ -212,19 +194,19 @@ async def test_a_token_the_server_does_not_hold_is_refused(server_http, tmp_path
 
 
 @pytest.mark.parametrize("kind", ["open_data", "not_on_this_server"])
-async def test_the_token_of_a_plugin_that_takes_none_is_dropped(server_http, tmp_path, kind):
+async def test_the_token_of_a_plugin_that_takes_none_is_dropped(http, tmp_path, kind):
     other = "someone-elses-token-5b2a"
     tool = {"type": kind, "auth": {"type": "user_http", "user_token": other}}
-    created = await server_http.post("/v1/assistants", json={"model": "m", "tools": [tool]})
+    created = await http.post("/v1/assistants", json={"model": "m", "tools": [tool]})
     assert created.status_code == 200, created.text
     assert created.json()["tools"][0]["auth"] == {"type": "user_http", "user_token": NOT_STORED}
     assert other.encode() not in stored_bytes(tmp_path)
 
 
-async def test_a_run_with_its_own_tools_stores_no_token(server_http, tmp_path):
-    assistant = (await server_http.post("/v1/assistants", json={"model": "m"})).json()
-    thread = (await server_http.post("/v1/threads", json={})).json()
-    run = await server_http.post(
+async def test_a_run_with_its_own_tools_stores_no_token(http, tmp_path):
+    assistant = (await http.post("/v1/assistants", json={"model": "m"})).json()
+    thread = (await http.post("/v1/threads", json={})).json()
+    run = await http.post(
         f"/v1/threads/{thread['id']}/runs",
         json={"assistant_id": assistant["id"], "tools": [plugin_tool(TOKEN)]},
     )
