@@ -13,6 +13,7 @@ from typing import Any
 
 from assistant_kit.server.envelopes import DASHSCOPE, OPENAI, Dialect
 from assistant_kit.server.store.records import TERMINAL, RunRecord, StepRecord
+from assistant_kit.server.tools.plugins import public_tools
 
 JSONObject = dict[str, Any]
 
@@ -65,7 +66,7 @@ def run_object(dialect: Dialect, run: RunRecord) -> JSONObject:
         "completed_at": d.ts(run.completed_at),
         "model": run.model,
         "instructions": run.instructions,
-        "tools": run.tools,
+        "tools": public_tools(run.tools),
         "metadata": run.metadata,
         "usage": usage_object(d, run.usage),
         "temperature": run.temperature,

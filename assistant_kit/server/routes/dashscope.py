@@ -24,6 +24,7 @@ from assistant_kit.server.routes.crud import (
 )
 from assistant_kit.server.services import UNSET, AssistantFields
 from assistant_kit.server.store.records import AssistantRecord, MessageRecord, ThreadRecord
+from assistant_kit.server.tools.plugins import public_tools
 
 D = DASHSCOPE
 
@@ -37,7 +38,7 @@ def assistant_object(a: AssistantRecord) -> dict[str, Any]:
         "name": a.name,
         "description": a.description,
         "instructions": a.instructions,
-        "tools": a.tools,
+        "tools": public_tools(a.tools),
         "file_ids": a.file_ids,
         "metadata": a.metadata,
         "temperature": a.temperature,

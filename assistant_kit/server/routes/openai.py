@@ -22,6 +22,7 @@ from assistant_kit.server.routes.crud import (
 )
 from assistant_kit.server.services import AssistantFields
 from assistant_kit.server.store.records import AssistantRecord, MessageRecord, ThreadRecord
+from assistant_kit.server.tools.plugins import public_tools
 
 D = OPENAI
 
@@ -35,7 +36,7 @@ def assistant_object(a: AssistantRecord) -> dict[str, Any]:
         "description": a.description,
         "model": a.model,
         "instructions": a.instructions,
-        "tools": a.tools,
+        "tools": public_tools(a.tools),
         "tool_resources": a.tool_resources,
         "metadata": a.metadata,
         "temperature": a.temperature,

@@ -341,6 +341,24 @@ def seal_plugin_tokens(tools: Any, find: Callable[[Mapping[str, Any]], BuiltinTo
     return sealed
 
 
+def public_tools(tools: Any) -> Any:
+    """Tool entries as the API shows them: a plug-in token that is not a ``${VAR}`` reference
+    (a row stored before tokens were sealed) shows as ``NOT_STORED``, never as its value."""
+    if not isinstance(tools, list):
+        return tools
+    shown: list[Any] = []
+    for entry in tools:
+        auth = entry.get("auth") if isinstance(entry, Mapping) else None
+        token = auth.get("user_token") if isinstance(auth, Mapping) else None
+        if token not in (None, "", NOT_STORED) and not (
+            isinstance(token, str) and _ENV_REFERENCE.match(token)
+        ):
+            assert isinstance(entry, Mapping) and isinstance(auth, Mapping)
+            entry = {**entry, "auth": {**auth, "user_token": NOT_STORED}}
+        shown.append(entry)
+    return shown
+
+
 def _path_segment(value: Any) -> str:
     """An argument as one URL path segment: every byte but letters, digits, ``-``, ``_`` and
     ``~`` percent-encoded, so ``..`` (``%2E%2E``) and ``/`` stay inside the segment."""

@@ -11,11 +11,14 @@ import gzip
 import json
 import tracemalloc
 import zlib
+from dataclasses import replace
 
 import httpx
 import pytest
 
 from assistant_kit.server.app import ServerConfig, create_app
+from assistant_kit.server.ids import new_id, now_ms
+from assistant_kit.server.store import AssistantRecord, Store
 from assistant_kit.server.tools.plugins import NOT_STORED, HostAllowlist, PluginSpec, PluginTool
 from assistant_kit.server.tools.registry import build_tools
 
@@ -213,3 +216,32 @@ async def test_a_run_with_its_own_tools_stores_no_token(http, tmp_path):
     assert run.status_code == 200, run.text
     assert TOKEN not in run.text
     assert TOKEN.encode() not in stored_bytes(tmp_path)
+
+
+async def test_a_token_stored_before_sealing_is_never_returned(tmp_path, monkeypatch):
+    # a row as the server wrote it before plug-in tokens were sealed
+    store = Store(tmp_path / "kit.db")
+    async with store.lifespan():
+        record = AssistantRecord(id=new_id(), created_at=now_ms(), model="m")
+        await store.insert_assistant(replace(record, tools=[plugin_tool(TOKEN)]))
+    monkeypatch.setenv("KIT_TEST_WEATHER_TOKEN", TOKEN)
+    app = create_app(ServerConfig(database=tmp_path / "kit.db"))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://kit",
+            headers={"Authorization": "Bearer k"},
+        ) as http,
+    ):
+        listed = await http.get("/v1/assistants")
+        wire_id = listed.json()["data"][0]["id"]
+        for path in ("/api/v1/assistants", f"/v1/assistants/{wire_id}"):
+            response = await http.get(path)
+            assert response.status_code == 200
+            assert TOKEN not in listed.text + response.text
+            assert NOT_STORED in response.text
+        thread = (await http.post("/v1/threads", json={})).json()
+        run = await http.post(f"/v1/threads/{thread['id']}/runs", json={"assistant_id": wire_id})
+        assert run.status_code == 200, run.text
+        assert TOKEN not in run.text
