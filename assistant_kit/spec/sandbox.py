@@ -156,6 +156,29 @@ _STR_METHODS: dict[str, Callable[..., int]] = {
     "replace": lambda s, old="", new="", count=-1, *_: _replace_size(s, old, new, count),
     "join": lambda s, items=(), *_: _join_size(items, s),
     "format": lambda s, *args: _format_size(s, args),
+    "format_map": lambda s, mapping=None, *_: _format_size(
+        s, mapping.values() if isinstance(mapping, Mapping) else ()
+    ),
+    "translate": lambda s, table=None, *_: (
+        len(s)
+        * max(
+            [1, *(len(v) for v in table.values() if isinstance(v, (str, bytes)))]
+            if isinstance(table, Mapping)
+            else [1]
+        )
+    ),
+}
+
+#: Methods that grow a list, dict or set in place: its size after them, checked before.
+_GROWING: dict[str, Callable[..., int]] = {
+    "append": lambda n, *_: n + 1,
+    "insert": lambda n, *_: n + 1,
+    "add": lambda n, *_: n + 1,
+    "setdefault": lambda n, *_: n + 1,
+    "extend": lambda n, items=(), *_: n + (len(items) if hasattr(items, "__len__") else 0),
+    "update": lambda n, items=(), *rest: (
+        n + (len(items) if hasattr(items, "__len__") else 0) + len(rest)
+    ),
 }
 
 
@@ -183,6 +206,8 @@ def _filter_size(name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) ->
         return _join_size(value, arg(0, "d", ""))
     if name in ("batch", "slice"):
         return _width(arg(0, "linecount" if name == "batch" else "slices", 0))
+    if name == "round":  # an integer rounded to -N digits computes 10 ** N
+        return _width(arg(0, "precision", 0)) * MAX_VALUE // 1000
     if name == "tojson":
         return len(str(value)) * (1 + _width(arg(0, "indent", 0)))
     return 0
@@ -293,10 +318,19 @@ class BoundedSandbox(SandboxedEnvironment):
         _tick()
         target = getattr(__obj, "__wrapped__", __obj)  # the sandbox wraps str.format
         owner = getattr(target, "__self__", None)
-        estimate = _STR_METHODS.get(getattr(target, "__name__", ""))
+        name = getattr(target, "__name__", "")
+        estimate = _STR_METHODS.get(name)
+        if isinstance(owner, bytes):
+            owner = owner.decode("latin-1")  # same sizes, one set of estimates
         if isinstance(owner, str) and estimate is not None:
             _check_size(estimate(owner, *args, *kwargs.values()), "a method's result")
-        return _sized(SandboxedEnvironment.call(__self, __context, __obj, *args, **kwargs))
+        grows = _GROWING.get(name)
+        if isinstance(owner, (list, dict, set)) and grows is not None:
+            _check_size(grows(len(owner), *args, *kwargs.values()), "a list, dict or set")
+        result = SandboxedEnvironment.call(__self, __context, __obj, *args, **kwargs)
+        if isinstance(owner, (list, dict, set)):
+            _sized(owner)
+        return _sized(result)
 
     def kit_loop(self, iterable: Iterable[Any]) -> Iterator[Any]:
         budget = _BUDGET.get()

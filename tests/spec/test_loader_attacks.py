@@ -78,6 +78,31 @@ def one_template_error(project_dir: ProjectDir, template: str) -> str:
         pytest.param(
             "{{ ('x' * 100000) | replace('x', 'y' * 100000) }}", "too large", id="replace"
         ),
+        pytest.param(
+            "{% set l = ['x'] %}{% for i in range(40) %}{% set _ = l.extend(l) %}{% endfor %}",
+            "a list, dict or set",
+            id="list-extend-doubling",
+        ),
+        pytest.param("{{ 10 | round(-2000000000) }}", "too large", id="round-to-huge-digits"),
+        pytest.param(
+            "{{ '{a:>2000000000}'.format_map({'a': 'x'}) }}", "too large", id="format-map-width"
+        ),
+        pytest.param(
+            "{{ ('x' * 100000).translate({120: 'y' * 100000}) }}", "too large", id="translate"
+        ),
+        pytest.param("{{ 'x'.encode().ljust(2000000000) }}", "too large", id="bytes-ljust"),
+        pytest.param(
+            "{% for x in [0] recursive %}{% if x < 60 %}{{ loop([x + 1, x + 1]) }}{% endif %}"
+            "{% endfor %}",
+            "rendering took longer than",
+            id="recursive-loop-fanout",
+        ),
+        pytest.param(
+            "{% macro f(n) %}{% if n < 60 %}{{ f(n + 1) }}{{ f(n + 1) }}{% endif %}{% endmacro %}"
+            "{{ f(0) }}",
+            "rendering took longer than",
+            id="macro-fanout",
+        ),
     ],
 )
 def test_template_bombs_are_refused(project_dir: ProjectDir, template: str, words: str) -> None:
