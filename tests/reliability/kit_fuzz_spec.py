@@ -113,6 +113,7 @@ KIT_INNER_KEYS = [
     "tools",
     "plugins",
     "allowed_hosts",
+    "allowed_private_networks",
     "run_expiry_s",
     "target",
     "timeout_s",
