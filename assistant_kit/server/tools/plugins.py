@@ -16,8 +16,8 @@ server:
 A spec's ``{type: plugin, id: weather}`` and DashScope's ``{type: weather, auth: {...}}`` both call
 it. The credential is the environment variable ``auth.env`` names, read when the plug-in is called;
 the server never stores a token (``seal_plugin_tokens``): a DashScope entry's ``auth.user_token``
-is kept as the reference ``${WEATHER_TOKEN}``, and an entry whose token the server's environment
-does not hold is refused.
+is kept as the reference ``${WEATHER_TOKEN}``, a token the server's environment does not hold is
+refused, and the token of a plug-in the server lacks is kept as ``[not stored]``.
 
 Against SSRF and token theft:
 
@@ -369,32 +369,35 @@ async def _read_capped(response: httpx.Response, limit: int) -> bytes:
     """At most ``limit`` bytes of the body, decompressed as it is read (gzip and deflate), and
     at most ``limit`` bytes read from the wire: a compression bomb stops at the cap."""
     encoding = response.headers.get("content-encoding", "").strip().lower()
-    if encoding in ("gzip", "x-gzip"):
-        decoder: Any = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    elif encoding == "deflate":
-        decoder = None  # zlib-wrapped or raw: decided on the first bytes
-    elif encoding in ("", "identity"):
-        decoder = False
-    else:
+    compressed = encoding in ("gzip", "x-gzip", "deflate")
+    if not compressed and encoding not in ("", "identity"):
         raise ToolError(f"unsupported Content-Encoding {encoding!r}")
+    decoder: Any = None  # made on the first chunk (deflate comes zlib-wrapped or raw)
     data = bytearray()
     wire = 0
     try:
         async for chunk in response.aiter_raw():
             wire += len(chunk)
-            if decoder is False:
+            if not compressed:
                 data += chunk
             else:
                 if decoder is None:
-                    zlib_header = len(chunk) > 1 and (chunk[0] & 0x0F) == 8
-                    zlib_header = zlib_header and ((chunk[0] << 8) | chunk[1]) % 31 == 0
-                    decoder = zlib.decompressobj(zlib.MAX_WBITS if zlib_header else -zlib.MAX_WBITS)
+                    decoder = zlib.decompressobj(_window_bits(encoding, chunk))
                 data += decoder.decompress(chunk, limit + 1 - len(data))
             if len(data) > limit or wire > limit:
                 break
     except zlib.error as exc:
         raise ToolError(f"the answer's {encoding} body is corrupt: {exc}") from exc
     return bytes(data[:limit])
+
+
+def _window_bits(encoding: str, first: bytes) -> int:
+    if encoding != "deflate":
+        return 16 + zlib.MAX_WBITS  # gzip
+    zlib_header = (
+        len(first) > 1 and (first[0] & 0x0F) == 8 and ((first[0] << 8) | first[1]) % 31 == 0
+    )
+    return zlib.MAX_WBITS if zlib_header else -zlib.MAX_WBITS
 
 
 def _query_value(value: Any) -> str:
