@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import math
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -111,20 +112,43 @@ def _sized(value: Any) -> Any:
 
 def _width(value: Any) -> int:
     """A width or count argument, as the size it asks for (0 when it is not a number)."""
-    return abs(int(value)) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return 0
+    if isinstance(value, float) and not math.isfinite(value):
+        return MAX_VALUE + 1
+    return abs(int(value))
 
 
-_NUMBER = re.compile(r"\d+")
+#: The width and precision of a ``%`` conversion (``%-20.5s``, ``%*d``).
+_PERCENT_SPEC = re.compile(r"%[-+ #0]*(\d+|\*)?(?:\.(\d+|\*))?")
+#: The format spec of a ``{}`` field, up to its end or a nested field (``{:>{width}}``).
+_BRACE_SPEC = re.compile(r"\{[^{}]*?:([^{}]*)([{}])")
+_DIGITS = re.compile(r"\d+")
 
 
-def _format_size(fmt: str, args: Iterable[Any]) -> int:
-    """About how long ``fmt`` formatted with ``args`` can be: widths and precisions written in
-    the format and passed as arguments (``%*s``, ``{:{w}}``) all count."""
-    size = len(fmt) + sum(int(n) for n in _NUMBER.findall(fmt[:MAX_VALUE]) if len(n) < 12)
-    if any(len(n) >= 12 for n in _NUMBER.findall(fmt)):
-        size = MAX_VALUE + 1
+def _format_size(fmt: str, args: Iterable[Any], *, percent: bool) -> int:
+    """About how long ``fmt`` (``%``-style when ``percent``, else ``str.format``) formatted with
+    ``args`` can be: the widths and precisions written in its fields count, and numbers among
+    the arguments count as widths when a field takes its width from them (``%*s``, ``{:{}}``)."""
+    widths: list[str] = []
+    takes_widths = False
+    if percent:
+        for width, precision in _PERCENT_SPEC.findall(fmt):
+            widths += [width, precision]
+        takes_widths = "*" in widths
+    else:
+        for spec, end in _BRACE_SPEC.findall(fmt):
+            widths += _DIGITS.findall(spec)
+            takes_widths = takes_widths or end == "{"
+    numbers = [w for w in widths if w.isdigit()]
+    if any(len(n) > 9 for n in numbers):
+        return MAX_VALUE + 1
+    size = len(fmt) + sum(int(n) for n in numbers)
     for arg in args:
-        size += _width(arg) if isinstance(arg, (int, float)) else len(str(arg)[: MAX_VALUE + 1])
+        if takes_widths and isinstance(arg, (int, float)) and not isinstance(arg, bool):
+            size += _width(arg)
+        else:
+            size += len(str(arg)[: MAX_VALUE + 1])
     return size
 
 
@@ -155,9 +179,9 @@ _STR_METHODS: dict[str, Callable[..., int]] = {
     "expandtabs": lambda s, tabsize=8, *_: len(s) + s.count("\t") * _width(tabsize),
     "replace": lambda s, old="", new="", count=-1, *_: _replace_size(s, old, new, count),
     "join": lambda s, items=(), *_: _join_size(items, s),
-    "format": lambda s, *args: _format_size(s, args),
+    "format": lambda s, *args: _format_size(s, args, percent=False),
     "format_map": lambda s, mapping=None, *_: _format_size(
-        s, mapping.values() if isinstance(mapping, Mapping) else ()
+        s, mapping.values() if isinstance(mapping, Mapping) else (), percent=False
     ),
     "translate": lambda s, table=None, *_: (
         len(s)
@@ -196,7 +220,7 @@ def _filter_size(name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) ->
         per_line = len(width) if isinstance(width, str) else _width(width)
         return len(str(value)) + _lines(value) * per_line
     if name == "format":
-        return _format_size(str(value), (*rest, *kwargs.values()))
+        return _format_size(str(value), (*rest, *kwargs.values()), percent=True)
     if name == "wordwrap":
         wrap = arg(3, "wrapstring", "\n")
         return len(str(value)) * (1 + len(str(wrap or "\n")))
@@ -311,7 +335,7 @@ class BoundedSandbox(SandboxedEnvironment):
                 _check_size(len(left) + len(right))
         elif operator == "%" and isinstance(left, str):
             args = right if isinstance(right, tuple) else (right,)
-            _check_size(_format_size(left, args), "a `%` formatted text")
+            _check_size(_format_size(left, args, percent=True), "a `%` formatted text")
         return _sized(super().call_binop(context, operator, left, right))
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:

@@ -55,6 +55,8 @@ def one_template_error(project_dir: ProjectDir, template: str) -> str:
         pytest.param("{{ '{:>2000000000}'.format('x') }}", "too large", id="format-width"),
         pytest.param("{{ '%2000000000s' | format('x') }}", "too large", id="format-filter"),
         pytest.param("{{ '%*s' % (2000000000, 'x') }}", "too large", id="percent-width"),
+        pytest.param("{{ '{:>{}}'.format('x', 2000000000) }}", "too large", id="nested-width"),
+        pytest.param("{{ '%.2000000000f' % 1.5 }}", "too large", id="percent-precision"),
         pytest.param("{{ ('a\\n' * 60000) | indent(100000) }}", "too large", id="indent"),
         pytest.param("{{ [1] | batch(2000000000, 'x') | list }}", "too large", id="batch"),
         pytest.param(
@@ -133,10 +135,16 @@ def test_ordinary_templates_still_render(project_dir: ProjectDir) -> None:
         "name: a\nmodel: m\nvars: {tone: calm, items: [a, b]}\ninstructions: |\n"
         "  {% for i in items %}{{ loop.index }}. {{ i | upper ~ '!' }} {% endfor %}\n"
         "  {{ 'x'.ljust(3, '.') }}|{{ '%5s' % 'y' }}|{{ 2 ** 10 }}|{{ ', '.join(items) }}\n"
+        "  {{ 'Order 123456789: %s' % 987654321 }} {{ '%d items' | format(2000000000) }}\n"
+        "  {{ 'Order 123456789: {}'.format(987654321) }} {{ '{:>4}'.format(7) }}\n"
         '  {% include "tone.md.j2" %}\n',
     )
     (spec,) = load_project(environ={}).specs
-    assert spec.instructions == "1. A! 2. B! \nx..|    y|1024|a, b\nBe calm."
+    assert spec.instructions == (
+        "1. A! 2. B! \nx..|    y|1024|a, b\n"
+        "Order 123456789: 987654321 2000000000 items\n"
+        "Order 123456789: 987654321    7\nBe calm."
+    )
 
 
 # -- files: links out of the project, devices, FIFOs ----------------------------------------
