@@ -51,6 +51,7 @@ __all__ = [
     "MAX_FILE_BYTES",
     "MAX_NODES",
     "Document",
+    "FileRefused",
     "JsonPath",
     "Position",
     "display_path",

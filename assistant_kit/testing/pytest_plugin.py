@@ -77,7 +77,10 @@ def _in_spec_folder(path: Path) -> bool:
     try:
         import yaml
 
-        data = yaml.safe_load(kit_file.read_text(encoding="utf-8")) or {}
+        from assistant_kit.spec.load import MAX_FILE_BYTES, read_regular_file
+
+        raw = read_regular_file(kit_file, within=[kit_file.parent], limit=MAX_FILE_BYTES)
+        data = yaml.safe_load(raw.decode("utf-8")) or {}
     except (OSError, ValueError, yaml.YAMLError):
         return False
     specs = data.get("specs", DEFAULT_SPECS) if isinstance(data, dict) else DEFAULT_SPECS
@@ -97,8 +100,12 @@ def _under(path: Path, folder: Path) -> bool:
 
 def _declares_tests(path: Path) -> bool:
     """An assistant spec (a mapping with ``name`` and ``model``) with a non-empty ``tests:``."""
-    try:
-        text = path.read_text(encoding="utf-8")
+    from assistant_kit.spec.load import MAX_FILE_BYTES, FileRefused, read_regular_file
+
+    try:  # never a FIFO (it would hang) or a device such as /dev/zero (it never ends)
+        text = read_regular_file(path, within=None, limit=MAX_FILE_BYTES).decode("utf-8")
+    except FileRefused:
+        return True  # the spec layer reports it, rather than it being skipped in silence
     except (OSError, UnicodeDecodeError):
         return False
     if "tests:" not in text:
