@@ -16,9 +16,11 @@ from dataclasses import replace
 import httpx
 import pytest
 
-from assistant_kit.server.app import ServerConfig, create_app
+from assistant_kit.server.app import create_app
+from assistant_kit.server.config import ServerConfig
 from assistant_kit.server.ids import new_id, now_ms
-from assistant_kit.server.store import AssistantRecord, Store
+from assistant_kit.server.store import open_store
+from assistant_kit.server.store.records import AssistantRecord
 from assistant_kit.server.tools.plugins import NOT_STORED, HostAllowlist, PluginSpec, PluginTool
 from assistant_kit.server.tools.registry import build_tools
 
@@ -220,7 +222,7 @@ async def test_a_run_with_its_own_tools_stores_no_token(http, tmp_path):
 
 async def test_a_token_stored_before_sealing_is_never_returned(tmp_path, monkeypatch):
     # a row as the server wrote it before plug-in tokens were sealed
-    store = Store(tmp_path / "kit.db")
+    store = open_store(tmp_path / "kit.db")
     async with store.lifespan():
         record = AssistantRecord(id=new_id(), created_at=now_ms(), model="m")
         await store.insert_assistant(replace(record, tools=[plugin_tool(TOKEN)]))
