@@ -309,54 +309,52 @@ def seal_plugin_tokens(tools: Any, find: Callable[[Mapping[str, Any]], BuiltinTo
     does not have, or that takes no credential, is dropped for ``NOT_STORED``. ``find`` maps an
     entry to the server's tool.
     """
-    if not isinstance(tools, list):
-        return tools
-    sealed: list[Any] = []
-    for entry in tools:
-        auth = entry.get("auth") if isinstance(entry, Mapping) else None
-        token = auth.get("user_token") if isinstance(auth, Mapping) else None
-        if token is None or token == "":
-            sealed.append(entry)
-            continue
-        assert isinstance(entry, Mapping) and isinstance(auth, Mapping)
+
+    def seal(entry: Mapping[str, Any], token: Any) -> str:
         tool = find(entry)
         env = tool.spec.auth.env if isinstance(tool, PluginTool) and tool.spec.auth else None
-        name = f"plug-in {entry.get('type')!r}"
         if env is None:  # a plug-in this server does not have, or one without a credential
-            sealed.append({**entry, "auth": {**auth, "user_token": NOT_STORED}})
-            continue
+            return NOT_STORED
         reference = "${" + env + "}"
         held = os.environ.get(env, "")
-        if token != reference and not (
+        if token == reference or (
             isinstance(token, str) and held and hmac.compare_digest(token.encode(), held.encode())
         ):
-            raise ApiError(
-                400,
-                "invalid_value",
-                f"{name}: tokens are not stored; put the token in the server's environment "
-                f"variable {env} and send 'auth.user_token' as {reference!r}.",
-                param="tools",
-            )
-        sealed.append({**entry, "auth": {**auth, "user_token": reference}})
-    return sealed
+            return reference
+        raise ApiError(
+            400,
+            "invalid_value",
+            f"plug-in {entry.get('type')!r}: tokens are not stored; put the token in the server's "
+            f"environment variable {env} and send 'auth.user_token' as {reference!r}.",
+            param="tools",
+        )
+
+    return _replace_tokens(tools, seal)
 
 
 def public_tools(tools: Any) -> Any:
     """Tool entries as the API shows them: a plug-in token that is not a ``${VAR}`` reference
     (a row stored before tokens were sealed) shows as ``NOT_STORED``, never as its value."""
+
+    def shown(entry: Mapping[str, Any], token: Any) -> str:
+        is_reference = isinstance(token, str) and _ENV_REFERENCE.match(token) is not None
+        return token if is_reference else NOT_STORED
+
+    return _replace_tokens(tools, shown)
+
+
+def _replace_tokens(tools: Any, replace: Callable[[Mapping[str, Any], Any], str]) -> Any:
+    """``tools`` with each non-empty ``auth.user_token`` replaced by ``replace(entry, token)``."""
     if not isinstance(tools, list):
         return tools
-    shown: list[Any] = []
+    out: list[Any] = []
     for entry in tools:
         auth = entry.get("auth") if isinstance(entry, Mapping) else None
         token = auth.get("user_token") if isinstance(auth, Mapping) else None
-        if token not in (None, "", NOT_STORED) and not (
-            isinstance(token, str) and _ENV_REFERENCE.match(token)
-        ):
-            assert isinstance(entry, Mapping) and isinstance(auth, Mapping)
-            entry = {**entry, "auth": {**auth, "user_token": NOT_STORED}}
-        shown.append(entry)
-    return shown
+        if token not in (None, "") and isinstance(auth, Mapping):
+            entry = {**entry, "auth": {**auth, "user_token": replace(entry, token)}}
+        out.append(entry)
+    return out
 
 
 def _path_segment(value: Any) -> str:
