@@ -1,8 +1,9 @@
-"""The ASGI application: one store, two wire dialects.
+"""The ASGI application: one store, one mount per wire dialect.
 
 ``create_app(config)`` builds a Starlette app that serves DashScope's Assistant API under
-``/api/v1`` and OpenAI's Assistants v2 under ``/v1`` from one ``Store``; an object created through
-one dialect is visible through the other. There is no module-level app::
+``/api/v1`` and OpenAI's Assistants v2 under ``/v1`` from one ``Store`` (``MOUNTS``); an object
+created through one dialect is visible through the other. Each mount answers in its own dialect,
+unknown paths and methods under it included. There is no module-level app::
 
     app = create_app(ServerConfig(database=":memory:"))
     async with app.router.lifespan_context(app):       # opens (and later closes) the store
@@ -17,50 +18,67 @@ Adding a feature (runs, for instance) touches no existing handler:
    ``created_at``; thread-owned ones also go in ``THREAD_CHILDREN`` of ``store/records.py``);
 2. a record dataclass and a ``Table`` for it in ``store/records.py``, used through
    ``Store.insert/get/update/list_page`` (``update(..., expect=...)`` for conditional moves);
-3. a route module per dialect, ``routes(api, ctx) -> list[BaseRoute]`` built with
-   ``api.route(path, handler, methods, schema=...)``, inserted at the front of
-   ``OPENAI_ROUTES`` / ``DASHSCOPE_ROUTES`` (``/threads/runs`` must precede
-   ``/threads/{thread_id}``); handlers may return a ``Response`` (an SSE stream) instead of a dict;
+3. a route module, ``routes(api, ctx) -> list[BaseRoute]`` built with
+   ``api.route(path, handler, methods, schema=...)`` and rendering through ``api.dialect``, added
+   to the ``routes`` of the mounts that serve it (more specific paths first: ``/threads/runs``
+   must precede ``/threads/{thread_id}``); handlers may return a ``Response`` (an SSE stream)
+   instead of a dict;
 4. background parts (an engine, a reaper) registered in ``ctx.lifespans`` by that factory.
+
+A new wire dialect is a module in ``dialects/`` and a ``DialectMount`` in ``MOUNTS``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount
+from starlette.routing import BaseRoute, Mount, Router
+from starlette.types import Receive, Scope, Send
 
 from assistant_kit.server.auth import Authenticator, check_bind
 from assistant_kit.server.config import ServerConfig
+from assistant_kit.server.dialects import DASHSCOPE, OPENAI, Dialect
 from assistant_kit.server.endpoints import Api
-from assistant_kit.server.envelopes import DASHSCOPE, OPENAI
 from assistant_kit.server.files import FileStore
 from assistant_kit.server.models.routing import ModelRouter
-from assistant_kit.server.routes import dashscope, files, openai, runs
+from assistant_kit.server.routes import crud, files, runs
 from assistant_kit.server.routes.context import RouteFactory, ServerContext
 from assistant_kit.server.runs.engine import EngineSettings, RunEngine
 from assistant_kit.server.services import Services
 from assistant_kit.server.store import open_store
-from assistant_kit.server.toolbox import Tools, find_tool
 from assistant_kit.server.tools.plugins import seal_plugin_tokens
+from assistant_kit.server.tools.runner import Tools, find_tool
 
 log = logging.getLogger("assistant_kit.server")
 
-#: Route tables per dialect, in matching order: put more specific paths first (a later
-#: ``/threads/runs`` table must come before ``/threads/{thread_id}``, so prepend run tables).
-OPENAI_ROUTES: list[RouteFactory] = [files.openai_routes, runs.openai_routes, openai.routes]
-DASHSCOPE_ROUTES: list[RouteFactory] = [
-    files.dashscope_routes,
-    runs.dashscope_routes,
-    dashscope.routes,
-]
+
+@dataclass(frozen=True, slots=True)
+class DialectMount:
+    """A path the server serves in one dialect, with its route tables in matching order (more
+    specific paths first)."""
+
+    path: str
+    dialect: Dialect
+    routes: tuple[RouteFactory, ...]
+    #: This mount's dialect also answers requests for paths outside every mount.
+    catch_all: bool = False
+
+
+#: What the server serves. Lifespans of the route tables start in this order.
+MOUNTS: tuple[DialectMount, ...] = (
+    DialectMount("/api/v1", DASHSCOPE, (files.read_routes, runs.run_routes, crud.crud_routes)),
+    DialectMount(
+        "/v1", OPENAI, (files.full_routes, runs.run_routes, crud.crud_routes), catch_all=True
+    ),
+)
 
 
 def create_app(config: ServerConfig | None = None) -> Starlette:
@@ -91,25 +109,22 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
     )
     auth = Authenticator(config.api_keys)
 
-    apis = {
-        "/api/v1": Api(DASHSCOPE, auth, max_body_bytes=config.max_body_bytes),
-        "/v1": Api(OPENAI, auth, max_body_bytes=config.max_body_bytes),
-    }
-    tables = {
-        "/api/v1": [*config.dashscope_routes, *DASHSCOPE_ROUTES],
-        "/v1": [*config.openai_routes, *OPENAI_ROUTES],
-    }
     mounts: list[BaseRoute] = []
-    for path, api in apis.items():
+    fallback: Api | None = None
+    for mount in MOUNTS:
+        api = Api(mount.dialect, auth, max_body_bytes=config.max_body_bytes)
         routes: list[BaseRoute] = []
-        for factory in tables[path]:
+        for factory in (*config.extra_routes.get(mount.path, ()), *mount.routes):
             routes.extend(factory(api, context))
-        mounts.append(Mount(path, routes=routes))
+        mounts.append(Mount(mount.path, app=_DialectRoutes(api, routes)))
+        if mount.catch_all:
+            fallback = api
+    assert fallback is not None, "one of MOUNTS answers paths outside every mount"
 
     async def http_exception(request: Request, exc: Exception) -> Response:
-        """Unknown paths and methods, answered in the envelope of the dialect asked for."""
-        path = request.url.path
-        api = apis["/api/v1"] if path.startswith("/api/v1/") else apis["/v1"]
+        """Unknown paths and methods, answered in the dialect of the mount they fell under."""
+        api = request.scope.get(_API_KEY, fallback)
+        assert isinstance(api, Api)
         return await api.http_exception(request, exc)
 
     @contextlib.asynccontextmanager
@@ -146,6 +161,23 @@ def _token_sealer(tools: Tools) -> Callable[[Any], Any]:
         return seal_plugin_tokens(entries, lambda entry: find_tool(tools, entry))
 
     return seal
+
+
+#: Where a request's scope keeps the ``Api`` of the mount that took it.
+_API_KEY = "assistant_kit.api"
+
+
+class _DialectRoutes(Router):
+    """A mount's routes: marks each request it takes with its ``Api``, so that an error raised
+    on the way (no such route, wrong method) is answered in the mount's dialect."""
+
+    def __init__(self, api: Api, routes: Sequence[BaseRoute]) -> None:
+        super().__init__(routes=list(routes))
+        self.api = api
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope[_API_KEY] = self.api
+        await super().__call__(scope, receive, send)
 
 
 def _forget_thread(tools: Tools) -> Callable[[str], Awaitable[None]]:

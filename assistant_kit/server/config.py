@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 from assistant_kit.errors import ConfigError
 from assistant_kit.server.models.base import ModelBackend
 from assistant_kit.server.models.routing import ModelRouter
-from assistant_kit.server.toolbox import Tools
 from assistant_kit.server.tools.base import SaveFile
 from assistant_kit.server.tools.registry import build_tools
+from assistant_kit.server.tools.runner import Tools
 
 if TYPE_CHECKING:
     from assistant_kit.server.routes.context import RouteFactory
@@ -44,9 +44,8 @@ class ServerConfig:
     port: int = 8900
     #: Request bodies larger than this get a 413.
     max_body_bytes: int = 2 * 1024 * 1024
-    #: Extra route factories per dialect, matched before the built-in tables.
-    openai_routes: Sequence[RouteFactory] = field(default=())
-    dashscope_routes: Sequence[RouteFactory] = field(default=())
+    #: Extra route factories by mount path (``"/v1"``), matched before the built-in tables.
+    extra_routes: Mapping[str, Sequence[RouteFactory]] = field(default_factory=dict)
     #: Model routing: a ``ModelRouter``, or kit.yaml's ``server.models`` mapping (names to
     #: ``{backend: ...}`` or to ``ModelBackend`` instances); ``None`` routes every name to the
     #: default in-process llama-cpp backend.

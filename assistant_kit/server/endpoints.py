@@ -24,9 +24,9 @@ from starlette.routing import Route
 
 from assistant_kit.errors import ApiError
 from assistant_kit.server.auth import Authenticator
-from assistant_kit.server.envelopes import Dialect
+from assistant_kit.server.dialects.base import Dialect
 from assistant_kit.server.ids import parse_id
-from assistant_kit.server.services import NotFound
+from assistant_kit.server.services import NotFound, ThreadBusy
 from assistant_kit.server.store.base import (
     Conflict,
     PageQuery,
@@ -150,9 +150,18 @@ class Api:
         return Route(path, endpoint, methods=list(methods))
 
     def localise(self, exc: ApiError) -> ApiError:
-        """Word a ``NotFound`` with this dialect's id form."""
+        """Word the errors that name objects (``NotFound``, ``ThreadBusy``) with this dialect's
+        id form."""
+        d = self.dialect
         if isinstance(exc, NotFound) and exc.wire_id is None:
-            return NotFound(exc.kind, exc.uid, wire_id=self.dialect.id(exc.kind, exc.uid))
+            return NotFound(exc.kind, exc.uid, wire_id=d.id(exc.kind, exc.uid))
+        if isinstance(exc, ThreadBusy):
+            thread, run = d.id("thread", exc.thread_id), d.id("run", exc.run_id)
+            if exc.action == "message":
+                text = f"Can't add messages to {thread} while a run {run} is active."
+            else:
+                text = f"Thread {thread} already has an active run {run}."
+            return ApiError(400, "invalid_request", text)
         return exc
 
     async def read_body(self, request: Request) -> dict[str, Any]:

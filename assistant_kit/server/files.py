@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from assistant_kit.server.ids import new_id, now_ms, render_id
+from assistant_kit.server.ids import file_ref, new_id, now_ms
 from assistant_kit.server.store.base import Page, PageQuery, Store
 from assistant_kit.server.store.records import FILES, FileRecord
 from assistant_kit.server.tools.base import SaveFile, StoredFile
@@ -69,7 +69,7 @@ class FileStore:
         )
         await self.store.insert_file(record, bytes(data))
         return StoredFile(
-            id=str(render_id("file", record.id, "openai")),
+            id=file_ref(record.id),
             filename=record.filename,
             mime_type=record.mime_type,
             size=record.bytes,

@@ -1,11 +1,11 @@
 """Object ids and clocks, kept dialect-neutral in the store.
 
 The store holds a bare UUID for every object; each wire dialect renders it with its own prefix
-(DashScope ``message_``, OpenAI ``msg_``) and accepts either prefix on input, so an object created
-through one dialect can be addressed through the other::
+(``Dialect.id``: DashScope ``message_``, OpenAI ``msg_``) and accepts any dialect's prefix on
+input, so an object created through one dialect can be addressed through another::
 
     uid = new_id()                               # "3f2a91c4-..."
-    render_id("message", uid, "dashscope")       # "message_3f2a91c4-..."
+    DASHSCOPE.id("message", uid)                 # "message_3f2a91c4-..."
     parse_id("message", "msg_3f2a91c4-...")      # "3f2a91c4-..."
 """
 
@@ -13,25 +13,20 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Literal
 
-Kind = Literal["assistant", "thread", "message", "run", "step", "file"]
-DialectName = Literal["openai", "dashscope"]
-
-#: kind -> {dialect: prefix}; the first prefix of a kind's accepted list is never ambiguous.
-PREFIXES: dict[str, dict[str, str]] = {
-    "assistant": {"openai": "asst_", "dashscope": "asst_"},
-    "thread": {"openai": "thread_", "dashscope": "thread_"},
-    "message": {"openai": "msg_", "dashscope": "message_"},
-    "run": {"openai": "run_", "dashscope": "run_"},
-    "step": {"openai": "step_", "dashscope": "step_"},
-    "file": {"openai": "file-", "dashscope": "file_"},
+#: Every id prefix a dialect writes, per kind (each ``Dialect.prefixes`` is a subset): any of
+#: them is accepted on input. Longest first, so that no prefix hides a longer one.
+ACCEPTED: dict[str, tuple[str, ...]] = {
+    "assistant": ("asst_",),
+    "thread": ("thread_",),
+    "message": ("message_", "msg_"),
+    "run": ("run_",),
+    "step": ("step_",),
+    "file": ("file-", "file_"),
 }
 
-_ACCEPTED: dict[str, tuple[str, ...]] = {
-    kind: tuple(sorted(set(prefixes.values()), key=len, reverse=True))
-    for kind, prefixes in PREFIXES.items()
-}
+#: The prefix of the file ids that tool results and message content carry (``file_ref``).
+FILE_REF_PREFIX = "file-"
 
 
 def new_id() -> str:
@@ -39,16 +34,9 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-def render_id(kind: str, uid: str | None, dialect: str) -> str | None:
-    """The wire form of a stored id in ``dialect`` (``None`` stays ``None``)."""
-    if uid is None:
-        return None
-    return PREFIXES[kind][dialect] + uid
-
-
 def parse_id(kind: str, wire_id: str) -> str | None:
-    """The stored id behind a wire id of either dialect, or ``None`` if it cannot be one."""
-    for prefix in _ACCEPTED[kind]:
+    """The stored id behind a wire id of any dialect, or ``None`` if it cannot be one."""
+    for prefix in ACCEPTED[kind]:
         if wire_id.startswith(prefix):
             rest = wire_id[len(prefix) :]
             try:
@@ -56,6 +44,11 @@ def parse_id(kind: str, wire_id: str) -> str | None:
             except ValueError:
                 return None
     return None
+
+
+def file_ref(uid: str) -> str:
+    """The id a stored file goes by in tool results and message content (any dialect reads it)."""
+    return FILE_REF_PREFIX + uid
 
 
 def new_call_id() -> str:

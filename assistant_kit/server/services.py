@@ -48,6 +48,16 @@ class NotFound(ApiError):
         super().__init__(404, "not_found", f"No {kind} found with id '{wire_id or uid}'.")
 
 
+class ThreadBusy(ApiError):
+    """The thread has an active run; each dialect words it with its own ids."""
+
+    def __init__(self, thread_id: str, run_id: str, action: str) -> None:
+        self.thread_id = thread_id
+        self.run_id = run_id
+        self.action = action
+        super().__init__(400, "thread_busy", f"thread {thread_id} has an active run {run_id}")
+
+
 @dataclass(frozen=True, slots=True)
 class AssistantFields:
     """Assistant fields as a request gave them; ``UNSET`` ones were not given."""
@@ -235,6 +245,9 @@ class Services:
 
     async def create_message(self, thread_id: str, message: MessageInput) -> MessageRecord:
         await self.get_thread(thread_id)
+        active = self.store.active_run(thread_id)  # a thread with an active run takes none
+        if active is not None:
+            raise ThreadBusy(thread_id, active, "message")
         record = self.message_record(thread_id, message, now_ms())
         await self.store.insert_message(record)
         return record

@@ -1,7 +1,10 @@
 """Request bodies checked against the JSON Schemas in ``assistant_kit/schemas/api/``.
 
 A failure becomes one ``ApiError(400)`` in OpenAI's style (``Missing required parameter: 'model'.``,
-``param`` set to the offending path), which each dialect then wraps in its envelope.
+``param`` set to the offending path), which each dialect then wraps in its envelope. A schema node
+may carry ``"x-error": "<message>"`` (and ``"x-code"``, default ``invalid_value``): a failure
+anywhere inside it is reported as that message, naming the node's own path (a compound value such
+as ``tool_choice`` is wrong as a whole).
 """
 
 from __future__ import annotations
@@ -13,7 +16,10 @@ from importlib import resources
 from typing import Any
 
 import jsonschema  # type: ignore[import-untyped,unused-ignore]
-from jsonschema.exceptions import best_match  # type: ignore[import-untyped,unused-ignore]
+from jsonschema.exceptions import (  # type: ignore[import-untyped,unused-ignore]
+    best_match,
+    relevance,
+)
 
 from assistant_kit.errors import ApiError
 
@@ -69,11 +75,44 @@ def _param(path: Any) -> str:
     return out
 
 
+def _whole(schema: Any, error: jsonschema.ValidationError) -> ApiError | None:
+    """The error the outermost ``x-error`` node of ``schema`` that ``error`` lies in stands for
+    (its message and ``x-code``, naming the node's path); None if there is no such node."""
+    steps = list(error.absolute_schema_path)
+    path = list(error.absolute_path)
+    node, depth, i = schema, 0, 0
+    while isinstance(node, dict):
+        if isinstance(node.get("x-error"), str):
+            code = str(node.get("x-code", "invalid_value"))
+            return ApiError(400, code, node["x-error"], param=_param(path[:depth]) or None)
+        if i >= len(steps):
+            return None
+        step = steps[i]
+        i += 1
+        if step in ("properties", "patternProperties", "anyOf", "oneOf", "allOf", "prefixItems"):
+            if i >= len(steps):
+                return None
+            node = node.get(step)
+            node = node[steps[i]] if isinstance(node, (dict, list)) else None
+            i += 1
+            depth += step in ("properties", "patternProperties", "prefixItems")
+        else:
+            node = node.get(step)
+            depth += step in ("items", "additionalProperties", "contains")
+    return None
+
+
 def validate(name: str, body: Mapping[str, Any]) -> None:
     """Raise ``ApiError(400)`` describing the most relevant problem of ``body``, if any."""
-    error = best_match(validator(name).iter_errors(body))
+    check = validator(name)
+    error = best_match(
+        check.iter_errors(body), key=lambda e: (_whole(check.schema, e) is not None, *relevance(e))
+    )
     if error is None:
         return
+    whole = _whole(check.schema, error)
+    if whole is not None:
+        raise whole
     param = _param(error.absolute_path)
     if error.validator == "required":
         missing = next((f for f in error.validator_value if f not in (error.instance or {})), "?")

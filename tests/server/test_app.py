@@ -41,7 +41,7 @@ def runs_table(api: Api, ctx: ServerContext) -> list[BaseRoute]:
 
 async def test_extra_route_tables_come_first_and_their_lifespans_run(tmp_path: Path) -> None:
     config = ServerConfig(
-        database=tmp_path / "kit.db", openai_routes=[runs_table], dashscope_routes=[runs_table]
+        database=tmp_path / "kit.db", extra_routes={"/v1": [runs_table], "/api/v1": [runs_table]}
     )
     app = create_app(config)
     events = EVENTS[id(app.state.context)]

@@ -9,7 +9,7 @@ import pytest
 from assistant_kit.errors import ConfigError
 from assistant_kit.server.config import config_from_kit
 from assistant_kit.server.models.routing import ModelRouter
-from assistant_kit.server.toolbox import find_tool
+from assistant_kit.server.tools.runner import find_tool
 
 
 def test_models_tools_and_expiry_come_from_the_section(tmp_path: Path) -> None:

@@ -2,14 +2,23 @@ from __future__ import annotations
 
 import pytest
 
-from assistant_kit.server.ids import new_id, now_ms, parse_id, render_id
+from assistant_kit.server.dialects import DASHSCOPE, DIALECTS, OPENAI
+from assistant_kit.server.ids import ACCEPTED, new_id, now_ms, parse_id
 
 
 def test_a_message_id_renders_with_each_dialects_prefix() -> None:
     uid = new_id()
-    assert render_id("message", uid, "dashscope") == f"message_{uid}"
-    assert render_id("message", uid, "openai") == f"msg_{uid}"
-    assert render_id("message", None, "openai") is None
+    assert DASHSCOPE.id("message", uid) == f"message_{uid}"
+    assert OPENAI.id("message", uid) == f"msg_{uid}"
+    assert OPENAI.id("message", None) is None
+
+
+@pytest.mark.parametrize("dialect", DIALECTS, ids=lambda d: d.name)
+def test_every_id_a_dialect_writes_parses_in_every_dialect(dialect) -> None:
+    uid = new_id()
+    assert set(dialect.prefixes) == set(ACCEPTED)
+    for kind in dialect.prefixes:
+        assert parse_id(kind, str(dialect.id(kind, uid))) == uid
 
 
 @pytest.mark.parametrize("prefix", ["message_", "msg_"])

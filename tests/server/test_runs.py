@@ -221,16 +221,15 @@ async def test_a_builtin_tool_runs_in_the_server_and_records_its_step(
         assert (await client.list_all_messages(thread))[-1].text == "The result is <6*7>."
         step = (await client.list_run_steps(thread, run.id)).data[0]
         call = step.raw["step_details"]["tool_calls"][0]
-        # the tool's own step_tool_call shape (BuiltinTool's default here): OpenAI knows no
-        # other built-in call types than code_interpreter's own, so this one is a function
+        # the dialect renders the neutral call: a code_interpreter call in both, its logs in
+        # OpenAI's outputs, its output text beside DashScope's (always empty) outputs
+        assert call["type"] == "code_interpreter"
+        assert call["code_interpreter"]["input"] == "6*7"
         if dialect == "openai":
-            assert call["type"] == "function"
-            assert call["function"]["name"] == "calculator"
-            assert call["function"]["output"] == "<6*7>"
+            assert call["code_interpreter"]["outputs"] == [{"type": "logs", "logs": "ran 6*7"}]
         else:
-            assert call["type"] == "code_interpreter"
             assert call["code_interpreter"]["output"] == "<6*7>"
-            assert not call["code_interpreter"].get("outputs")
+            assert call["code_interpreter"]["outputs"] == []
     # wanx has no tool configured: the model never saw it
     assert [t["function"]["name"] for t in backend.requests[0].tools] == ["calculator"]
 
@@ -485,22 +484,15 @@ async def test_the_reaper_resumes_or_finishes_what_a_stop_left(tmp_path: Path) -
 
 
 class Painter(Calculator):
-    """A built-in that draws its own step entry (``step_tool_call``), as the real tools do."""
+    """A built-in of another type than code_interpreter, enabled by its old name (``wanx``)."""
 
     type = "text_to_image"
-
-    def definition(self) -> Mapping[str, Any]:
-        return {"name": "calculator", "parameters": {"type": "object"}}
-
-    def step_tool_call(
-        self, call_id: str, arguments: Mapping[str, Any], result: Any, dialect: str
-    ) -> dict[str, Any]:
-        return {"id": call_id, "type": "text_to_image", "text_to_image": {"dialect": dialect}}
+    aliases = ("wanx",)
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("dialect", ["openai", "dashscope"])
-async def test_a_tool_that_renders_its_own_step_entry_is_shown_that_way(
+async def test_a_builtin_step_shows_the_tools_own_type_in_dashscope_and_a_function_in_openai(
     tmp_path: Path, dialect: str
 ) -> None:
     app, _ = make_app(tmp_path, tools={"text_to_image": Painter()})
@@ -509,7 +501,16 @@ async def test_a_tool_that_renders_its_own_step_entry_is_shown_that_way(
         run = await client.create_run(thread, RunParams(assistant_id=bot))
         run = await client.wait_run(thread, run.id)
         step = (await client.list_run_steps(thread, run.id)).data[0]
-        assert step.raw["step_details"]["tool_calls"][0]["text_to_image"] == {"dialect": dialect}
+        call = step.raw["step_details"]["tool_calls"][0]
+        if dialect == "openai":
+            assert call["type"] == "function"
+            assert call["function"] == {
+                "name": "calculator",
+                "arguments": '{"code": "1"}',
+                "output": "<1>",
+            }
+        else:
+            assert call["text_to_image"] == {"arguments": '{"code": "1"}', "output": "<1>"}
 
 
 @pytest.mark.anyio

@@ -37,5 +37,5 @@ class ServerContext:
     lifespans: list[Callable[[], AbstractAsyncContextManager[Any]]] = field(default_factory=list)
 
 
-#: A route table: ``factory(api, context) -> routes`` (one per module and dialect).
+#: A route table: ``factory(api, context) -> routes`` (one per module; a mount lists its tables).
 RouteFactory = Callable[[Api, ServerContext], list[BaseRoute]]

@@ -1,11 +1,10 @@
-"""Files made by built-in tools, per dialect: metadata and content.
+"""Files made by built-in tools: metadata and content, rendered by the mount's dialect.
 
-OpenAI (``/v1``): ``GET /files`` (a page), ``GET /files/{id}`` (``{id, object: "file", bytes,
-created_at, filename, purpose, status}``), ``GET /files/{id}/content`` (the bytes),
-``DELETE /files/{id}``. DashScope (``/api/v1``): ``GET /files/{id}`` answered non-flattened, as its
-SDK's ``Files.get`` reads it (``{"data": {file_id, name, url, ...}, "request_id"}``, ``url`` being
-the content route), and ``GET /files/{id}/content``. Both accept either dialect's id form
-(``file-...`` or ``file_...``); the usual authentication applies to all of them.
+``full_routes`` (OpenAI's ``/v1``): ``GET /files`` (a page), ``GET /files/{id}``,
+``GET /files/{id}/content`` (the bytes), ``DELETE /files/{id}``. ``read_routes`` (DashScope's
+``/api/v1``): ``GET /files/{id}`` (``Dialect.file``, with the content route as its ``url``) and
+``GET /files/{id}/content``. Both accept any dialect's id form (``file-...`` or ``file_...``); the
+usual authentication applies to all of them.
 """
 
 from __future__ import annotations
@@ -16,39 +15,12 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from assistant_kit.server.endpoints import Api, Call
-from assistant_kit.server.envelopes import Dialect
 from assistant_kit.server.files import FileStore
 from assistant_kit.server.routes.context import ServerContext
 from assistant_kit.server.services import NotFound
 from assistant_kit.server.store.records import FileRecord
 
 JSONObject = dict[str, Any]
-
-
-def openai_file_object(d: Dialect, f: FileRecord) -> JSONObject:
-    return {
-        "id": d.id("file", f.id),
-        "object": "file",
-        "bytes": f.bytes,
-        "created_at": d.ts(f.created_at),
-        "filename": f.filename,
-        "purpose": f.purpose,
-        "status": "processed",
-        "status_details": None,
-    }
-
-
-def dashscope_file_object(d: Dialect, f: FileRecord, url: str) -> JSONObject:
-    return {
-        "file_id": d.id("file", f.id),
-        "name": f.filename,
-        "description": "",
-        "size": f.bytes,
-        "content_type": f.mime_type,
-        "purpose": f.purpose,
-        "created_at": d.ts(f.created_at),
-        "url": url,
-    }
 
 
 async def _record(files: FileStore, call: Call) -> FileRecord:
@@ -74,16 +46,27 @@ async def _content(files: FileStore, call: Call) -> Response:
     return Response(data, media_type=record.mime_type, headers=headers)
 
 
-def openai_routes(api: Api, ctx: ServerContext) -> list[BaseRoute]:
+def _content_url(call: Call, uid: str | None = None) -> str:
+    """The URL of the bytes of the file ``call`` asked for (or, from the list, of ``uid``)."""
+    url = call.request.url
+    path = url.path.rstrip("/")
+    if uid is not None:
+        path += f"/{call.dialect.id('file', uid)}"
+    return str(url.replace(path=path + "/content", query=""))
+
+
+def full_routes(api: Api, ctx: ServerContext) -> list[BaseRoute]:
+    """List, get, delete and read files (OpenAI's file API)."""
     files = ctx.files
     d = api.dialect
 
     async def list_files(call: Call) -> JSONObject:
         page = await files.list(call.page("file"))
-        return d.list_body([openai_file_object(d, f) for f in page.items], page.has_more)
+        items = [d.file(f, _content_url(call, f.id)) for f in page.items]
+        return d.list_body(items, page.has_more)
 
     async def get_file(call: Call) -> JSONObject:
-        return openai_file_object(d, await _record(files, call))
+        return d.file(await _record(files, call), _content_url(call))
 
     async def file_content(call: Call) -> Response:
         return await _content(files, call)
@@ -91,7 +74,7 @@ def openai_routes(api: Api, ctx: ServerContext) -> list[BaseRoute]:
     async def delete_file(call: Call) -> JSONObject:
         record = await _record(files, call)
         await files.delete(record.id)
-        return {"id": d.id("file", record.id), "object": "file", "deleted": True}
+        return d.deleted("file", "file", record.id)
 
     r = api.route
     return [
@@ -102,15 +85,13 @@ def openai_routes(api: Api, ctx: ServerContext) -> list[BaseRoute]:
     ]
 
 
-def dashscope_routes(api: Api, ctx: ServerContext) -> list[BaseRoute]:
+def read_routes(api: Api, ctx: ServerContext) -> list[BaseRoute]:
+    """Get and read files (what DashScope's ``Files.get`` reaches)."""
     files = ctx.files
     d = api.dialect
 
     async def get_file(call: Call) -> JSONObject:
-        record = await _record(files, call)
-        url = call.request.url
-        content_url = str(url.replace(path=url.path.rstrip("/") + "/content", query=""))
-        return {"data": dashscope_file_object(d, record, content_url)}
+        return d.file(await _record(files, call), _content_url(call))
 
     async def file_content(call: Call) -> Response:
         return await _content(files, call)

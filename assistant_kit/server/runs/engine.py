@@ -40,7 +40,7 @@ from assistant_kit.errors import ApiError
 from assistant_kit.server.ids import now_ms
 from assistant_kit.server.models.routing import ModelRouter
 from assistant_kit.server.runs.model_call import CallConfig, ModelCall
-from assistant_kit.server.services import NotFound
+from assistant_kit.server.services import NotFound, ThreadBusy
 from assistant_kit.server.store.base import Store, Tx
 from assistant_kit.server.store.records import (
     ACTIVE,
@@ -52,8 +52,8 @@ from assistant_kit.server.store.records import (
     ThreadRecord,
     record_data,
 )
-from assistant_kit.server.toolbox import Tools
 from assistant_kit.server.tools.base import SaveFile
+from assistant_kit.server.tools.runner import Tools
 
 log = logging.getLogger("assistant_kit.server.engine")
 
@@ -70,16 +70,6 @@ class EngineSettings:
     sweep_interval_s: float = 0.5
     #: Seconds the event log of a finished run is kept (streams of it are long over by then).
     event_retention_s: float = 3600.0
-
-
-class ThreadBusy(ApiError):
-    """The thread has an active run; each dialect words it with its own ids."""
-
-    def __init__(self, thread_id: str, run_id: str, action: str) -> None:
-        self.thread_id = thread_id
-        self.run_id = run_id
-        self.action = action
-        super().__init__(400, "thread_busy", f"thread {thread_id} has an active run {run_id}")
 
 
 class RunEngine:

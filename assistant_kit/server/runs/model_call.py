@@ -44,14 +44,13 @@ from assistant_kit.server.store.records import (
     StepRecord,
     record_data,
 )
-from assistant_kit.server.toolbox import (
+from assistant_kit.server.tools.base import SaveFile
+from assistant_kit.server.tools.runner import (
     Enabled,
     Tools,
     call_builtin,
     offered_tools,
-    tool_shapes,
 )
-from assistant_kit.server.tools.base import SaveFile
 
 FLUSH_S = 0.02
 FLUSH_EVENTS = 64
@@ -333,7 +332,7 @@ class ModelCall:
             call_id = event.id if event.id and event.id not in taken else new_call_id()
             name = event.name or ""
             call = self.calls[event.index] = _Call(call_id, name, builtin=builtins.get(name))
-            kind = call.builtin.kind if call.builtin else "function"
+            kind = call.builtin.type if call.builtin else "function"
             self.buffer.append(
                 (
                     "thread.run.step.delta",
@@ -464,7 +463,7 @@ class ModelCall:
         for call in self.calls.values():
             entry: dict[str, Any] = {
                 "id": call.id,
-                "type": call.builtin.kind if call.builtin else "function",
+                "type": call.builtin.type if call.builtin else "function",
                 "name": call.name,
                 "arguments": call.arguments,
                 "output": None,
@@ -486,9 +485,6 @@ class ModelCall:
                     urls=list(result.urls),
                     is_error=result.is_error,
                 )
-                shapes = tool_shapes(call.builtin, call.id, call.arguments, result)
-                if shapes:
-                    entry["shapes"] = shapes
             else:
                 pending.append({"id": call.id, "name": call.name, "arguments": call.arguments})
             entries.append(entry)

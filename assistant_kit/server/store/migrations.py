@@ -31,6 +31,14 @@ class Migration:
         return [s.strip() for s in self.sql.split(";") if s.strip()]
 
 
+#: One tool call entry of a step without its ``shapes`` (m004), ``type`` from the DashScope shape.
+_NEUTRAL_CALL = """
+    CASE WHEN json_type(call.value, '$.shapes') IS NULL THEN json(call.value)
+    ELSE json_remove(json_set(call.value, '$.type', coalesce(
+        json_extract(call.value, '$.shapes.dashscope.type'),
+        json_extract(call.value, '$.type'))), '$.shapes')
+    END"""
+
 #: Every migration, oldest first.
 MIGRATIONS: list[Migration] = [
     Migration(
@@ -173,6 +181,25 @@ MIGRATIONS: list[Migration] = [
         );
         CREATE INDEX files_order ON files (created_at, seq);
         CREATE INDEX files_thread ON files (thread_id)
+        """,
+    ),
+    # Built-in tool calls kept a rendered ``shapes`` entry per dialect beside their neutral
+    # fields; the dialects render those fields now. Drop ``shapes`` from the calls of stored
+    # steps and of the steps in the event log, keeping the tool's own type (the DashScope
+    # shape's) where the entry had the type the assistant gave (e.g. the alias ``wanx``).
+    Migration(
+        "m004_neutral_tool_calls",
+        f"""
+        UPDATE run_steps SET step_details = (
+            SELECT json_set(run_steps.step_details, '$.tool_calls',
+                            json_group_array({_NEUTRAL_CALL}))
+            FROM json_each(run_steps.step_details, '$.tool_calls') AS call)
+        WHERE step_details LIKE '%"shapes"%';
+        UPDATE run_events SET data = (
+            SELECT json_set(run_events.data, '$.record.step_details.tool_calls',
+                            json_group_array({_NEUTRAL_CALL}))
+            FROM json_each(run_events.data, '$.record.step_details.tool_calls') AS call)
+        WHERE json_extract(data, '$.kind') = 'step' AND data LIKE '%"shapes"%'
         """,
     ),
 ]

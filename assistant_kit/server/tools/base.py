@@ -2,15 +2,14 @@
 quark_search, plugins).
 
 The engine shows each enabled built-in tool to the model as a function (``definition()``); when the
-model calls it, the engine runs ``call()`` inside the run loop and records a ``tool_calls`` step in
-the tool's own shape. A tool never fails a run: errors come back as a ``ToolOutput`` with
-``is_error=True`` and a message the model can read.
+model calls it, the engine runs ``call()`` inside the run loop and records a ``tool_calls`` step
+holding the neutral result, which each wire dialect renders its own way. A tool never fails a
+run: errors come back as a ``ToolOutput`` with ``is_error=True`` and a message the model can read.
 """
 
 from __future__ import annotations
 
 import abc
-import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,9 +44,9 @@ class ToolContext:
 class ToolOutput:
     """The result of one built-in tool call.
 
-    ``output`` is the text the model sees next. ``logs`` and ``images`` (stored file ids) feed the
-    step's dialect shape (e.g. OpenAI's ``code_interpreter.outputs``); ``urls`` are image URLs a
-    client can show.
+    ``output`` is the text the model sees next. ``logs`` and ``images`` (stored files) are what a
+    dialect shows besides it (e.g. OpenAI's ``code_interpreter.outputs``); ``urls`` are image URLs
+    a client can show.
     """
 
     output: str
@@ -74,25 +73,3 @@ class BuiltinTool(abc.ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Stop workers and release resources."""
-
-    def step_tool_call(
-        self,
-        call_id: str,
-        arguments: Mapping[str, Any],
-        result: ToolOutput | None,
-        dialect: str,
-    ) -> dict[str, Any]:
-        """This call as an entry of a ``tool_calls`` step in ``dialect`` (``"dashscope"`` or
-        ``"openai"``); ``result`` is None while the call runs.
-
-        DashScope shows built-ins in their own shape (``{"type": "quark_search", "quark_search":
-        {"arguments", "output"}}``); OpenAI's step types know only function, code_interpreter and
-        file_search, so other built-ins appear there as a function call with its output.
-        """
-        text = json.dumps(dict(arguments), ensure_ascii=False)
-        output = None if result is None else result.output
-        if dialect == "openai":
-            name = str(self.definition().get("name", self.type))
-            body = {"name": name, "arguments": text, "output": output}
-            return {"id": call_id, "type": "function", "function": body}
-        return {"id": call_id, "type": self.type, self.type: {"arguments": text, "output": output}}

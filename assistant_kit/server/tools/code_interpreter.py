@@ -83,26 +83,3 @@ class CodeInterpreterTool(BuiltinTool):
             logs="\n".join(p for p in parts if not p.startswith("[image: ")),
             images=tuple(images),
         )
-
-    def step_tool_call(
-        self,
-        call_id: str,
-        arguments: Mapping[str, Any],
-        result: ToolOutput | None,
-        dialect: str,
-    ) -> dict[str, Any]:
-        """OpenAI: ``{input, outputs: [logs|image]}``. DashScope: ``outputs`` stays empty (a
-        non-empty list crashes dashscope 2.0.2); the text goes in ``output`` and image ids in
-        ``file_ids``, keys its SDK keeps as plain attributes."""
-        code = arguments.get("code", arguments.get("input", ""))
-        body: dict[str, Any] = {"input": code if isinstance(code, str) else "", "outputs": []}
-        if result is not None and dialect == "openai":
-            outputs: list[dict[str, Any]] = []
-            if result.logs:
-                outputs.append({"type": "logs", "logs": result.logs})
-            outputs += [{"type": "image", "image": {"file_id": f.id}} for f in result.images]
-            body["outputs"] = outputs
-        elif result is not None:
-            body["output"] = result.output
-            body["file_ids"] = [f.id for f in result.images]
-        return {"id": call_id, "type": "code_interpreter", "code_interpreter": body}

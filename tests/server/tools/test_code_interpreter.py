@@ -1,14 +1,11 @@
-"""code_interpreter: figures as stored files, step shapes per dialect, pluggable executors."""
+"""code_interpreter: figures as stored files, pluggable executors (step shapes: test_dialects)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
 import pytest
-from dashscope.threads.thread_types import ToolCallsStepDetails as DashScopeToolCalls
-from openai.types.beta.threads.runs import ToolCallsStepDetails as OpenAIToolCalls
 
-from assistant_kit.server.tools.base import StoredFile, ToolOutput
 from assistant_kit.server.tools.code_interpreter import CodeInterpreterTool
 from assistant_kit.server.tools.sandbox import Execution, Executor, LocalSandbox, SandboxLimits
 
@@ -52,51 +49,6 @@ async def test_missing_code_is_an_error_the_model_sees(tool, context):
     assert (
         result.output == "code_interpreter failed: missing the 'code' argument (a non-empty string)"
     )
-
-
-def finished() -> ToolOutput:
-    image = StoredFile(id="file-7", filename="figure-1.png", mime_type="image/png", size=10)
-    return ToolOutput(output="hi\n[image: file-7]", logs="hi", images=(image,))
-
-
-def test_openai_step_carries_logs_and_image_outputs():
-    tool = CodeInterpreterTool(LocalSandbox())
-    entry = tool.step_tool_call("call_1", {"code": "print('hi')"}, finished(), "openai")
-    assert entry == {
-        "id": "call_1",
-        "type": "code_interpreter",
-        "code_interpreter": {
-            "input": "print('hi')",
-            "outputs": [
-                {"type": "logs", "logs": "hi"},
-                {"type": "image", "image": {"file_id": "file-7"}},
-            ],
-        },
-    }
-    parsed = OpenAIToolCalls.model_validate({"type": "tool_calls", "tool_calls": [entry]})
-    assert parsed.tool_calls[0].code_interpreter.outputs[1].image.file_id == "file-7"
-
-
-def test_dashscope_step_keeps_outputs_empty_and_the_sdk_reads_it():
-    tool = CodeInterpreterTool(LocalSandbox())
-    entry = tool.step_tool_call("call_1", {"code": "print('hi')"}, finished(), "dashscope")
-    assert entry["code_interpreter"] == {
-        "input": "print('hi')",
-        "outputs": [],
-        "output": "hi\n[image: file-7]",
-        "file_ids": ["file-7"],
-    }
-    parsed = DashScopeToolCalls(type="tool_calls", tool_calls=[entry])
-    call = parsed.tool_calls[0]
-    assert call.code_interpreter.input == "print('hi')"
-    assert call.code_interpreter.output == "hi\n[image: file-7]"
-
-
-def test_a_running_call_has_no_outputs_in_either_dialect():
-    tool = CodeInterpreterTool(LocalSandbox())
-    for dialect in ("openai", "dashscope"):
-        entry = tool.step_tool_call("call_1", {"code": "1"}, None, dialect)
-        assert entry["code_interpreter"] == {"input": "1", "outputs": []}
 
 
 class EchoExecutor(Executor):

@@ -7,7 +7,6 @@ import json
 import pytest
 
 from assistant_kit.errors import ConfigError
-from assistant_kit.server.tools.base import ToolOutput
 from assistant_kit.server.tools.quark_search import QuarkSearchTool, load_passages
 
 pytestmark = pytest.mark.anyio
@@ -112,12 +111,6 @@ async def test_a_connection_failure_is_an_error_output(context):
     assert result.output.startswith("quark_search failed: ConnectError")
 
 
-def test_the_step_has_dashscopes_quark_search_shape(corpus):
+def test_the_tool_answers_to_its_old_name(corpus):
     tool = QuarkSearchTool("corpus", path=corpus)
-    output = ToolOutput(output='{"query": "x", "results": []}')
-    assert tool.step_tool_call("", {"query": "x"}, output, "dashscope") == {
-        "id": "",
-        "type": "quark_search",
-        "quark_search": {"arguments": '{"query": "x"}', "output": '{"query": "x", "results": []}'},
-    }
     assert tool.aliases == ("search",)

@@ -180,24 +180,3 @@ async def test_a_slow_backend_times_out_into_an_error_output(context, loopback, 
     result = await tool.call({"prompt": PROMPT}, context)
     await tool.aclose()
     assert result.output == "text_to_image failed: timed out after 0.3 s"
-
-
-def test_the_step_has_dashscopes_builtin_shape():
-    from assistant_kit.server.tools.base import ToolOutput
-
-    tool = TextToImageTool("local")
-    out = ToolOutput(output='{"prompt": "cat"}')
-    assert tool.step_tool_call("", {"prompt": "cat"}, out, "dashscope") == {
-        "id": "",
-        "type": "text_to_image",
-        "text_to_image": {"arguments": '{"prompt": "cat"}', "output": '{"prompt": "cat"}'},
-    }
-    assert tool.step_tool_call("call_9", {"prompt": "cat"}, out, "openai") == {
-        "id": "call_9",
-        "type": "function",
-        "function": {
-            "name": "text_to_image",
-            "arguments": '{"prompt": "cat"}',
-            "output": '{"prompt": "cat"}',
-        },
-    }

@@ -72,8 +72,8 @@ def test_every_option_the_schema_shows_builds(tmp_path: Path) -> None:
 async def test_the_example_kit_yaml_serves_every_builtin_tool_offline() -> None:
     import yaml
 
-    from assistant_kit.server.toolbox import discard_file
     from assistant_kit.server.tools.base import ToolContext
+    from assistant_kit.server.tools.runner import discard_file
 
     repo = Path(__file__).resolve().parents[3]
     server = yaml.safe_load((repo / "kit.yaml").read_text(encoding="utf-8"))["server"]

@@ -1,11 +1,13 @@
-"""Which built-in tools a run may use, how the model sees them, and how a call runs.
+"""Running built-in tools for a run: which ones it may use, how the model sees them, one call.
 
 A run's tool entries name functions (shown to the model as they are) and built-in types
 (``code_interpreter``, ``quark_search`` / ``search``, ``text_to_image`` / ``wanx``, plug-in ids).
 A built-in type is shown to the model as the function its ``BuiltinTool.definition()`` describes
 when the server has a tool for it; a type nobody serves is left out, so the model never calls
 what cannot run. The server's tools are a mapping of type to tool, or a registry with
-``resolve(entry)`` (``assistant_kit.server.tools.registry.ToolRegistry``).
+``resolve(entry)`` (``assistant_kit.server.tools.registry.ToolRegistry``). A call's result is
+neutral (``ToolOutput``: output, logs, images, urls); the step entry stores it as such and each
+dialect renders it (``Dialect.tool_call``).
 """
 
 from __future__ import annotations
@@ -50,6 +52,12 @@ class Enabled:
     kind: str
     tool: BuiltinTool
     entry: Mapping[str, Any]
+
+    @property
+    def type(self) -> str:
+        """The tool's canonical type (``text_to_image`` for an entry of type ``wanx``), which
+        its step entries carry."""
+        return self.tool.type or self.kind
 
 
 def find_tool(tools: Tools, entry: Mapping[str, Any]) -> BuiltinTool | None:
@@ -132,22 +140,6 @@ async def call_builtin(
     except Exception as exc:  # a tool never fails the run
         log.exception("built-in tool %s failed", name)
         return ToolOutput(f"error: {name} failed: {exc}", is_error=True)
-
-
-def tool_shapes(
-    enabled: Enabled, call_id: str, arguments: str, result: ToolOutput
-) -> dict[str, Any] | None:
-    """The step entry a tool renders itself per dialect (``step_tool_call``, when it has one),
-    kept with the call so the step reads the same later and after a restart."""
-    render = getattr(enabled.tool, "step_tool_call", None)
-    if not callable(render):
-        return None
-    try:
-        parsed = _arguments(arguments)
-        return {d: render(call_id, parsed, result, d) for d in ("openai", "dashscope")}
-    except Exception:  # a renderer failing leaves the generic shape
-        log.exception("built-in tool %s could not render its step", enabled.tool.type)
-        return None
 
 
 async def discard_file(data: bytes, filename: str, mime_type: str) -> StoredFile:
