@@ -39,6 +39,15 @@ DEFAULT_DB = Path(".kit") / "server.db"
     help="An accepted bearer key (repeatable; also KIT_SERVER_API_KEYS, comma separated).",
 )
 @click.option(
+    "--trusted-host",
+    "trusted_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="A Host name to answer besides loopback ones (repeatable; also kit.yaml "
+    "server.trusted_hosts; '*' for any). Without keys only loopback names are answered; with "
+    "keys and no names, any.",
+)
+@click.option(
     "--config",
     "config_file",
     default=None,
@@ -65,6 +74,7 @@ def serve(
     port: int,
     database: str | None,
     api_keys: tuple[str, ...],
+    trusted_hosts: tuple[str, ...],
     config_file: Path | None,
     run_expiry: float | None,
     log_level: str,
@@ -86,18 +96,23 @@ def serve(
     import uvicorn
 
     from assistant_kit.server.app import create_app
-    from assistant_kit.server.auth import keys_from_env
+    from assistant_kit.server.auth import TrustedHosts, keys_from_env
     from assistant_kit.server.config import config_from_kit
+    from assistant_kit.server.connections import ConnectionLimits, guarded_protocol
     from assistant_kit.server.models.routing import ModelRouter
 
     keys = (*keys_from_env(os.environ), *api_keys)
     section, base_dir = read_server_section(config_file)
+    names = (*section.get("trusted_hosts", ()), *trusted_hosts)
+    # header/body deadlines and a connection cap: half-open connections cannot pile up
+    limits = ConnectionLimits.for_process(**(section.get("connections") or {}))
     config = config_from_kit(
         section,
         base_dir=base_dir,
         run_expiry_s=run_expiry,
         database=database or str(Path.cwd() / DEFAULT_DB),
         api_keys=keys,
+        trusted_hosts=TrustedHosts.for_server(keys, names),
         host=host,
         port=port,
     )
@@ -113,6 +128,8 @@ def serve(
             lifespan="on",
             access_log=log_level in ("info", "debug"),
             server_header=False,
+            http=guarded_protocol(limits),
+            backlog=limits.backlog,
         )
     )
     shown = f"[{host}]" if ":" in host else host

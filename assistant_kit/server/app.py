@@ -107,7 +107,7 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
         engine=engine,
         files=file_store,
     )
-    auth = Authenticator(config.api_keys)
+    auth = Authenticator(config.api_keys, config.trusted_hosts)
 
     mounts: list[BaseRoute] = []
     fallback: Api | None = None
@@ -150,6 +150,7 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
         exception_handlers={HTTPException: http_exception},
         lifespan=lifespan,
     )
+    app.router.redirect_slashes = False
     app.state.context = context
     return app
 
@@ -172,7 +173,9 @@ class _DialectRoutes(Router):
     on the way (no such route, wrong method) is answered in the mount's dialect."""
 
     def __init__(self, api: Api, routes: Sequence[BaseRoute]) -> None:
-        super().__init__(routes=list(routes))
+        # No trailing-slash redirects: /v1/assistants/ is a 401 or 404 in the envelope, not a
+        # 307 answered before authentication.
+        super().__init__(routes=list(routes), redirect_slashes=False)
         self.api = api
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -1,8 +1,18 @@
-"""Bearer-key authentication of every route.
+"""Who may call the server: the ``Host`` a request names, then its bearer key.
 
 Keys come from ``KIT_SERVER_API_KEYS`` (comma separated) and ``--api-key``. With no key configured
 the server accepts any non-empty bearer key, and only on a loopback host: ``check_bind`` refuses
 anything else before a socket opens.
+
+A loopback listener is still reachable from any web page through DNS rebinding (the page's own
+name resolves to 127.0.0.1, so the browser treats the server as same-origin and sends whatever it
+likes). What gives that away is the ``Host`` header, which carries the page's name.
+``TrustedHosts`` answers only to loopback names plus the ones configured (``--trusted-host``,
+kit.yaml ``server.trusted_hosts``); with API keys and no names configured, any ``Host`` is
+accepted (the keys are the guard, and a server behind a proxy sees many names)::
+
+    hosts = TrustedHosts.for_server(api_keys=(), configured=("kit.internal",))
+    hosts.allows("127.0.0.1:8900"), hosts.allows("evil.example:8900")    # True, False
 """
 
 from __future__ import annotations
@@ -10,6 +20,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from assistant_kit.errors import ApiError, ConfigError
 
@@ -41,11 +52,65 @@ def check_bind(host: str, api_keys: Iterable[str]) -> None:
         )
 
 
-class Authenticator:
-    """Checks the ``Authorization: Bearer <key>`` header of a request."""
+def host_name(header: str) -> str:
+    """The name in a ``Host`` header, without its port, lower case (``[::1]`` stays bracketed)."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        end = header.find("]")
+        return header[: end + 1] if end > 0 else header
+    name, colon, port = header.rpartition(":")
+    return name if colon and port.isdigit() else header
 
-    def __init__(self, api_keys: Iterable[str]) -> None:
+
+@dataclass(frozen=True, slots=True)
+class TrustedHosts:
+    """The ``Host`` values a server answers to: loopback names always, ``names`` besides
+    (``*`` stands for any name)."""
+
+    names: frozenset[str] = frozenset()
+
+    @classmethod
+    def for_server(
+        cls, api_keys: Iterable[str], configured: Iterable[str] = ()
+    ) -> TrustedHosts | None:
+        """The policy of a listening server; ``None`` means any ``Host`` (keys, no names)."""
+        names = frozenset(host_name(n) for n in configured if n.strip())
+        if "*" in names or (tuple(api_keys) and not names):
+            return None
+        return cls(names)
+
+    def allows(self, header: str | None) -> bool:
+        if not header:
+            return False  # every HTTP/1.1 client sends one; a browser always does
+        name = host_name(header)
+        return is_loopback(name) or name in self.names
+
+    def check(self, header: str | None) -> None:
+        """Raise ``ApiError(400)`` unless ``header`` names a trusted host."""
+        if not self.allows(header):
+            shown = (header or "")[:100]
+            raise ApiError(
+                400,
+                "invalid_host",
+                f"This server does not answer to the host {shown!r}; it answers to loopback "
+                "names (127.0.0.1, localhost, [::1]) and the ones given with --trusted-host "
+                "or kit.yaml server.trusted_hosts.",
+            )
+
+
+class Authenticator:
+    """Checks the ``Host`` (when ``hosts`` is given) and ``Authorization: Bearer <key>`` headers
+    of a request."""
+
+    def __init__(self, api_keys: Iterable[str], hosts: TrustedHosts | None = None) -> None:
         self._keys = tuple(k.encode() for k in api_keys)
+        self.hosts = hosts
+
+    def check_request(self, headers: Mapping[str, str]) -> None:
+        """Raise ``ApiError`` (400 for the host, 401 for the key) unless the request may pass."""
+        if self.hosts is not None:
+            self.hosts.check(headers.get("host"))
+        self.check(headers.get("authorization"))
 
     def check(self, authorization: str | None) -> None:
         """Raise ``ApiError(401)`` unless the header carries an accepted key."""

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from assistant_kit.errors import ConfigError
+from assistant_kit.server.auth import TrustedHosts
 from assistant_kit.server.models.base import ModelBackend
 from assistant_kit.server.models.routing import ModelRouter
 from assistant_kit.server.tools.base import SaveFile
@@ -42,6 +43,10 @@ class ServerConfig:
     api_keys: tuple[str, ...] = ()
     host: str = "127.0.0.1"
     port: int = 8900
+    #: The ``Host`` header values answered (others get a 400): ``None`` answers any, which suits
+    #: the in-process app (no socket, nothing to rebind); ``kit serve`` always sets it, see
+    #: ``TrustedHosts.for_server``.
+    trusted_hosts: TrustedHosts | None = None
     #: Request bodies larger than this get a 413.
     max_body_bytes: int = 2 * 1024 * 1024
     #: Extra route factories by mount path (``"/v1"``), matched before the built-in tables.

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -126,7 +127,7 @@ class Api:
         async def endpoint(request: Request) -> Response:
             request_id = dialect.new_request_id()
             try:
-                self.auth.check(request.headers.get("authorization"))
+                self.auth.check_request(request.headers)
                 body: dict[str, Any] = {}
                 if request.method in _BODY_METHODS:
                     body = await self.read_body(request)
@@ -138,6 +139,10 @@ class Api:
             except StoreError as exc:
                 log.error("store error in %s %s: %s", request.method, request.url.path, exc)
                 return dialect.error(store_error(exc), request_id)
+            except ClientDisconnect:
+                # The client went away before its body was read; nobody reads the answer.
+                log.info("client aborted %s %s", request.method, request.url.path)
+                return Response(status_code=499)
             except Exception:
                 log.exception("unexpected error in %s %s", request.method, request.url.path)
                 error = ApiError(500, "server_error", "The server had an error.")
@@ -188,7 +193,7 @@ class Api:
                 f"Unsupported content type {media_type or '(none)'!r}; send application/json.",
             )
         try:
-            body = json.loads(raw, parse_constant=_no_constant)
+            body = json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise ApiError(
                 400,
@@ -207,7 +212,7 @@ class Api:
         request_id = self.dialect.new_request_id()
         assert isinstance(exc, HTTPException)
         try:
-            self.auth.check(request.headers.get("authorization"))
+            self.auth.check_request(request.headers)
         except ApiError as denied:
             return self.dialect.error(denied, request_id)
         if exc.status_code == 405:
@@ -228,6 +233,15 @@ class Api:
 def _no_constant(name: str) -> Any:
     """JSON has no NaN or Infinity; Python's parser would let them through."""
     raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite(text: str) -> float:
+    """A JSON number that fits a double: ``1e400`` would parse as infinity and go back out as a
+    bare ``Infinity``, which is not JSON."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is too large")
+    return value
 
 
 def _check_json(body: dict[str, Any], *, text: bool) -> None:

@@ -3,6 +3,7 @@ stuck: the OpenAI backend pointed at loopback servers that refuse, hang, trickle
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -60,6 +61,24 @@ class Upstream:
                 body = b"<html>not json</html>"
                 head = b"HTTP/1.1 200 OK\r\ncontent-type: text/html\r\n"
                 conn.sendall(head + f"content-length: {len(body)}\r\n\r\n".encode() + body)
+            elif self.mode in ("cut", "cut-chunked"):
+                # 96 characters of a longer reply, then the upstream dies: no finish_reason,
+                # no [DONE]. "cut" closes as a connection: close stream ends (a clean EOF);
+                # "cut-chunked" drops the connection inside a chunked body.
+                chunked = self.mode == "cut-chunked"
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                    + (b"transfer-encoding: chunked\r\n" if chunked else b"connection: close\r\n")
+                    + b"\r\n"
+                )
+                for _ in range(8):
+                    delta = {"choices": [{"index": 0, "delta": {"content": "twelve chars"}}]}
+                    event = f"data: {json.dumps(delta)}\n\n".encode()
+                    conn.sendall(
+                        f"{len(event):x}\r\n".encode() + event + b"\r\n" if chunked else event
+                    )
+                conn.shutdown(socket.SHUT_RDWR)
+                conn.close()
             elif self.mode in ("stall-mid-stream", "trickle"):
                 conn.sendall(
                     b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
@@ -167,5 +186,52 @@ def test_a_dead_backend_fails_a_streamed_run_and_closes_the_stream(tmp_path: Pat
             assert streamed.status_code == 200
             text = streamed.text
             assert "thread.run.failed" in text and text.rstrip().endswith("[DONE]")
+    finally:
+        api.close()
+
+
+@pytest.mark.parametrize("mode", ["cut", "cut-chunked"])
+@pytest.mark.parametrize("prefix", ["/v1", "/api/v1"])
+def test_a_reply_cut_off_mid_stream_fails_the_run_and_never_completes_its_message(
+    tmp_path: Path, mode: str, prefix: str
+) -> None:
+    upstream = Upstream(mode)
+    models = {"default": {"backend": "openai", "base_url": upstream.url, "model": "m"}}
+    api = ApiUnderTest(tmp_path / "kit.db", {"models": models})
+    try:
+        assistant = api.send("POST", "/v1/assistants", json={"model": "m"}).json()
+        body = {"assistant_id": assistant["id"], "thread": {"messages": [{"content": "hi"}]}}
+        run = api.send("POST", f"{prefix}/threads/runs", json=body).json()
+        final = wait_terminal(api, {"run": run}, limit=20)["run"]
+        messages = api.send("GET", f"/v1/threads/{run['thread_id']}/messages").json()["data"]
+    finally:
+        api.close()
+        upstream.close()
+    assert final["status"] == "failed", final
+    assert final["last_error"]["code"] == "server_error"
+    replies = [m for m in messages if m["role"] == "assistant"]
+    assert all(m["status"] != "completed" for m in replies), replies
+
+
+def test_a_scripted_cut_stream_fails_the_streamed_run(tmp_path: Path) -> None:
+    script = tmp_path / "cut.yaml"
+    script.write_text(
+        "rules:\n  - {user: story, reply: 'Once upon a time there was a model', cut_after: 9}\n",
+        encoding="utf-8",
+    )
+    models = {"default": {"backend": "scripted", "script": str(script)}}
+    api = ApiUnderTest(tmp_path / "kit.db", {"models": models})
+    try:
+        assistant = api.send("POST", "/v1/assistants", json={"model": "m"}).json()
+        for prefix in ("/v1", "/api/v1"):
+            body = {
+                "assistant_id": assistant["id"],
+                "thread": {"messages": [{"content": "a story"}]},
+                "stream": True,
+            }
+            text = api.send("POST", f"{prefix}/threads/runs", json=body).text
+            assert "thread.run.failed" in text and "thread.run.completed" not in text, text
+            assert "thread.message.completed" not in text
+            assert "cut off after 9 characters" in text
     finally:
         api.close()

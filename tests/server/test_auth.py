@@ -9,7 +9,14 @@ import pytest
 
 from assistant_kit.errors import ApiError, ConfigError
 from assistant_kit.server.app import ServerConfig, create_app
-from assistant_kit.server.auth import Authenticator, check_bind, is_loopback, keys_from_env
+from assistant_kit.server.auth import (
+    Authenticator,
+    TrustedHosts,
+    check_bind,
+    host_name,
+    is_loopback,
+    keys_from_env,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -91,3 +98,70 @@ def test_other_hosts_need_a_key(host: str) -> None:
     with pytest.raises(ConfigError):
         create_app(ServerConfig(host=host))
     check_bind(host, ("k",))
+
+
+# -- Host (DNS rebinding) -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "name"),
+    [
+        ("127.0.0.1:8900", "127.0.0.1"),
+        ("LocalHost", "localhost"),
+        ("[::1]:8900", "[::1]"),
+        ("kit.internal:443", "kit.internal"),
+        ("evil.example", "evil.example"),
+    ],
+)
+def test_host_names_drop_the_port(header: str, name: str) -> None:
+    assert host_name(header) == name
+
+
+def test_without_keys_only_loopback_and_configured_names_are_trusted() -> None:
+    hosts = TrustedHosts.for_server((), ("kit.internal",))
+    assert hosts is not None
+    for ok in ("127.0.0.1:8900", "localhost:8900", "[::1]:8900", "127.0.0.2", "KIT.internal"):
+        assert hosts.allows(ok), ok
+    for bad in ("evil.example:8900", "127.0.0.1.evil.example", "", None, "localhost.evil"):
+        assert not hosts.allows(bad), bad
+
+
+def test_with_keys_any_host_unless_names_are_configured() -> None:
+    assert TrustedHosts.for_server(("k",), ()) is None
+    assert TrustedHosts.for_server((), ("*",)) is None
+    hosts = TrustedHosts.for_server(("k",), ("api.example",))
+    assert hosts is not None and hosts.allows("api.example") and not hosts.allows("evil.example")
+
+
+async def test_a_rebound_host_is_refused_before_the_key_in_both_envelopes(tmp_path: Path) -> None:
+    # a page on evil.example whose name now resolves to 127.0.0.1: same origin for the browser,
+    # any bearer key accepted by a keyless server; only the Host header gives it away
+    hosts = TrustedHosts.for_server((), ())
+    app = create_app(ServerConfig(database=tmp_path / "kit.db", trusted_hosts=hosts))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        headers = {"Authorization": "Bearer anything"}
+        async with httpx.AsyncClient(transport=transport, base_url="http://evil.example") as http:
+            for method, path in [("GET", "/assistants"), ("POST", "/threads"), ("GET", "/nope")]:
+                oa = await http.request(method, f"/v1{path}", headers=headers)
+                assert oa.status_code == 400, oa.text
+                assert oa.json()["error"]["code"] == "invalid_host"
+                ds = await http.request(method, f"/api/v1{path}", headers=headers)
+                assert ds.status_code == 400, ds.text
+                assert ds.json()["code"] == "InvalidParameter" and "evil.example" in ds.text
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8900") as http:
+            assert (await http.get("/v1/assistants", headers=headers)).status_code == 200
+
+
+# -- trailing slashes ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/v1/assistants/", "/api/v1/assistants/", "/v1/", "/api/v1/"])
+async def test_a_trailing_slash_is_not_redirected_before_authentication(
+    http: httpx.AsyncClient, path: str
+) -> None:
+    anonymous = await http.get(path, headers={"Authorization": ""})
+    assert anonymous.status_code == 401, anonymous.headers
+    assert "location" not in anonymous.headers
+    known = await http.get(path)
+    assert known.status_code == 404 and "location" not in known.headers

@@ -54,6 +54,25 @@ BAD_BODIES = [
         "InvalidParameter",
         id="huge-integer",
     ),
+    pytest.param(
+        # free-form: a function's parameters schema takes any JSON; 1e400 parses as infinity,
+        # which would be stored and sent back as a bare Infinity (not JSON)
+        b'{"model": "m", "tools": [{"type": "function", "function": {"name": "f", '
+        b'"parameters": {"type": "object", "maximum": 1e400}}}]}',
+        JSON,
+        400,
+        "invalid_json",
+        "InvalidParameter",
+        id="number-too-large-in-free-form",
+    ),
+    pytest.param(
+        b'{"model": "m", "temperature": -1e400}',
+        JSON,
+        400,
+        "invalid_json",
+        "InvalidParameter",
+        id="negative-number-too-large",
+    ),
     pytest.param(b"{not json", JSON, 400, "invalid_json", "InvalidParameter", id="malformed-json"),
     pytest.param(b"\xff\xfe", JSON, 400, "invalid_json", "InvalidParameter", id="not-utf8"),
     pytest.param(b"[1, 2]", JSON, 400, "invalid_json", "InvalidParameter", id="not-an-object"),

@@ -131,6 +131,11 @@ class _Job:
         except RuntimeError:  # the consumer's loop is closed: nobody is listening any more
             self.cancelled.set()
 
+    def abort(self, error: ModelError) -> None:
+        """Stop the decode and end the consumer's stream with ``error`` (the backend closes)."""
+        self.emit(error)
+        self.cancelled.set()
+
 
 class LlamaCppBackend(ModelBackend):
     """An in-process GGUF model; one instance serves every run, one decode at a time.
@@ -250,11 +255,14 @@ class LlamaCppBackend(ModelBackend):
             while True:
                 item = await job.queue.get()
                 if item is _DONE:
-                    return
+                    # The worker let go without a Finish: the decode was cut off.
+                    raise ModelError("llama-cpp: the decode stopped before the reply finished")
                 if isinstance(item, BaseException):
                     raise item
                 assert isinstance(item, (TextDelta, ToolCallDelta, Finish))
                 yield item
+                if isinstance(item, Finish):
+                    return
         finally:
             # A consumer that stops early (or is cancelled) frees the worker at the next token.
             job.cancelled.set()
@@ -263,7 +271,7 @@ class LlamaCppBackend(ModelBackend):
     async def aclose(self) -> None:
         """Stop queued and running decodes, join the worker, release the model."""
         for job in list(self._jobs):
-            job.cancelled.set()
+            job.abort(ModelError("llama-cpp: the model was closed while it was decoding"))
         executor, self._executor = self._executor, None
         if executor is not None:
             await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)

@@ -16,9 +16,11 @@ for servers that drop streamed tool calls), ``stream_usage`` (false: do not send
 ``stream_options``, for servers that reject it), ``context_window`` (tokens, for truncation).
 
 A stream that ends with ``finish_reason: tool_calls`` but carried no calls is retried once without
-streaming. Every failure is a ``ModelError`` whose ``code`` is ``rate_limit_exceeded`` (HTTP 429)
-or ``server_error``. Consume ``stream()`` under ``contextlib.aclosing`` when you may stop early, so
-the HTTP response is closed at once.
+streaming. A stream that ends with neither a ``finish_reason`` nor ``data: [DONE]`` (the endpoint
+died, a proxy cut the connection) is a ``ModelError``, never a finished reply. Every failure is a
+``ModelError`` whose ``code`` is ``rate_limit_exceeded`` (HTTP 429) or ``server_error``. Consume
+``stream()`` under ``contextlib.aclosing`` when you may stop early, so the HTTP response is closed
+at once.
 """
 
 from __future__ import annotations
@@ -108,6 +110,7 @@ class OpenAIChatBackend(ModelBackend):
         text: list[str] = []
         usage: Usage | None = None
         reason: str | None = None
+        done = False
         chunks = 0
         with self._errors():
             async with self._open_stream(body) as response:
@@ -119,6 +122,9 @@ class OpenAIChatBackend(ModelBackend):
                     return
                 async for chunk in self._chunks(response):
                     chunks += 1
+                    if chunk is None:  # data: [DONE]
+                        done = True
+                        continue
                     if isinstance(chunk.get("usage"), Mapping):
                         usage = _usage(chunk["usage"]) or usage
                     for choice in chunk.get("choices") or []:
@@ -136,6 +142,12 @@ class OpenAIChatBackend(ModelBackend):
                 if not chunks:  # a 200 that carried no events: an HTML page, an empty body
                     kind = response.headers.get("content-type") or "no content type"
                     raise self._error(f"sent no completion events (a 200 response of {kind})")
+                if reason is None and not done:
+                    received = len("".join(text)) + sum(len(c.arguments) for c in acc.calls)
+                    raise self._error(
+                        f"cut its stream off after {received} characters, before the reply "
+                        "finished (no finish_reason, no [DONE])"
+                    )
         for event in acc.close():
             yield event
         if reason in ("tool_calls", "function_call") and not acc.calls:
@@ -208,8 +220,9 @@ class OpenAIChatBackend(ModelBackend):
         usage = _usage(data.get("usage")) or self._estimate(request, content, acc.calls)
         yield Finish(_reason(choice.get("finish_reason"), bool(acc.calls)), usage)
 
-    async def _chunks(self, response: httpx.Response) -> AsyncIterator[Mapping[str, Any]]:
-        """Server-sent events' JSON payloads, tolerant of missing blank lines between events."""
+    async def _chunks(self, response: httpx.Response) -> AsyncIterator[Mapping[str, Any] | None]:
+        """Server-sent events' JSON payloads, tolerant of missing blank lines between events;
+        ``None`` for ``data: [DONE]``, the last one."""
         buffer: list[str] = []
         event = ""
         async for line in response.aiter_lines():
@@ -226,6 +239,7 @@ class OpenAIChatBackend(ModelBackend):
                 event = value
             elif field == "data":
                 if value.strip() == "[DONE]":
+                    yield None
                     return
                 buffer.append(value)
                 try:

@@ -31,6 +31,9 @@ Rule keys:
   only when the conversation does *not* end with tool outputs.
 - exactly one of ``reply`` (a template) or ``tool_calls`` (a list of ``{name, arguments}``;
   ``arguments`` is a mapping whose string values are templates, or a JSON text template).
+- ``cut_after``: a number of characters. The stream stops there, without its ``Finish``, as a
+  backend that died mid-reply would: the reply's text (or the calls' arguments) up to that point,
+  then nothing. The run must end ``failed``; this is how tests check that it does.
 
 Templates replace ``{placeholder}``: ``user`` (the last user text), ``output`` (the latest tool
 outputs joined by ", "), ``output[N]``, ``name`` / ``name[N]`` (the tools those outputs answer),
@@ -84,7 +87,7 @@ _TOKEN = re.compile(r"\w+|[^\w\s]")
 _PLACEHOLDER = re.compile(r"\{\{(\w+(?:\[\d+\])?)\}\}|\{(\w+)(?:\[(\d+)\])?\}")
 _LISTS = ("output", "name", "arguments")
 _FIXED = (*_LISTS, "user", "0")
-_RULE_KEYS = {"user", "after_tool", "reply", "tool_calls"}
+_RULE_KEYS = {"user", "after_tool", "reply", "tool_calls", "cut_after"}
 _SCRIPT_KEYS = {"rules", "default", "delay_ms"}
 
 
@@ -109,6 +112,8 @@ class Rule:
     after_tool: bool | str | tuple[str, ...] | None = None
     reply: str | None = None
     tool_calls: tuple[ScriptedCall, ...] = ()
+    #: Stop the stream after this many characters, without a ``Finish`` (a cut-off backend).
+    cut_after: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +224,11 @@ class ScriptedBackend(ModelBackend):
             await asyncio.sleep(self.delay_ms / 1000)
         situation = _situation(request.messages)
         usage_in = self.count_tokens(request.messages)
-        reply, calls = self._choose(request, situation)
+        reply, calls, cut = self._choose(request, situation)
+        if cut is not None:
+            for event in _cut_off(reply, calls, cut, self.chunk_chars):
+                yield event
+            return
         budget = request.max_tokens
         if calls:
             truncated = False
@@ -246,7 +255,7 @@ class ScriptedBackend(ModelBackend):
 
     def _choose(
         self, request: ModelRequest, situation: _Situation
-    ) -> tuple[str, list[tuple[str, str]]]:
+    ) -> tuple[str, list[tuple[str, str]], int | None]:
         offered = _offered(request.tools)
         choice = request.tool_choice
         forced = _forced_name(choice)
@@ -260,7 +269,7 @@ class ScriptedBackend(ModelBackend):
             if rule.reply is not None:
                 if calls_only:
                     continue
-                return _render(rule.reply, values), []
+                return _render(rule.reply, values), [], rule.cut_after
             if choice == "none" or any(c.name not in offered for c in rule.tool_calls):
                 continue
             chosen = [c for c in rule.tool_calls if forced is None or c.name == forced]
@@ -268,12 +277,13 @@ class ScriptedBackend(ModelBackend):
                 continue
             if not request.parallel_tool_calls:
                 chosen = chosen[:1]
-            return "", [(c.name, _render_arguments(c.arguments, values)) for c in chosen]
+            calls = [(c.name, _render_arguments(c.arguments, values)) for c in chosen]
+            return "", calls, rule.cut_after
         if calls_only and offered:
-            return "", [(forced or next(iter(offered)), "{}")]
+            return "", [(forced or next(iter(offered)), "{}")], None
         if self.default is not None:
-            return _render(self.default, _values(situation, None)), []
-        return (", ".join(situation.outputs) if situation.after_tools else "OK."), []
+            return _render(self.default, _values(situation, None)), [], None
+        return (", ".join(situation.outputs) if situation.after_tools else "OK."), [], None
 
 
 def _offered(tools: Sequence[Mapping[str, Any]]) -> dict[str, None]:
@@ -402,6 +412,24 @@ def _chunks(text: str, size: int) -> Iterable[str]:
         yield piece
 
 
+def _cut_off(
+    reply: str, calls: Sequence[tuple[str, str]], limit: int, size: int
+) -> Iterable[ModelEvent]:
+    """The first ``limit`` characters of the reply (or of the calls' arguments), no ``Finish``."""
+    if not calls:
+        for piece in _chunks(reply[:limit], size):
+            yield TextDelta(piece)
+        return
+    left = limit
+    for index, (name, args) in enumerate(calls):
+        yield ToolCallDelta(index=index, name=name, id=new_call_id())
+        for piece in _chunks(args[:left], size):
+            yield ToolCallDelta(index=index, arguments=piece)
+        left -= len(args)
+        if left <= 0:
+            return
+
+
 def _cut(text: str, tokens: int) -> str:
     if tokens <= 0:
         return ""
@@ -519,7 +547,14 @@ def _rule_from_mapping(data: Any, where: str) -> Rule:
             raise ConfigError(f"{where}: unknown tool-call key(s) {', '.join(extra)}")
         arguments = call.get("arguments")
         calls.append(ScriptedCall(call["name"], {} if arguments is None else arguments))
-    return Rule(user=user, after_tool=after, reply=reply, tool_calls=tuple(calls))
+    cut_after = data.get("cut_after")
+    if cut_after is not None and (
+        not isinstance(cut_after, int) or isinstance(cut_after, bool) or cut_after < 0
+    ):
+        raise ConfigError(f"{where}: `cut_after` must be a number of characters (0 or more)")
+    return Rule(
+        user=user, after_tool=after, reply=reply, tool_calls=tuple(calls), cut_after=cut_after
+    )
 
 
 def _rule_lines(text: str) -> list[int]:

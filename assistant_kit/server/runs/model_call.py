@@ -200,7 +200,16 @@ class ModelCall:
             if self.timer is not None:
                 self.timer.cancel()
                 self.timer = None
-        finish = finish or Finish("stop")
+        if finish is None:
+            # The backend's stream ended without its Finish: the reply was cut off, whatever
+            # text came. Never a completed reply.
+            self._flush()
+            received = len(self.text) + sum(len(c.arguments) for c in self.calls.values())
+            return self._fail(
+                "server_error",
+                f"the model's reply was cut off after {received} characters "
+                "(its stream ended without finishing)",
+            )
         total = used + finish.usage
         usage = {"prompt_tokens": total.prompt_tokens, "completion_tokens": total.completion_tokens}
         step_usage = {

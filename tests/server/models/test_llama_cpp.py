@@ -268,6 +268,24 @@ async def test_consumer_that_stops_early_does_not_block_the_next_request(
 @needs_model
 @pytest.mark.local_model
 @pytest.mark.anyio
+async def test_a_decode_cut_off_by_closing_the_model_ends_its_stream_with_an_error() -> None:
+    # the backend is closed (the server stops) while a reply is half decoded: the stream must
+    # end with an error, never hang and never look finished
+    model = LlamaCppBackend(seed=1)
+    stream = model.stream(ask("Write a long story about a dragon.", max_tokens=400))
+    first = await asyncio.wait_for(stream.__anext__(), timeout=120)
+    closing = asyncio.create_task(model.aclose())
+    with pytest.raises(ModelError, match="closed while it was decoding"):
+        async with asyncio.timeout(60):
+            async for event in stream:
+                assert not isinstance(event, Finish)
+    await closing
+    assert isinstance(first, TextDelta)
+
+
+@needs_model
+@pytest.mark.local_model
+@pytest.mark.anyio
 async def test_response_format_json_schema_constrains_the_reply(backend: LlamaCppBackend) -> None:
     schema = {
         "type": "object",

@@ -51,6 +51,7 @@ class Reply:
     body: Any = None  # JSON value
     events: list[Any] | None = None  # SSE: dicts become `data: {json}`, strings are sent raw
     raw: bytes | None = None
+    wire: bytes | None = None  # the whole response, status line and headers included
     stall: float = 0.0  # seconds to wait before answering
     content_type: str | None = None
 
@@ -84,8 +85,13 @@ class ChatServer:
             reply = self.handler(seen)
             if reply.stall:
                 await asyncio.sleep(reply.stall)
-            writer.write(self.head(reply))
-            if reply.raw is not None:
+            if reply.wire is not None:
+                writer.write(reply.wire)
+            else:
+                writer.write(self.head(reply))
+            if reply.wire is not None:
+                pass
+            elif reply.raw is not None:
                 writer.write(reply.raw)
             elif reply.events is not None:
                 for event in reply.events:
@@ -624,3 +630,52 @@ async def test_a_server_refusing_stream_options_is_asked_again_without_them() ->
         await backend.aclose()
     assert text_of(events) == "okok"
     assert ["stream_options" in s.body for s in server.seen] == [True, False, False]
+
+
+# --- streams cut off --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        pytest.param([chunk({"content": "The first half of a long"})], id="text-then-eof"),
+        pytest.param(
+            [chunk({"tool_calls": [tc(0, "c1", name="get_weather", arguments='{"city":')]})],
+            id="call-then-eof",
+        ),
+        pytest.param([chunk({"content": "half"}), {"id": "x", "choices": []}], id="no-finish"),
+    ],
+)
+async def test_a_stream_cut_off_before_it_finished_is_a_model_error(events: list[Any]) -> None:
+    # The connection closes cleanly (connection: close, no length): only the missing
+    # finish_reason and [DONE] tell a cut reply from a whole one.
+    async with chat_server(lambda seen: Reply(events=events)) as server:
+        with pytest.raises(ModelError, match="cut its stream off") as info:
+            await collect(OpenAIChatBackend(server.url), ask(tools=(WEATHER,)))
+    assert info.value.code == "server_error"
+
+
+async def test_a_stream_cut_inside_a_chunked_body_is_a_model_error() -> None:
+    head = (
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+    )
+    event = f"data: {json.dumps(chunk({'content': 'partial'}))}\n\n".encode()
+    # one chunk, then the connection closes without the last (zero-length) chunk
+    wire = head.encode() + f"{len(event):x}\r\n".encode() + event + b"\r\n"
+    async with chat_server(lambda seen: Reply(wire=wire)) as server:
+        with pytest.raises(ModelError, match="failed: RemoteProtocolError"):
+            await collect(OpenAIChatBackend(server.url), ask())
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        pytest.param([chunk({"content": "whole"}), chunk({}, "stop")], id="finish-no-done"),
+        pytest.param([chunk({"content": "whole"}), "data: [DONE]\n\n"], id="done-no-finish"),
+    ],
+)
+async def test_either_finish_marker_ends_a_stream_as_finished(events: list[Any]) -> None:
+    async with chat_server(lambda seen: Reply(events=events)) as server:
+        events_out = await collect(OpenAIChatBackend(server.url), ask())
+    assert text_of(events_out) == "whole"
+    assert finish_of(events_out).reason == "stop"

@@ -303,6 +303,9 @@ def test_a_bare_list_of_rules_is_a_script(tmp_path: Path) -> None:
             id="bad-arguments",
         ),
         pytest.param("rules:\n  - {reply: '{user[1]}'}\n", "take an index", id="bad-index"),
+        pytest.param(
+            "rules:\n  - {reply: a, cut_after: -1}\n", "`cut_after` must be", id="bad-cut"
+        ),
     ],
 )
 def test_bad_scripts_are_config_errors_naming_the_place(
@@ -352,3 +355,21 @@ async def test_the_readme_script_works_as_documented(tmp_path: Path) -> None:
     assert reply_text(events) == "The weather is sunny."
     assert reply_text(await collect(backend, ask("Hello"))).startswith("Hello! Ask me")
     assert reply_text(await collect(backend, ask("poem?"))) == backend.default
+
+
+async def test_cut_after_stops_the_reply_without_a_finish() -> None:
+    backend = ScriptedBackend(
+        [{"user": "story", "reply": "Once upon a time there was", "cut_after": 9}]
+    )
+    events = await collect(backend, ask("tell a story"))
+    assert reply_text(events) == "Once upon"
+    assert not any(isinstance(e, Finish) for e in events)
+
+
+async def test_cut_after_stops_tool_call_arguments_without_a_finish() -> None:
+    call = ScriptedCall("get_weather", {"city": "Paris"})
+    backend = ScriptedBackend([Rule(user="weather", tool_calls=(call,), cut_after=5)])
+    events = await collect(backend, ask("weather?", tools=(WEATHER,)))
+    [made] = tool_calls(events)
+    assert made.name == "get_weather" and made.arguments == '{"cit'
+    assert not any(isinstance(e, Finish) for e in events)
