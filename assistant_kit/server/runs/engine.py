@@ -14,8 +14,9 @@ Statuses: ``queued -> in_progress -> requires_action | completed | failed | inco
 own task never both win. A thread has at most one active run (queued, in_progress,
 requires_action, cancelling). The sweeper expires runs past ``expires_at`` (also those waiting for
 tool outputs); on start-up the reaper resumes queued and in_progress runs (an in_progress model
-call that a crash cut off is marked failed/incomplete and made again), finishes cancelling ones,
-and leaves requires_action runs waiting for outputs until they expire.
+call that a crash cut off is marked failed/incomplete and made again; built-in tool calls that had
+started are answered to the model as interrupted, never run twice), finishes cancelling ones, and
+leaves requires_action runs waiting for outputs until they expire.
 
 Each turn of a run's loop is one ``ModelCall`` (``model_call.py``), which calls the model through
 the ``ModelRouter``; function calls stop the run in ``requires_action``, built-in tools run
@@ -363,12 +364,25 @@ class RunEngine:
         return True
 
     def _abandon_partial(self, run: RunRecord) -> None:
-        """Mark the steps and messages a crashed model call left in progress, then resume."""
+        """Mark the steps and messages a crashed model call left in progress, then resume.
+
+        A tool step whose calls were recorded (built-in tools had started) is completed instead,
+        each call without an output answered with ``INTERRUPTED``: the model reads that its call
+        did not finish, and no built-in tool runs twice."""
         now = now_ms()
         error = {"code": "server_error", "message": "the server stopped during this step"}
         with self.store.transaction() as tx:
+            events: list[EventEntry] = []
+            for step in tx.steps_in(run.id, "in_progress"):
+                calls = step.step_details.get("tool_calls") or []
+                if step.type == "tool_calls" and calls:
+                    details = {**step.step_details, "tool_calls": [_interrupted(c) for c in calls]}
+                    done = {"status": "completed", "completed_at": now, "step_details": details}
+                    tx.set_step(step.id, done)
+                    record = record_data(tx.get_step(step.id))
+                    events.append(("thread.run.step.completed", {"kind": "step", "record": record}))
             changes = {"status": "failed", "failed_at": now, "last_error": error}
-            events = _stop_steps(tx, run.id, "failed", changes, "run_failed", now, announce=False)
+            events += _stop_steps(tx, run.id, "failed", changes, "run_failed", now, announce=False)
             tx.append_events(run.id, run.thread_id, events)
 
     # -- requests on existing runs -----------------------------------------------------------
@@ -527,3 +541,22 @@ def _match_outputs(
             param="tool_outputs",
         )
     return got
+
+
+#: The output of a tool call a crash cut off, as the model reads it.
+INTERRUPTED = (
+    "error: the server stopped while this call was running, so its result is lost; it was not "
+    "run again (it may or may not have taken effect)"
+)
+
+
+#: The output of a recorded tool call the crash came before.
+NOT_RUN = "error: the server stopped before this call was run; it was not run"
+
+
+def _interrupted(call: dict[str, Any]) -> dict[str, Any]:
+    """A recorded tool call after a crash: as it was if it finished, else failed."""
+    if call.get("output") is not None:
+        return call
+    said = INTERRUPTED if call.get("started_at") else NOT_RUN
+    return {**call, "output": said, "logs": said, "is_error": True}

@@ -18,6 +18,7 @@ run, waking stream readers), so this module imports nothing of the engine::
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -467,18 +468,23 @@ class ModelCall:
             self.ops.append(
                 lambda tx: tx.set_step(step_id, {"thread_position": tx.thread_position(thread_id)})
             )
-        entries: list[dict[str, Any]] = []
-        pending: list[dict[str, Any]] = []
-        for call in self.calls.values():
-            entry: dict[str, Any] = {
+        entries: list[dict[str, Any]] = [
+            {
                 "id": call.id,
                 "type": call.builtin.type if call.builtin else "function",
                 "name": call.name,
                 "arguments": call.arguments,
                 "output": None,
             }
+            for call in self.calls.values()
+        ]
+        pending: list[dict[str, Any]] = []
+        for call, entry in zip(self.calls.values(), entries, strict=True):
             if call.builtin is not None:
-                self._flush()  # the stream shows the call before the tool runs
+                # Committed before the tool runs: after a crash, a call with ``started_at`` and
+                # no output is reported to the model as interrupted, never run a second time.
+                entry["started_at"] = now_ms()
+                self._record_calls(entries)
                 result = await call_builtin(
                     call.builtin,
                     call.name,
@@ -494,9 +500,9 @@ class ModelCall:
                     urls=list(result.urls),
                     is_error=result.is_error,
                 )
+                self._record_calls(entries)
             else:
                 pending.append({"id": call.id, "name": call.name, "arguments": call.arguments})
-            entries.append(entry)
         details = {"type": "tool_calls", "tool_calls": entries}
         step_changes: dict[str, Any] = {"step_details": details, "usage": step_usage}
         now = now_ms()
@@ -516,6 +522,13 @@ class ModelCall:
             return True
         action = {"step_id": self.tool_step.id, "tool_calls": pending}
         return self._end("requires_action", {"usage": usage, "required_action": action})
+
+    def _record_calls(self, entries: list[dict[str, Any]]) -> None:
+        """Commit the tool step's calls as they stand (the stream already shows them)."""
+        self._queue_step(
+            {"step_details": {"type": "tool_calls", "tool_calls": copy.deepcopy(entries)}}
+        )
+        self._flush()
 
     def _queue_step(self, changes: dict[str, Any]) -> StepRecord:
         assert self.tool_step is not None
