@@ -165,3 +165,38 @@ def test_cancel_a_run_waiting_for_outputs(ds: Any) -> None:
     cancelled = ds.Runs.cancel(run.id, thread_id=thread.id)
     assert cancelled.status_code == 200
     assert ds.Runs.wait(run.id, thread_id=thread.id).status == "cancelled"
+
+
+def test_a_run_cut_by_max_tokens_ends_where_runs_wait_stops(ds: Any, server: KitServer) -> None:
+    # dashscope 2.0.2's Runs.wait knows no `incomplete`: it would poll until its own timeout
+    assistant = ds.Assistants.create(model="qwen-max", name="Brief")
+    thread = ds.Threads.create()
+    ds.Messages.create(thread.id, content="count")
+    run = ds.Runs.create(thread.id, assistant_id=assistant.id, max_tokens=3)
+    run = ds.Runs.wait(run.id, thread_id=thread.id, timeout_seconds=15)
+    assert run.status == "completed"
+    assert run.incomplete_details == {"reason": "max_tokens"}
+    [reply, _] = ds.Messages.list(thread.id).data
+    assert reply.status == "incomplete"
+    assert reply.content[0].text.value == "one two three"
+    # the same run through the OpenAI dialect says what happened
+    import httpx
+
+    same = httpx.get(
+        f"{server.openai_url}/threads/{thread.id}/runs/{run.id}",
+        headers={"Authorization": f"Bearer {server.api_key}"},
+        trust_env=False,
+    ).json()
+    assert same["status"] == "incomplete"
+
+
+def test_a_streamed_run_cut_by_max_tokens_ends_with_run_completed(ds: Any) -> None:
+    assistant = ds.Assistants.create(model="qwen-max", name="Brief")
+    thread = ds.Threads.create()
+    ds.Messages.create(thread.id, content="count")
+    events = list(ds.Runs.create(thread.id, assistant_id=assistant.id, max_tokens=3, stream=True))
+    names = [name for name, _ in events]
+    assert "thread.run.incomplete" not in names
+    last_run = [obj for name, obj in events if name == "thread.run.completed"][-1]
+    assert last_run.status == "completed"
+    assert last_run.incomplete_details == {"reason": "max_tokens"}
