@@ -42,6 +42,7 @@ FD_RESERVE = 64
 #: The cap when the descriptor limit allows more (or is unlimited).
 DEFAULT_MAX_CONNECTIONS = 1024
 _HEAD_END = b"\r\n\r\n"
+_CONTINUE = b"HTTP/1.1 100 "
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +79,8 @@ class _Transport:
         self._transport = transport
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        self._guard.answering()
+        if not bytes(data[:13]).startswith(_CONTINUE):  # "send your body" is no answer yet
+            self._guard.answering()
         self._transport.write(data)
 
     def __getattr__(self, name: str) -> Any:

@@ -102,7 +102,14 @@ def test_300_half_open_connections_do_not_freeze_the_server(
                 sock.connect(("127.0.0.1", server.port))
             except OSError:
                 continue  # refused or reset: the server is shedding them, as it should
-            if i % 3 == 1:  # a request line and half the headers, never finished
+            if i % 4 == 3:  # asks to be told to send its body, then never does
+                sock.sendall(
+                    b"POST /v1/threads HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    + f"Authorization: Bearer {server.key}\r\n".encode()
+                    + b"content-type: application/json\r\ncontent-length: 100\r\n"
+                    b"expect: 100-continue\r\n\r\n"
+                )
+            elif i % 3 == 1:  # a request line and half the headers, never finished
                 sock.sendall(b"GET /v1/assistants HTTP/1.1\r\nHost: 127.0.0.1\r\n")
             elif i % 3 == 2:  # a whole head with a good key, a body that never comes
                 sock.sendall(
