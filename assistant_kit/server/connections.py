@@ -33,7 +33,7 @@ import logging
 import resource
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 log = logging.getLogger("assistant_kit.server")
 
@@ -106,8 +106,9 @@ class _Guarded(asyncio.Protocol):
     # -- asyncio.Protocol --------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, but behave as one
+        self.transport = cast(asyncio.Transport, transport)
+        transport = self.transport
         if len(self.open) >= self.limits.max_connections and not self._evict():
             log.warning(
                 "refused a connection: %d connections are open and answering (the cap)",
