@@ -31,10 +31,11 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .api import AssistantClient, DashScopeClient, OpenAIClient
+    from .connect import open_target
     from .server.app import create_app
     from .server.config import ServerConfig
     from .spec import AssistantSpec, Project, load_project
-    from .sync import Plan, apply_plan, build_plan, open_target
+    from .sync import Plan, apply_plan, build_plan
 
 try:
     __version__ = version("assistant-kit")
@@ -54,7 +55,7 @@ _LAZY = {
     "build_plan": "assistant_kit.sync",
     "create_app": "assistant_kit.server.app",
     "load_project": "assistant_kit.spec",
-    "open_target": "assistant_kit.sync",
+    "open_target": "assistant_kit.connect",
 }
 
 

@@ -33,10 +33,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "conformance"))
 
+from assistant_kit.connect import open_target  # noqa: E402
 from assistant_kit.spec.project import load_project  # noqa: E402
 from assistant_kit.sync.apply import apply_plan  # noqa: E402
 from assistant_kit.sync.plan import PAGE_SIZE, build_plan  # noqa: E402
-from assistant_kit.sync.targets import open_target  # noqa: E402
 
 SPEC = """\
 name: bot-{i:03d}

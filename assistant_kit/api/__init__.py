@@ -26,6 +26,7 @@ from assistant_kit.api.runs import (
     ToolCallRequest,
     ToolOutput,
 )
+from assistant_kit.api.turn import Turn, TurnDriver
 
 __all__ = [
     "NOT_GIVEN",
@@ -47,6 +48,8 @@ __all__ = [
     "StreamEvent",
     "ToolCallRequest",
     "ToolOutput",
+    "Turn",
+    "TurnDriver",
     "client_for",
     "in_process",
 ]

@@ -20,8 +20,10 @@ import click
 import httpx
 
 from assistant_kit.api.asgi_stream import StreamingASGITransport
-from assistant_kit.api.base import AssistantClient, MessageParams
-from assistant_kit.api.runs import RemoteRun, RemoteRunStep, RunParams, StreamEvent, ToolOutput
+from assistant_kit.api.base import AssistantClient
+from assistant_kit.api.runs import RemoteRun, RemoteRunStep, StreamEvent, ToolOutput
+from assistant_kit.api.turn import TurnDriver
+from assistant_kit.catalog import KIT_NAME, KIT_TEST
 from assistant_kit.cli import ExitCode
 from assistant_kit.cli.output import error_text
 from assistant_kit.errors import ConfigError, KitError
@@ -33,13 +35,8 @@ from assistant_kit.testing.records import call_signature
 
 #: Words that end the conversation.
 QUIT = frozenset({"/quit", "/exit"})
-#: Metadata mark of the temporary assistant `--ephemeral` creates (never ``kit_name``, so
-#: `kit plan` does not take it for an applied one if the chat dies before deleting it).
-KIT_TEST = "kit_test"
 #: Tool outputs longer than this are shortened on screen (the model gets them whole).
 SHOWN_OUTPUT = 300
-
-_BROKEN = {"failed": "failed", "cancelled": "was cancelled", "expired": "expired"}
 
 
 @click.command()
@@ -110,7 +107,7 @@ def _mocks(spec: AssistantSpec, test_name: str | None) -> MockSession | None:
 async def _client(project: Project) -> AsyncIterator[AssistantClient]:
     """A client on the project's target. The embedded server's responses stream, so a reply
     shows as it is written (``httpx.ASGITransport`` would deliver it whole)."""
-    from assistant_kit.sync.targets import open_target
+    from assistant_kit.connect import open_target
 
     def streaming(inner: httpx.AsyncBaseTransport | None) -> httpx.AsyncBaseTransport:
         if isinstance(inner, httpx.ASGITransport):
@@ -153,8 +150,6 @@ async def _chat(
 
 
 async def _applied(client: AssistantClient, spec: AssistantSpec, target: str) -> str:
-    from assistant_kit.sync.diff import KIT_NAME
-
     found = [a for a in await client.list_all_assistants() if a.metadata.get(KIT_NAME) == spec.name]
     if not found:
         raise KitError(
@@ -197,10 +192,17 @@ class _Conversation:
     name: str
     mocks: MockSession | None
     stdin: IO[str]
-    thread_id: str | None = None
     turn: int = 0
     _shown: set[str] = field(default_factory=set)
     _writing: bool = False
+    driver: TurnDriver = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.driver = TurnDriver(self.client, self.assistant_id, answer=self._answer, see=self._see)
+
+    @property
+    def thread_id(self) -> str | None:
+        return self.driver.thread_id
 
     async def loop(self) -> None:
         while True:
@@ -223,62 +225,29 @@ class _Conversation:
 
     async def _turn(self, text: str) -> None:
         try:
-            if self.thread_id is None:
-                thread = await self.client.create_thread(messages=[MessageParams(text)])
-                self.thread_id = thread.id
-            else:
-                await self.client.create_message(self.thread_id, MessageParams(text))
-            params = RunParams(assistant_id=self.assistant_id)
-            stream = self.client.stream_run(self.thread_id, params)
-            while True:
-                run = await self._follow(stream)
-                if run is None or not run.requires_action:
-                    break
-                outputs = await self._answer(run)
-                if outputs is None:
-                    await self.client.cancel_run(self.thread_id, run.id)
-                    click.echo("(run cancelled)", err=True)
-                    return
-                stream = self.client.stream_submit_tool_outputs(self.thread_id, run.id, outputs)
+            turn = await self.driver.send(text)
         except KitError as exc:
             self._end_line()
             click.echo(error_text(exc), err=True)
-            await self._cancel_active()
             return
         self._end_line()
-        if run is not None and run.status in _BROKEN:
-            click.echo(f"Error: {_broken(run)}", err=True)
+        run = turn.run
+        if turn.declined:
+            click.echo("(run cancelled)", err=True)
+        elif turn.problem is not None:
+            click.echo(f"Error: {turn.problem}", err=True)
         elif run is not None and run.status == "incomplete":
             reason = (run.incomplete_details or {}).get("reason") or "unknown"
             click.echo(f"(the reply was cut short: {reason})", err=True)
 
-    async def _cancel_active(self) -> None:
-        """After an error mid-turn, cancel a run left going, so the next message is accepted."""
-        if self.thread_id is None:
-            return
-        with contextlib.suppress(KitError):
-            page = await self.client.list_runs(self.thread_id, limit=1, order="desc")
-            if page.data and not page.data[0].terminal:
-                await self.client.cancel_run(self.thread_id, page.data[0].id)
-
-    async def _follow(self, stream: AsyncIterator[StreamEvent]) -> RemoteRun | None:
-        """Print one stream as it arrives; returns the last run it showed."""
-        run: RemoteRun | None = None
-        async with contextlib.aclosing(stream) as events:  # type: ignore[type-var]
-            async for event in events:
-                if event.event == "done":
-                    break
-                if event.run is not None:
-                    run = event.run
-                elif event.event == "thread.message.delta":
-                    self._write(event.text)
-                elif event.event == "thread.message.completed":
-                    self._end_line()
-                elif event.event == "thread.run.step.completed" and isinstance(
-                    event.object, RemoteRunStep
-                ):
-                    self._show_builtin(event.object)
-        return run
+    def _see(self, event: StreamEvent) -> None:
+        """Print the stream as it arrives."""
+        if event.event == "thread.message.delta":
+            self._write(event.text)
+        elif event.event == "thread.message.completed":
+            self._end_line()
+        elif event.event == "thread.run.step.completed" and isinstance(event.object, RemoteRunStep):
+            self._show_builtin(event.object)
 
     def _write(self, text: str) -> None:
         if not text:
@@ -351,11 +320,3 @@ async def _read_line(stream: IO[str]) -> str:
 
     threading.Thread(target=read, name="kit-chat-stdin", daemon=True).start()
     return await future
-
-
-def _broken(run: RemoteRun) -> str:
-    text = f"the run {_BROKEN[run.status]}"
-    error = run.last_error or {}
-    if error:
-        text += f": {error.get('code') or 'error'}: {error.get('message') or ''}".rstrip(": ")
-    return text

@@ -13,6 +13,7 @@ import click
 
 from assistant_kit.cli import ExitCode
 from assistant_kit.cli.output import echo_json, error_text, plural
+from assistant_kit.connect import open_target
 from assistant_kit.errors import ConfigError, KitError
 from assistant_kit.spec.project import Project, find_kit_file, load_project, read_config
 from assistant_kit.sync.apply import DEFAULT_PARALLELISM, ApplyReport, Outcome, apply_plan
@@ -26,7 +27,6 @@ from assistant_kit.sync.render import (
     render_plan,
     render_report,
 )
-from assistant_kit.sync.targets import open_target
 
 F = TypeVar("F", bound=Callable[..., Any])
 

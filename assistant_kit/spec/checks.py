@@ -22,13 +22,12 @@ from typing import Any
 
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
+from assistant_kit import catalog
 from assistant_kit.errors import SpecIssue
 from assistant_kit.spec.load import Document
 
-__all__ = ["BUILTIN_TOOLS", "TYPE_WORDS", "dotted", "extra_checks", "suggest"]
+__all__ = ["TYPE_WORDS", "dotted", "extra_checks", "suggest"]
 
-#: Built-in tool types (aliases aside) that `tool_called` and friends may name.
-BUILTIN_TOOLS = ("code_interpreter", "quark_search", "text_to_image")
 #: JSON Schema type -> how messages say it.
 TYPE_WORDS = {
     "object": "a mapping",
@@ -98,7 +97,7 @@ def extra_checks(doc: Document, data: dict[str, Any]) -> Iterator[SpecIssue]:
     """Problems of an assistant spec that its JSON Schema cannot express."""
     tools = _list(data.get("tools"))
     functions: dict[str, int] = {}
-    tool_names: set[str] = set(BUILTIN_TOOLS) | {"search", "wanx"}
+    tool_names: set[str] = set(catalog.tool_names())
     for index, tool in enumerate(tools):
         if not isinstance(tool, dict):
             continue

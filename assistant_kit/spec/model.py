@@ -18,12 +18,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
+from assistant_kit.catalog import SETTINGS, canonical_tool
 from assistant_kit.errors import ConfigError
 
 __all__ = [
     "DIALECTS",
-    "KIT_METADATA_KEYS",
-    "TOOL_ALIASES",
     "AssistantSpec",
     "Dialect",
     "Expectation",
@@ -40,18 +39,6 @@ __all__ = [
 #: The two wire dialects a payload can be written in.
 Dialect = Literal["dashscope", "openai"]
 DIALECTS: tuple[str, ...] = get_args(Dialect)
-
-#: Metadata keys the kit writes itself (spec metadata may not use them; at most 14 user pairs).
-KIT_METADATA_KEYS: tuple[str, ...] = ("kit_name", "kit_digest")
-
-#: Older tool names -> the names the APIs use today.
-TOOL_ALIASES: Mapping[str, str] = {"search": "quark_search", "wanx": "text_to_image"}
-
-#: Sampling fields each dialect takes on an assistant.
-_SAMPLING: Mapping[str, tuple[str, ...]] = {
-    "dashscope": ("top_p", "top_k", "temperature", "max_tokens"),
-    "openai": ("temperature", "top_p"),
-}
 
 #: ``line_of(path)``: the 1-based line of the value at a path of the spec file (0: unknown).
 LineOf = Callable[[tuple[str | int, ...]], int]
@@ -93,8 +80,8 @@ class ToolSpec:
     def from_data(cls, data: str | Mapping[str, Any]) -> ToolSpec:
         """A tool from its (valid) spec form: a bare built-in name or a mapping with ``type``."""
         if isinstance(data, str):
-            return cls(type=TOOL_ALIASES.get(data, data))
-        kind = TOOL_ALIASES.get(data["type"], data["type"])
+            return cls(type=canonical_tool(data))
+        kind = canonical_tool(data["type"])
         if kind == "function":
             return cls(
                 type="function",
@@ -266,15 +253,6 @@ class TestCase:
     file: str = ""
     line: int = 0
 
-    @property
-    def required_passes(self) -> int:
-        """How many of the ``repeat`` runs must pass (``min_pass``, default all)."""
-        return self.min_pass if self.min_pass is not None else self.repeat
-
-    def mocks_for(self, turn: Turn) -> Mapping[str, MockSpec]:
-        """The test's mocks with the turn's own mocks laid over them."""
-        return {**self.mocks, **turn.mocks}
-
     @classmethod
     def from_data(
         cls,
@@ -330,11 +308,6 @@ class AssistantSpec:
         """The API's ``name`` field: ``display_name``, else ``name``."""
         return self.display_name or self.name
 
-    @property
-    def function_tools(self) -> Mapping[str, ToolSpec]:
-        """Function tools by name."""
-        return {t.name: t for t in self.tools if t.type == "function" and t.name}
-
     def test(self, name: str) -> TestCase:
         """The test called ``name`` (``KeyError`` if there is none)."""
         for case in self.tests:
@@ -367,7 +340,7 @@ class AssistantSpec:
         else:
             body["metadata"] = dict(self.metadata)
         sampling = self.settings.as_dict()
-        for key in _SAMPLING[dialect]:
+        for key in SETTINGS[dialect]:
             if key in sampling:
                 body[key] = sampling[key]
         return body

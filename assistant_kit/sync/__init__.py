@@ -11,13 +11,13 @@ plan; ``import_assistants`` writes specs for assistants made elsewhere::
 
 from __future__ import annotations
 
+from assistant_kit.catalog import KIT_DIGEST, KIT_NAME
 from assistant_kit.sync.apply import DEFAULT_PARALLELISM, ApplyReport, Outcome, apply_plan
-from assistant_kit.sync.diff import KIT_DIGEST, KIT_NAME, FieldChange
+from assistant_kit.sync.diff import FieldChange
 from assistant_kit.sync.importer import Imported, import_assistants
 from assistant_kit.sync.plan import Change, Conflict, Plan, build_plan, destroy_plan, plan_from
 from assistant_kit.sync.render import apply_json, plan_json, render_plan, render_report
 from assistant_kit.sync.retry import RetryPolicy
-from assistant_kit.sync.targets import open_target
 
 __all__ = [
     "DEFAULT_PARALLELISM",
@@ -36,7 +36,6 @@ __all__ = [
     "build_plan",
     "destroy_plan",
     "import_assistants",
-    "open_target",
     "plan_from",
     "plan_json",
     "render_plan",

@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from assistant_kit.api.base import AssistantClient, AssistantParams, RemoteAssistant
+from assistant_kit.catalog import SETTINGS
 from assistant_kit.errors import ApiError, KitError, PlanError
 from assistant_kit.spec.model import AssistantSpec, Dialect
-from assistant_kit.sync.diff import SETTINGS, actual_state, managed_name, marks_of, state_digest
+from assistant_kit.sync.diff import actual_state, managed_name, marks_of, state_digest
 from assistant_kit.sync.plan import Change, Plan, list_remote
 from assistant_kit.sync.retry import RetryPolicy, is_ambiguous, is_retryable
 
@@ -69,10 +70,6 @@ class ApplyReport:
     @property
     def ok(self) -> bool:
         return all(o.ok for o in self.outcomes)
-
-    @property
-    def succeeded(self) -> tuple[Outcome, ...]:
-        return tuple(o for o in self.outcomes if o.ok)
 
     @property
     def failed(self) -> tuple[Outcome, ...]:

@@ -21,12 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from assistant_kit.api.base import RemoteAssistant
-from assistant_kit.spec.model import TOOL_ALIASES, AssistantSpec, Dialect, canonical_json
+from assistant_kit.catalog import DEFAULTS, KIT_DIGEST, KIT_NAME, MARKS, SETTINGS, canonical_tool
+from assistant_kit.spec.model import AssistantSpec, Dialect, canonical_json
 
 __all__ = [
-    "KIT_DIGEST",
-    "KIT_NAME",
-    "MARKS",
     "SECRET",
     "FieldChange",
     "actual_state",
@@ -39,26 +37,14 @@ __all__ = [
     "state_digest",
 ]
 
-#: Metadata key naming the spec a remote assistant is managed as.
-KIT_NAME = "kit_name"
-#: Metadata key holding ``state_digest`` of what the kit last applied.
-KIT_DIGEST = "kit_digest"
-MARKS = (KIT_NAME, KIT_DIGEST)
 #: What a plug-in token reads as in comparable forms, plans and digests.
 SECRET = "<secret>"
 
-#: Sampling settings each dialect stores on an assistant, and the values that mean "unset".
-SETTINGS: Mapping[str, tuple[str, ...]] = {
-    "dashscope": ("temperature", "top_p", "top_k", "max_tokens"),
-    "openai": ("temperature", "top_p"),
-}
-DEFAULTS: Mapping[str, Mapping[str, Any]] = {
-    "dashscope": {},
-    "openai": {"temperature": 1.0, "top_p": 1.0},
-}
-_BUILTINS = ("code_interpreter", "quark_search", "text_to_image", "file_search", "retrieval")
-#: The order fields are compared and shown in.
-FIELDS = ("model", "name", "description", "instructions", "tools", *SETTINGS["dashscope"])
+#: The order fields are compared and shown in; every dialect's ``SETTINGS`` are among them.
+FIELDS = (
+    *("model", "name", "description", "instructions", "tools"),
+    *("temperature", "top_p", "top_k", "max_tokens"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +62,7 @@ class FieldChange:
     @property
     def is_mark(self) -> bool:
         """True for the kit's own metadata marks."""
-        return self.field in (f"metadata.{KIT_NAME}", f"metadata.{KIT_DIGEST}")
+        return self.field in {f"metadata.{key}" for key in MARKS}
 
 
 def _plain(value: Any) -> Any:
@@ -104,7 +90,7 @@ def normalize_tool(tool: Mapping[str, Any] | str) -> dict[str, Any]:
     if isinstance(tool, str):
         tool = {"type": tool}
     kind = str(tool.get("type") or "")
-    kind = TOOL_ALIASES.get(kind, kind)
+    kind = canonical_tool(kind)
     if kind == "function":
         function = dict(tool.get("function") or {})
         # the spec's own short form keeps the function's keys at the top level

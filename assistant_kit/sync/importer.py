@@ -20,9 +20,18 @@ from typing import Any
 import yaml
 
 from assistant_kit.api.base import AssistantClient, AssistantParams, RemoteAssistant
+from assistant_kit.catalog import (
+    DEFAULTS,
+    KIT_NAME,
+    MARKS,
+    MAX_METADATA,
+    SETTINGS,
+    canonical_tool,
+    tool_names,
+)
 from assistant_kit.errors import ConfigError
-from assistant_kit.spec.model import TOOL_ALIASES, Dialect
-from assistant_kit.sync.diff import DEFAULTS, KIT_NAME, MARKS, SETTINGS, managed_name
+from assistant_kit.spec.model import Dialect
+from assistant_kit.sync.diff import managed_name
 from assistant_kit.sync.plan import list_remote
 from assistant_kit.sync.retry import RetryPolicy
 
@@ -30,8 +39,7 @@ __all__ = ["Imported", "import_assistants", "slug_for", "spec_data", "spec_yaml"
 
 SCHEMA_HEADER = "# yaml-language-server: $schema=../schemas/assistant.schema.json\n"
 #: Metadata pairs a spec may hold: the APIs' 16 less the kit's two marks.
-MAX_USER_METADATA = 16 - len(MARKS)
-_SHORT = ("code_interpreter", "quark_search", "text_to_image")
+MAX_USER_METADATA = MAX_METADATA - len(MARKS)
 _JINJA = re.compile(r"\{[{%#]")
 _ENDRAW = re.compile(r"\{%-?\s*endraw\b")
 
@@ -64,8 +72,8 @@ def _env_name(plugin_id: str) -> str:
 
 def _tool(tool: Mapping[str, Any], notes: list[str]) -> Any:
     kind = str(tool.get("type") or "")
-    kind = TOOL_ALIASES.get(kind, kind)
-    if kind in _SHORT:
+    kind = canonical_tool(kind)
+    if kind in tool_names(aliases=False):
         return kind
     if kind == "function":
         function = tool.get("function") or {}

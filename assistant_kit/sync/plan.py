@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from assistant_kit.api.base import AssistantClient, Page, RemoteAssistant
+from assistant_kit.catalog import KIT_DIGEST
 from assistant_kit.errors import ConfigError, PlanError
 from assistant_kit.spec.model import AssistantSpec, Dialect
 from assistant_kit.sync.diff import (
-    KIT_DIGEST,
     FieldChange,
     actual_state,
     desired_state,

@@ -18,6 +18,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from assistant_kit.catalog import KIT_NAME
 from assistant_kit.sync.apply import ApplyReport, Outcome
 from assistant_kit.sync.diff import FieldChange, tool_label
 from assistant_kit.sync.plan import Change, Plan
@@ -143,7 +144,7 @@ def render_plan(plan: Plan, *, diff: bool = False, color: bool = False, verb: st
         lines.append(_paint(f"  ! {conflict}", "!", color))
     for remote in plan.orphans:
         lines.append(
-            f'  ? assistant "{remote.metadata.get("kit_name")}" ({remote.id}) has no spec; '
+            f'  ? assistant "{remote.metadata.get(KIT_NAME)}" ({remote.id}) has no spec; '
             "`kit apply --prune` deletes it"
         )
     if lines:
@@ -232,7 +233,7 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         "summary": dict(counts),
         "changes": [_change_json(c) for c in plan.changes],
         "conflicts": [{"name": c.name, "ids": list(c.ids)} for c in plan.conflicts],
-        "orphans": [{"name": r.metadata.get("kit_name"), "id": r.id} for r in plan.orphans],
+        "orphans": [{"name": r.metadata.get(KIT_NAME), "id": r.id} for r in plan.orphans],
         "unmanaged": [{"id": r.id, "name": r.name} for r in plan.unmanaged],
         "list_calls": plan.list_calls,
     }

@@ -28,8 +28,6 @@ from assistant_kit.testing.matchers import MatcherError, check_expected, match_a
 from assistant_kit.testing.records import CheckResult, ToolCallRecord, call_signature
 from assistant_kit.types import JSON
 
-_RULE_KEYS = ("returns", "sequence", "error")
-
 
 class MockError(KitError):
     """A ``mocks:`` declaration that cannot be used (the message names the tool and the problem)."""
@@ -82,72 +80,6 @@ def serialize_output(value: JSON) -> str:
 def error_output(value: JSON) -> str:
     """What the model sees for an ``error`` mock: ``{"error": "card declined"}``."""
     return json.dumps({"error": value}, ensure_ascii=False)
-
-
-def _rule(tool: str, where: str, spec: Mapping[str, Any]) -> Rule:
-    found = [k for k in _RULE_KEYS if k in spec]
-    if len(found) != 1:
-        raise MockError(
-            f"mock {tool}{where}: needs exactly one of returns, sequence, error"
-            + (f" (got {', '.join(found)})" if found else "")
-        )
-    kind = found[0]
-    value = spec[kind]
-    if kind == "sequence":
-        if not isinstance(value, list) or not value:
-            raise MockError(f"mock {tool}{where}: sequence must be a non-empty list")
-        return Rule(kind, tuple(value))
-    return Rule(kind, (value,))
-
-
-def parse_mock(name: str, spec: Any) -> ToolMock:
-    """One tool's declaration -> ``ToolMock`` (``MockError`` with a clear message otherwise)."""
-    if not isinstance(spec, Mapping):
-        raise MockError(
-            f"mock {name}: expected a mapping with returns, sequence, error or when; got {spec!r}"
-        )
-    allowed = {*_RULE_KEYS, "when", "default"}
-    unknown = sorted(set(spec) - allowed)
-    if unknown:
-        raise MockError(f"mock {name}: unknown key {', '.join(map(str, unknown))}")
-    if "when" not in spec:
-        if "default" in spec:
-            raise MockError(f"mock {name}: default only makes sense with when")
-        return ToolMock(name, rule=_rule(name, "", spec))
-    if any(k in spec for k in _RULE_KEYS):
-        raise MockError(f"mock {name}: use when/default, or returns/sequence/error, not both")
-    cases_spec = spec["when"]
-    if not isinstance(cases_spec, list) or not cases_spec:
-        raise MockError(f"mock {name}: when must be a non-empty list of cases")
-    cases = []
-    for i, case in enumerate(cases_spec):
-        where = f".when[{i}]"
-        if not isinstance(case, Mapping) or not isinstance(case.get("args"), Mapping):
-            raise MockError(f"mock {name}{where}: a case needs args (a mapping) and a rule")
-        extra = sorted(set(case) - {"args", *_RULE_KEYS})
-        if extra:
-            raise MockError(f"mock {name}{where}: unknown key {', '.join(map(str, extra))}")
-        try:
-            check_expected(case["args"], f"mock {name}{where}.args")
-        except MatcherError as exc:
-            raise MockError(str(exc)) from exc
-        rule_spec = {k: v for k, v in case.items() if k != "args"}
-        cases.append((dict(case["args"]), _rule(name, where, rule_spec)))
-    default = None
-    if "default" in spec:
-        if not isinstance(spec["default"], Mapping):
-            raise MockError(f"mock {name}.default: expected returns, sequence or error")
-        default = _rule(name, ".default", spec["default"])
-    return ToolMock(name, cases=tuple(cases), default=default)
-
-
-def parse_mocks(spec: Mapping[str, Any] | None) -> dict[str, ToolMock]:
-    """A ``mocks:`` mapping (test or turn) -> ``{tool name: ToolMock}``."""
-    if spec is None:
-        return {}
-    if not isinstance(spec, Mapping):
-        raise MockError(f"mocks: expected a mapping of tool name to mock, got {spec!r}")
-    return {str(name): parse_mock(str(name), value) for name, value in spec.items()}
 
 
 def _outcome(outcome: Any) -> Rule:

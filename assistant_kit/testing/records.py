@@ -125,10 +125,6 @@ class ToolCallRecord:
             is_error=is_error,
         )
 
-    @property
-    def mocked(self) -> bool:
-        return self.mock is not None
-
     def with_output(
         self, output: str, *, is_error: bool = False, mock: str | None = None
     ) -> ToolCallRecord:

@@ -32,10 +32,11 @@ from typing import Any
 import httpx
 
 from assistant_kit.api.base import AssistantClient
+from assistant_kit.catalog import KIT_TEST
+from assistant_kit.connect import Wrap, base_url_of, open_target
 from assistant_kit.errors import ApiConnectionError, ConfigError, KitError
 from assistant_kit.spec.model import AssistantSpec, Dialect, TestCase
 from assistant_kit.spec.project import Project, Target, load_project
-from assistant_kit.sync.targets import Wrap, base_url_of, open_target
 from assistant_kit.testing.assertions import Check, CheckContext, build_expectation, evaluate_turn
 from assistant_kit.testing.cassettes import (
     Cassette,
@@ -63,7 +64,7 @@ from assistant_kit.testing.records import (
 )
 from assistant_kit.testing.secrets import Scrubber, secret_env_names
 from assistant_kit.testing.selection import Shard, select
-from assistant_kit.testing.session import KIT_TEST, AssistantPool, SetupError, judge_provider
+from assistant_kit.testing.session import AssistantPool, SetupError, judge_provider
 from assistant_kit.testing.verdicts import (
     RepeatError,
     make_repetition,

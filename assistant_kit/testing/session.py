@@ -25,19 +25,13 @@ import os
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from assistant_kit.api.base import AssistantClient, AssistantParams, MessageParams
-from assistant_kit.api.runs import RunParams
+from assistant_kit.api.base import AssistantClient, AssistantParams
+from assistant_kit.api.turn import TurnDriver
+from assistant_kit.catalog import KIT_DIGEST, KIT_NAME, KIT_TEST
 from assistant_kit.errors import ConfigError, KitError
 from assistant_kit.spec.model import AssistantSpec, Dialect
 from assistant_kit.testing.checks import Judge
 from assistant_kit.testing.judge import JUDGE_SYSTEM, parse_judge_reply
-
-KIT_NAME = "kit_name"
-KIT_DIGEST = "kit_digest"
-#: Metadata mark on assistants ``kit test`` creates for itself (never ``kit_name``, so a test run
-#: that dies half-way leaves nothing ``kit plan`` would mistake for an applied assistant).
-KIT_TEST = "kit_test"
-
 
 #: Seconds a judge may take to answer (a judge that does not answer is an ERROR).
 JUDGE_TIMEOUT = 120.0
@@ -174,28 +168,20 @@ async def ask_judge(client: AssistantClient, model: str, rubric: str, transcript
             metadata={KIT_TEST: "judge"},
         )
     )
+    driver = TurnDriver(client, bot.id)
     try:
-        thread = await client.create_thread(messages=[MessageParams(prompt)])
-        try:
-            replies: list[str] = []
-            status, error = "", None
-            stream = client.stream_run(thread.id, RunParams(assistant_id=bot.id))
-            async with contextlib.aclosing(stream) as events:  # type: ignore[type-var]
-                async for event in events:
-                    if event.run is not None:
-                        status, error = event.run.status, event.run.last_error
-                    elif event.event == "thread.message.completed" and event.object is not None:
-                        replies.append(event.object.text)
-            if status != "completed":
-                raise SetupError(
-                    f"the judge's run ended {status or 'without a status'}"
-                    + (f": {error.get('code')}: {error.get('message')}" if error else "")
-                )
-            return "\n".join(replies)
-        finally:
-            with contextlib.suppress(KitError):
-                await client.delete_thread(thread.id)
+        turn = await driver.send(prompt)
+        if turn.status != "completed":
+            error = turn.run.last_error if turn.run is not None else None
+            raise SetupError(
+                f"the judge's run ended {turn.run.status if turn.run else 'without a status'}"
+                + (f": {error.get('code')}: {error.get('message')}" if error else "")
+            )
+        return "\n".join(turn.replies)
     finally:
+        if driver.thread_id is not None:
+            with contextlib.suppress(KitError):
+                await client.delete_thread(driver.thread_id)
         with contextlib.suppress(KitError):
             await client.delete_assistant(bot.id)
 

@@ -16,7 +16,6 @@ from assistant_kit.errors import KitError
 from assistant_kit.testing.records import (
     CheckStatus,
     RepetitionResult,
-    SuiteResult,
     TestResult,
     TurnResult,
     Verdict,
@@ -134,8 +133,3 @@ def skipped_test(
         file=file,
         line=line,
     )
-
-
-def exit_status(suite: SuiteResult) -> int:
-    """0 when every test passed or was skipped, 1 when any failed or errored."""
-    return 0 if suite.ok else 1

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from assistant_kit import connect as targets
 from assistant_kit.cli import ExitCode, cli
 from assistant_kit.spec.project import load_project
-from assistant_kit.sync import targets
 
 KIT = """\
 targets:

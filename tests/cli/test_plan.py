@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from assistant_kit import connect as targets
 from assistant_kit.api.base import AssistantParams
 from assistant_kit.cli import ExitCode, main
 from assistant_kit.spec.project import load_project
-from assistant_kit.sync import targets
 
 SPEC = """\
 # yaml-language-server: $schema=../schemas/assistant.schema.json

@@ -528,9 +528,6 @@ class SpecCase:
                 body = assistant.to_payload(dialect)  # type: ignore[arg-type]
                 assert body["model"] == assistant.model
                 assistant.digest(dialect)  # type: ignore[arg-type]
-            for case in assistant.tests:
-                for turn in case.turns:
-                    case.mocks_for(turn)
         return Outcome("ok")
 
 

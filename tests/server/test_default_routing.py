@@ -15,8 +15,8 @@ import pytest
 
 from assistant_kit.api.base import AssistantParams, MessageParams
 from assistant_kit.api.runs import RunParams
+from assistant_kit.connect import open_target
 from assistant_kit.spec.project import load_project
-from assistant_kit.sync.targets import open_target
 
 INSTALL = 'CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install "assistant-kit[local-model]"'
 

@@ -30,4 +30,4 @@ def test_the_annotated_example_in_the_readme_is_valid(project_dir: ProjectDir) -
         "get_order_status",
         "weather",
     ]
-    assert spec.tests[0].required_passes == 2
+    assert (spec.tests[0].repeat, spec.tests[0].min_pass) == (3, 2)

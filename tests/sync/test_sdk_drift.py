@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from assistant_kit.connect import open_target
 from assistant_kit.spec.project import load_project
 from assistant_kit.sync.apply import apply_plan
 from assistant_kit.sync.plan import build_plan
 from assistant_kit.sync.render import render_plan
-from assistant_kit.sync.targets import open_target
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "conformance"))
 from kit_server import KitServer, running_kit_server

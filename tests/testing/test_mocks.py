@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
+from assistant_kit.spec.model import MockCase, MockOutcome, MockSpec
 from assistant_kit.testing.mocks import (
     MockAnswer,
     MockError,
     MockMiss,
     MockSession,
+    ToolMock,
     mocks_from_spec,
-    parse_mocks,
     unmocked_message,
 )
 
@@ -26,7 +27,6 @@ TEST_MOCKS = {
         "when": [
             {"args": {"city": "Paris"}, "returns": {"temp": 21}},
             {"args": {"city": {"regex": "^L"}}, "error": "unknown city"},
-            {"args": {"city": "Rome"}, "sequence": ["warm", "hot"]},
         ],
         "default": {"returns": {"temp": 0}},
     },
@@ -34,8 +34,13 @@ TEST_MOCKS = {
 }
 
 
+def parse(data: dict[str, Any]) -> dict[str, ToolMock]:
+    """``mocks:`` as a spec file declares them, through the spec model, as the runner reads them."""
+    return mocks_from_spec({name: MockSpec.from_data(name, mock) for name, mock in data.items()})
+
+
 def session() -> MockSession:
-    return MockSession(parse_mocks(TEST_MOCKS))
+    return MockSession(parse(TEST_MOCKS))
 
 
 def test_returns_json_is_serialized_and_text_is_kept():
@@ -89,15 +94,6 @@ def test_when_cases_use_the_argument_matchers(args, output, source):
     assert (answer.output, answer.source) == (output, source)
 
 
-def test_when_case_with_a_sequence():
-    s = session()
-    assert [s.resolve("get_city", {"city": "Rome"}).output for _ in range(3)] == [
-        "warm",
-        "hot",
-        "hot",
-    ]
-
-
 def test_unparsable_arguments_fall_to_the_default():
     answer = session().resolve("get_city", None, arguments_ok=False)
     assert isinstance(answer, MockAnswer)
@@ -123,9 +119,7 @@ def test_no_matching_case_and_no_default_is_a_miss():
 
 def test_turn_mocks_override_the_test_mocks_for_that_turn_only():
     s = session()
-    turn_mocks = parse_mocks(
-        {"get_order": {"returns": {"status": "lost"}}, "extra": {"returns": 1}}
-    )
+    turn_mocks = parse({"get_order": {"returns": {"status": "lost"}}, "extra": {"returns": 1}})
     answer = s.resolve("get_order", {}, turn=1, turn_mocks=turn_mocks)
     assert answer == MockAnswer('{"status": "lost"}', False, "turn:get_order.returns")
     assert s.resolve("extra", {}, turn=1, turn_mocks=turn_mocks).output == "1"
@@ -135,7 +129,7 @@ def test_turn_mocks_override_the_test_mocks_for_that_turn_only():
 
 def test_turn_sequences_start_again_each_turn():
     s = session()
-    turn_mocks = parse_mocks({"get_rate": {"sequence": [5, 6]}})
+    turn_mocks = parse({"get_rate": {"sequence": [5, 6]}})
     assert s.resolve("get_rate", {}, turn=0, turn_mocks=turn_mocks).output == "5"
     assert s.resolve("get_rate", {}, turn=0, turn_mocks=turn_mocks).output == "6"
     assert s.resolve("get_rate", {}, turn=1, turn_mocks=turn_mocks).output == "5"
@@ -143,78 +137,20 @@ def test_turn_sequences_start_again_each_turn():
     assert s.resolve("get_rate", {}, turn=1).output == "1.0"
 
 
-@pytest.mark.parametrize(
-    ("spec", "fragment"),
-    [
-        pytest.param({"f": "shipped"}, "mock f: expected a mapping", id="bare-value"),
-        pytest.param({"f": {}}, "needs exactly one of returns, sequence, error", id="empty"),
-        pytest.param({"f": {"returns": 1, "error": "x"}}, "(got returns, error)", id="two-rules"),
-        pytest.param({"f": {"sequence": []}}, "non-empty list", id="empty-sequence"),
-        pytest.param({"f": {"retruns": 1}}, "unknown key retruns", id="typo"),
-        pytest.param(
-            {"f": {"default": {"returns": 1}}}, "only makes sense with when", id="default"
-        ),
-        pytest.param(
-            {"f": {"when": [], "default": {"returns": 1}}}, "non-empty list", id="no-cases"
-        ),
-        pytest.param({"f": {"when": [{"returns": 1}]}}, "needs args", id="case-without-args"),
-        pytest.param(
-            {"f": {"when": [{"args": {"a": {"regex": "("}}, "returns": 1}]}},
-            "bad regex",
-            id="case-bad-regex",
-        ),
-        pytest.param(
-            {"f": {"when": [{"args": {}, "returns": 1}], "returns": 2}}, "not both", id="mix"
-        ),
-        pytest.param(["f"], "expected a mapping of tool name", id="list"),
-    ],
-)
-def test_bad_declarations_say_what_is_wrong(spec, fragment):
-    with pytest.raises(MockError) as info:
-        parse_mocks(spec)
-    assert fragment in str(info.value)
-
-
-# The spec model's shapes (assistant_kit.spec.model.MockSpec and friends), attribute for attribute.
-
-
-@dataclass(frozen=True)
-class Outcome:
-    returns: object = None
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class Case:
-    args: dict
-    outcome: Outcome
-
-
-@dataclass(frozen=True)
-class Spec:
-    tool: str
-    kind: str
-    returns: object = None
-    sequence: tuple = ()
-    error: str | None = None
-    when: tuple = ()
-    default: Outcome | None = None
-
-
 def test_mocks_from_the_spec_model():
     mocks = mocks_from_spec(
         {
-            "get_order": Spec("get_order", "returns", returns={"status": "shipped"}),
-            "get_rate": Spec("get_rate", "sequence", sequence=(1, 2)),
-            "charge": Spec("charge", "error", error="card declined"),
-            "get_city": Spec(
+            "get_order": MockSpec("get_order", "returns", returns={"status": "shipped"}),
+            "get_rate": MockSpec("get_rate", "sequence", sequence=(1, 2)),
+            "charge": MockSpec("charge", "error", error="card declined"),
+            "get_city": MockSpec(
                 "get_city",
                 "when",
                 when=(
-                    Case({"city": "Paris"}, Outcome(returns={"temp": 21})),
-                    Case({"city": {"regex": "^L"}}, Outcome(error="unknown city")),
+                    MockCase({"city": "Paris"}, MockOutcome(returns={"temp": 21})),
+                    MockCase({"city": {"regex": "^L"}}, MockOutcome(error="unknown city")),
                 ),
-                default=Outcome(returns=None),
+                default=MockOutcome(returns=None),
             ),
         }
     )
@@ -230,7 +166,9 @@ def test_mocks_from_the_spec_model():
         "null", False, "test:get_city.default.returns"
     )
     with pytest.raises(MockError, match="bad regex"):
-        mocks_from_spec({"f": Spec("f", "when", when=(Case({"a": {"regex": "("}}, Outcome(1)),))})
+        mocks_from_spec(
+            {"f": MockSpec("f", "when", when=(MockCase({"a": {"regex": "("}}, MockOutcome(1)),))}
+        )
 
 
 def test_answer_fills_in_the_recorded_call():

@@ -18,10 +18,10 @@ def test_function_call_parses_its_arguments():
     assert call.arguments == {"city": "Paris"}
     assert call.arguments_ok
     assert call.kind == "function"
-    assert not call.mocked
+    assert call.mock is None
     assert call.signature() == 'get_weather({"city": "Paris"})'
     answered = call.with_output('{"temp": 21}', mock="test:get_weather.returns")
-    assert answered.mocked and answered.output == '{"temp": 21}' and not answered.is_error
+    assert answered.mock is not None and answered.output == '{"temp": 21}' and not answered.is_error
 
 
 def test_unparsable_and_empty_arguments():

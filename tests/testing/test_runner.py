@@ -13,6 +13,7 @@ from kit_runner_project import one_turn, write_project
 
 from assistant_kit.api.base import AssistantParams
 from assistant_kit.api.local import in_process
+from assistant_kit.connect import open_target
 from assistant_kit.errors import ConfigError
 from assistant_kit.server.app import ServerConfig, create_app
 from assistant_kit.server.models.base import ModelBackend, ModelEvent, ModelRequest
@@ -21,7 +22,7 @@ from assistant_kit.server.models.scripted import ScriptedBackend
 from assistant_kit.server.tools.base import BuiltinTool
 from assistant_kit.server.tools.base import ToolOutput as BuiltinOutput
 from assistant_kit.spec.project import Project
-from assistant_kit.sync import apply_plan, build_plan, open_target
+from assistant_kit.sync import apply_plan, build_plan
 from assistant_kit.testing.records import CheckStatus, Verdict
 from assistant_kit.testing.runner import (
     RunOptions,

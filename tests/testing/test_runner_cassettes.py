@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "conformance"))
 
 from kit_server import running_kit_server
 
-from assistant_kit.sync import targets
+from assistant_kit import connect as targets
 from assistant_kit.testing.records import Verdict
 from assistant_kit.testing.report import render_text, write_reports
 from assistant_kit.testing.runner import RunOptions, load_test_project, run_suite_sync

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from assistant_kit.catalog import aliases_of
 from assistant_kit.errors import ConfigError, ToolError
 from assistant_kit.server.tools.base import BuiltinTool, ToolContext, ToolOutput
 from assistant_kit.server.tools.guard import guarded, string_argument, to_json
@@ -143,7 +144,7 @@ class QuarkSearchTool(BuiltinTool):
     """
 
     type = "quark_search"
-    aliases = ("search",)
+    aliases = aliases_of("quark_search")
 
     def __init__(
         self,

@@ -29,6 +29,7 @@ from typing import Any
 
 import httpx
 
+from assistant_kit.catalog import RESERVED_TOOL_TYPES
 from assistant_kit.errors import ConfigError
 from assistant_kit.server.tools.base import BuiltinTool, ToolContext, ToolOutput
 from assistant_kit.server.tools.code_interpreter import CodeInterpreterTool
@@ -132,7 +133,7 @@ def build_tools(
     builtin_names = {name for tool in tools for name in (tool.type, *tool.aliases)}
     for entry in plugins:
         spec = PluginSpec.from_config(entry)
-        if spec.id in builtin_names | {"function", "plugin", "file_search"}:
+        if spec.id in builtin_names | set(RESERVED_TOOL_TYPES):
             raise ConfigError(f"server.plugins: id {spec.id!r} is taken by a built-in tool")
         tools.append(PluginTool(spec, allowlist, http=http))
     return ToolRegistry(tools)

@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from assistant_kit.catalog import aliases_of
 from assistant_kit.errors import ConfigError, ToolError
 from assistant_kit.server.tools.base import BuiltinTool, StoredFile, ToolContext, ToolOutput
 from assistant_kit.server.tools.guard import guarded, string_argument, to_json
@@ -42,7 +43,7 @@ class TextToImageTool(BuiltinTool):
     """
 
     type = "text_to_image"
-    aliases = ("wanx",)
+    aliases = aliases_of("text_to_image")
 
     def __init__(
         self,

@@ -1,3 +1,5 @@
+"""open_target(): a kit.yaml target -> a client (the embedded server in-process, or HTTP)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -5,11 +7,16 @@ from pathlib import Path
 import httpx
 import pytest
 
+from assistant_kit.connect import DASHSCOPE_BASE_URL, base_url_of, open_target
 from assistant_kit.errors import ConfigError
 from assistant_kit.spec.project import Target, load_project
-from assistant_kit.sync.targets import DASHSCOPE_BASE_URL, base_url_of, open_target
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
 
 
 @pytest.mark.parametrize(

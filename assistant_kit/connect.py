@@ -1,4 +1,8 @@
-"""An ``AssistantClient`` for a kit.yaml target.
+"""Targets -> clients: an ``AssistantClient`` for a kit.yaml target, starting the embedded server.
+
+The composition module of the client side: ``cli``, ``sync`` and ``testing`` open targets
+through it, and it is the only module below ``cli`` that imports the server (its public factory
+``create_app``, reached through an ASGI transport).
 
 * ``local`` without ``base_url``: the embedded server in-process (``httpx.ASGITransport``), its
   store in ``.kit/server.db`` under the project so state lasts from one command to the next;
