@@ -14,9 +14,11 @@ best effort, before the exception goes on, so the thread takes the next message:
     turn = await driver.send("Where is order 42?")
     turn.reply, turn.run.status, driver.thread_id
 
-The driver needs only the few operations of ``TurnClient``, in the neutral records of
-``assistant_kit.api.runs``; a client of another wire (a conversation for the thread, a response
-for the run, function-call outputs for tool outputs) plays turns by providing the same.
+The driver uses six operations of ``AssistantClient`` (``create_thread``, ``create_message``,
+``stream_run``, ``stream_submit_tool_outputs``, ``cancel_run``, ``list_runs``) and the neutral
+records of ``assistant_kit.api.runs``, never a dialect's wire shapes: a client of another wire
+plays turns by providing those (a conversation for the thread, a response for the run,
+function-call outputs for tool outputs).
 """
 
 from __future__ import annotations
@@ -25,13 +27,12 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
-from assistant_kit.api.base import MessageParams, Order, Page, RemoteMessage, RemoteThread
+from assistant_kit.api.base import AssistantClient, MessageParams, RemoteMessage
 from assistant_kit.api.runs import RemoteRun, RunParams, StreamEvent, ToolOutput
 from assistant_kit.errors import KitError
 
-__all__ = ["BROKEN", "Answer", "See", "Turn", "TurnClient", "TurnDriver"]
+__all__ = ["BROKEN", "Answer", "See", "Turn", "TurnDriver"]
 
 #: Answers every pending call of a ``requires_action`` run; ``None`` gives up (the run is
 #: cancelled and the turn ends ``declined``).
@@ -43,37 +44,6 @@ See = Callable[[StreamEvent], None]
 BROKEN: Mapping[str, str] = {"failed": "failed", "cancelled": "was cancelled", "expired": "expired"}
 #: Seconds the clean-up after an interrupted turn may take.
 CANCEL_TIMEOUT = 10.0
-
-
-class TurnClient(Protocol):
-    """What playing a turn needs of a client (``AssistantClient`` provides it)."""
-
-    async def create_thread(
-        self,
-        *,
-        messages: Sequence[MessageParams] = (),
-        metadata: Mapping[str, str] | None = None,
-    ) -> RemoteThread: ...
-
-    async def create_message(self, thread_id: str, message: MessageParams) -> RemoteMessage: ...
-
-    def stream_run(self, thread_id: str, params: RunParams) -> AsyncIterator[StreamEvent]: ...
-
-    def stream_submit_tool_outputs(
-        self, thread_id: str, run_id: str, outputs: Sequence[ToolOutput]
-    ) -> AsyncIterator[StreamEvent]: ...
-
-    async def cancel_run(self, thread_id: str, run_id: str) -> RemoteRun: ...
-
-    async def list_runs(
-        self,
-        thread_id: str,
-        *,
-        limit: int = 20,
-        order: Order = "desc",
-        after: str | None = None,
-        before: str | None = None,
-    ) -> Page[RemoteRun]: ...
 
 
 @dataclass(slots=True)
@@ -125,7 +95,7 @@ class TurnDriver:
 
     def __init__(
         self,
-        client: TurnClient,
+        client: AssistantClient,
         assistant_id: str,
         *,
         answer: Answer | None = None,
