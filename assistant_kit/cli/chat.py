@@ -200,10 +200,6 @@ class _Conversation:
     def __post_init__(self) -> None:
         self.driver = TurnDriver(self.client, self.assistant_id, answer=self._answer, see=self._see)
 
-    @property
-    def thread_id(self) -> str | None:
-        return self.driver.thread_id
-
     async def loop(self) -> None:
         while True:
             line = await self._read("you> ")
