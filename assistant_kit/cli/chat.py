@@ -23,13 +23,14 @@ from assistant_kit.api.asgi_stream import StreamingASGITransport
 from assistant_kit.api.base import AssistantClient
 from assistant_kit.api.runs import RemoteRun, RemoteRunStep, StreamEvent, ToolOutput
 from assistant_kit.api.turn import TurnDriver
-from assistant_kit.catalog import KIT_NAME, KIT_TEST
+from assistant_kit.catalog import KIT_TEST
 from assistant_kit.cli import ExitCode
 from assistant_kit.cli.output import error_text
 from assistant_kit.errors import ConfigError, KitError
 from assistant_kit.spec.model import AssistantSpec, Dialect
 from assistant_kit.spec.project import Project, load_project
 from assistant_kit.sync.apply import spec_params
+from assistant_kit.sync.diff import managed_name
 from assistant_kit.testing.mocks import MockAnswer, MockSession, mocks_from_spec
 from assistant_kit.testing.records import call_signature
 
@@ -150,7 +151,8 @@ async def _chat(
 
 
 async def _applied(client: AssistantClient, spec: AssistantSpec, target: str) -> str:
-    found = [a for a in await client.list_all_assistants() if a.metadata.get(KIT_NAME) == spec.name]
+    remotes = await client.list_all_assistants()
+    found = [a for a in remotes if managed_name(a) == spec.name]
     if not found:
         raise KitError(
             f"assistant `{spec.name}` is not applied on target `{target}`; run `kit apply` "

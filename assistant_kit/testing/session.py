@@ -27,7 +27,7 @@ from typing import Any
 
 from assistant_kit.api.base import AssistantClient, AssistantParams
 from assistant_kit.api.turn import TurnDriver
-from assistant_kit.catalog import KIT_DIGEST, KIT_NAME, KIT_TEST
+from assistant_kit.catalog import KIT_DIGEST, KIT_TEST
 from assistant_kit.errors import ConfigError, KitError
 from assistant_kit.spec.model import AssistantSpec, Dialect
 from assistant_kit.testing.checks import Judge
@@ -112,8 +112,10 @@ class AssistantPool:
 
     def applied(self, spec: AssistantSpec, remotes: list[Any]) -> str:
         """The applied assistant of ``spec`` among ``remotes`` (``SetupError`` if unusable)."""
+        from assistant_kit.sync.diff import managed_name
+
         where = f"target `{self.target_name}`"
-        found = [r for r in remotes if r.metadata.get(KIT_NAME) == spec.name]
+        found = [r for r in remotes if managed_name(r) == spec.name]
         if not found:
             raise SetupError(
                 f"assistant `{spec.name}` is not applied on {where}; run `kit apply` first "
