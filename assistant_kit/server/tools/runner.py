@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeAlias
 
+from assistant_kit.catalog import canonical_tool
 from assistant_kit.server.tools.base import (
     BuiltinTool,
     SaveFile,
@@ -30,9 +31,6 @@ from assistant_kit.server.tools.base import (
 )
 
 log = logging.getLogger("assistant_kit.server.engine")
-
-#: Older built-in type names and the canonical type they stand for.
-ALIASES = {"search": "quark_search", "wanx": "text_to_image"}
 
 
 class ToolResolver(Protocol):
@@ -71,7 +69,7 @@ def find_tool(tools: Tools, entry: Mapping[str, Any]) -> BuiltinTool | None:
         kind = entry.get("id") or entry.get("plugin_id") or entry.get("name")
     if not isinstance(kind, str) or kind == "function" or not isinstance(tools, Mapping):
         return None
-    tool = tools.get(kind) or tools.get(ALIASES.get(kind, ""))
+    tool = tools.get(kind) or tools.get(canonical_tool(kind))
     if tool is None:
         tool = next((t for t in tools.values() if kind in (t.type, *t.aliases)), None)
     return tool if isinstance(tool, BuiltinTool) else None
