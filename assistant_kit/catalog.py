@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULTS",
     "KIT_DIGEST",
     "KIT_NAME",
+    "KIT_PROJECT",
     "KIT_TEST",
     "MARKS",
     "MAX_METADATA",
@@ -43,8 +44,11 @@ KIT_DIGEST = "kit_digest"
 #: test threads, the judge). Never ``kit_name``: a run that dies half-way leaves nothing that
 #: `kit plan` would take for an applied assistant.
 KIT_TEST = "kit_test"
+#: Metadata key naming the project (kit.yaml ``project``) that manages a remote assistant: two
+#: projects on one target never see, update or prune each other's assistants.
+KIT_PROJECT = "kit_project"
 #: The marks `kit apply` writes; spec metadata may not use these keys.
-MARKS: tuple[str, ...] = (KIT_NAME, KIT_DIGEST)
+MARKS: tuple[str, ...] = (KIT_NAME, KIT_DIGEST, KIT_PROJECT)
 #: Metadata pairs the APIs allow on an object (a spec gets this less ``len(MARKS)``).
 MAX_METADATA = 16
 

@@ -30,7 +30,7 @@ import httpx
 
 from assistant_kit.api.base import AssistantClient
 from assistant_kit.api.local import BASE_PATHS, client_for
-from assistant_kit.errors import ConfigError
+from assistant_kit.errors import ConfigError, SpecIssue
 from assistant_kit.spec.project import Project, Target
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "Wrap",
     "base_url_of",
     "embedded_app",
+    "model_route_issues",
     "open_target",
 ]
 
@@ -154,5 +155,53 @@ def embedded_app(project: Project, database: str | Path | None = None) -> Any:
         path.parent.mkdir(parents=True, exist_ok=True)
         database = path
     # kit.yaml's `server:` section routes models and configures built-in tools, as for `kit serve`
-    config = config_from_kit(project.server, base_dir=project.root, database=str(database))
+    # runs a `kit` process left behind (Ctrl-C, a closed terminal) are cancelled, not resumed
+    config = config_from_kit(
+        project.server, base_dir=project.root, database=str(database), resume_runs=False
+    )
     return create_app(config)
+
+
+def model_route_issues(project: Project) -> list[SpecIssue]:
+    """What the embedded server would refuse at its first run, found before: kit.yaml
+    ``server.models`` that cannot be built (a scripted script with a bad regex, an unknown
+    option) and spec models no route takes. ``[]`` for any other target (its server decides)."""
+    if not project.target.embedded:
+        return []
+    import re
+
+    from assistant_kit.server.models.routing import ModelRouter
+    from assistant_kit.spec.load import display_path, read_document
+
+    kit_file = display_path(project.config_file) if project.config_file else "kit.yaml"
+    try:
+        router = ModelRouter(project.server.get("models") or None, base_dir=project.root)
+    except ConfigError as exc:
+        # a script's own position (path:line: ...) when the message has one, else kit.yaml's
+        found = re.match(r"^(.+?):(\d+): (.*)$", str(exc), re.S)
+        if found:
+            return [SpecIssue(display_path(Path(found[1])), int(found[2]), 1, found[3])]
+        line, col = 1, 1
+        if project.config_file is not None:
+            pos = read_document(project.config_file, kit_file).position(("server", "models"))
+            line, col = pos.line, pos.col
+        return [SpecIssue(kit_file, line, col, str(exc))]
+    routes = router.routes
+    if "default" in routes:
+        return []
+    configured = ", ".join(sorted(routes)) or "none"
+    issues = []
+    for spec in project.specs:
+        if spec.model in routes:
+            continue
+        pos = read_document(Path(spec.file), spec.file).position(("model",))
+        issues.append(
+            SpecIssue(
+                spec.file,
+                pos.line,
+                pos.col,
+                f'model "{spec.model}" has no route on the embedded server: kit.yaml '
+                f"server.models has no entry for it and no `default` (configured: {configured})",
+            )
+        )
+    return issues

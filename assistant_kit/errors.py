@@ -101,3 +101,15 @@ class ModelError(KitError):
 
 class ToolError(KitError):
     """A built-in tool failed; its message becomes the tool output the model sees."""
+
+
+def absorb_interrupt() -> bool:
+    """Call in ``except asyncio.CancelledError``: True when the running task was cancelled once,
+    as ``asyncio.run`` does on Ctrl-C, and that cancellation is now withdrawn, so the caller may
+    return what finished (marked interrupted); False when it must re-raise (cancelled from
+    elsewhere as well, or Python 3.10, where Ctrl-C raises ``KeyboardInterrupt`` instead)."""
+    import asyncio
+
+    task = asyncio.current_task()
+    uncancel = getattr(task, "uncancel", None)
+    return uncancel is not None and uncancel() == 0

@@ -26,6 +26,10 @@ class ExitCode(enum.IntEnum):
     FAILED = 1
     #: The command line or the configuration cannot be used (click's own usage errors too).
     USAGE = 2
+    #: `kit test` selected no test (pytest's code for it): a typo in a CI filter fails the job.
+    NO_TESTS = 5
+    #: Ctrl-C (SIGINT): what finished is reported, runs are cancelled (128 + SIGINT, as shells do).
+    INTERRUPTED = 130
 
 
 #: command name -> "module:attribute", loaded on first use.
@@ -85,7 +89,11 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the `kit` script: every KitError becomes a message and an exit code."""
     try:
         code = cli.main(args=argv, prog_name="kit", standalone_mode=False)
-    except click.exceptions.Abort:
+    except (KeyboardInterrupt, click.exceptions.Abort) as exc:
+        # click turns Ctrl-C into Abort (its cause); a "no" to a confirmation is a bare Abort
+        if isinstance(exc, KeyboardInterrupt) or isinstance(exc.__cause__, KeyboardInterrupt):
+            click.echo("Interrupted.", err=True)
+            sys.exit(ExitCode.INTERRUPTED)
         click.echo("Aborted.", err=True)
         sys.exit(ExitCode.FAILED)
     except click.ClickException as exc:

@@ -3,14 +3,65 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from assistant_kit.errors import ApiConnectionError, KitError, SpecIssue
 
-__all__ = ["echo_issues", "echo_json", "error_text", "issue_dict", "plural"]
+__all__ = [
+    "INTERRUPTED_HINT",
+    "echo_issues",
+    "echo_json",
+    "error_text",
+    "human_echo",
+    "issue_dict",
+    "json_option",
+    "plural",
+    "write_json",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: What every command prints when Ctrl-C stopped it (it then exits 130).
+INTERRUPTED_HINT = "Interrupted."
+
+
+def json_option(what: str) -> Callable[[F], F]:
+    """``--json PATH``, the same on every command: write ``what`` as JSON to PATH, or to
+    stdout when PATH is ``-`` (the text output then goes to stderr)."""
+    return click.option(
+        "--json",
+        "json_path",
+        default=None,
+        metavar="PATH",
+        help=f"Write {what} as JSON to PATH (`-`: stdout, and the text goes to stderr).",
+    )
+
+
+def write_json(value: Any, dest: str | Path) -> None:
+    """``value`` as indented JSON on stdout (``dest == "-"``) or in the file ``dest``."""
+    if str(dest) == "-":
+        echo_json(value)
+        return
+    path = Path(dest)
+    try:
+        path.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def human_echo(json_path: str | Path | None) -> Callable[..., None]:
+    """``click.echo`` for the text output: on stderr when the JSON goes to stdout."""
+    to_stderr = json_path is not None and str(json_path) == "-"
+
+    def echo(message: str = "", **kwargs: Any) -> None:
+        kwargs.setdefault("err", to_stderr)
+        click.echo(message, **kwargs)
+
+    return echo
 
 
 def error_text(exc: KitError) -> str:

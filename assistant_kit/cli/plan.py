@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from assistant_kit.cli import ExitCode
-from assistant_kit.cli.output import echo_json, error_text, plural
+from assistant_kit.cli.output import error_text, human_echo, json_option, plural, write_json
 from assistant_kit.connect import open_target
 from assistant_kit.errors import ConfigError, KitError
 from assistant_kit.spec.project import Project, find_kit_file, load_project, read_config
@@ -31,9 +32,10 @@ from assistant_kit.sync.render import (
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _color() -> bool:
+def _color(json_path: str | None) -> bool:
     """Colour on a terminal, unless NO_COLOR is set (https://no-color.org)."""
-    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    stream = sys.stderr if json_path == "-" else sys.stdout
+    return stream.isatty() and not os.environ.get("NO_COLOR")
 
 
 def target_option(fn: F) -> F:
@@ -64,7 +66,13 @@ def _confirm(question: str, yes: bool) -> bool:
             "refusing to change the target without confirmation: stdin is not a terminal; "
             "pass --yes to carry out the plan shown"
         )
-    return click.confirm(question, default=False, err=True)
+    # asyncio.run's own Ctrl-C handler would only cancel the task blocked in this prompt: the
+    # plain one makes Ctrl-C answer "no" at once
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return click.confirm(question, default=False, err=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @click.command()
@@ -72,7 +80,7 @@ def _confirm(question: str, yes: bool) -> bool:
 @name_option
 @click.option("--prune", is_flag=True, help="Also delete managed assistants that have no spec.")
 @click.option("--diff", "show_diff", is_flag=True, help="Show instructions as a unified diff.")
-@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@json_option("the plan")
 @click.option(
     "--detailed-exitcode",
     is_flag=True,
@@ -83,13 +91,14 @@ def plan(
     names: tuple[str, ...],
     prune: bool,
     show_diff: bool,
-    as_json: bool,
+    json_path: str | None,
     detailed_exitcode: bool,
 ) -> int:
     """Show what `kit apply` would change on the target, without changing anything.
 
-    Remote assistants are matched to specs by their kit_name mark; assistants the kit did not
-    create are never touched (`kit import` adopts them).
+    Remote assistants are matched to specs by their kit_name mark; assistants of other
+    projects (kit.yaml `project`) and those the kit did not create are never touched
+    (`kit import` adopts the latter).
 
     \b
     Examples:
@@ -105,10 +114,9 @@ def plan(
             raise
         click.echo(error_text(exc), err=True)
         return ExitCode.FAILED
-    if as_json:
-        echo_json(plan_json(result))
-    else:
-        click.echo(render_plan(result, diff=show_diff, color=_color()))
+    human_echo(json_path)(render_plan(result, diff=show_diff, color=_color(json_path)))
+    if json_path is not None:
+        write_json(plan_json(result), json_path)
     if result.conflicts:
         return ExitCode.FAILED
     if detailed_exitcode and result.has_changes:
@@ -125,6 +133,7 @@ async def _plan(project: Project, names: tuple[str, ...], prune: bool) -> Plan:
             dialect=project.target.dialect,
             names=names,
             prune=prune,
+            project=project.project_id,
         )
 
 
@@ -134,7 +143,7 @@ async def _plan(project: Project, names: tuple[str, ...], prune: bool) -> Plan:
 @click.option("--prune", is_flag=True, help="Also delete managed assistants that have no spec.")
 @click.option("--yes", "-y", is_flag=True, help="Apply without asking.")
 @click.option("--diff", "show_diff", is_flag=True, help="Show instructions as a unified diff.")
-@click.option("--json", "as_json", is_flag=True, help="Print the plan and the result as JSON.")
+@json_option("the plan and the result")
 @click.option(
     "--parallelism",
     default=DEFAULT_PARALLELISM,
@@ -148,7 +157,7 @@ def apply(
     prune: bool,
     yes: bool,
     show_diff: bool,
-    as_json: bool,
+    json_path: str | None,
     parallelism: int,
 ) -> int:
     """Make the target match the specs: show the plan, ask, then create, update, delete.
@@ -164,10 +173,12 @@ def apply(
     """
     project = load_project((), target)
     result, report = asyncio.run(
-        _apply(project, names, prune, yes, show_diff, as_json, parallelism)
+        _apply(project, names, prune, yes, show_diff, json_path, parallelism)
     )
-    if as_json:
-        echo_json(apply_json(result, report))
+    if json_path is not None:
+        write_json(apply_json(result, report), json_path)
+    if report is not None and report.interrupted:
+        return ExitCode.INTERRUPTED
     if report is not None and not report.ok:
         return ExitCode.FAILED
     return ExitCode.OK
@@ -179,7 +190,7 @@ async def _apply(
     prune: bool,
     yes: bool,
     show_diff: bool,
-    as_json: bool,
+    json_path: str | None,
     parallelism: int,
 ) -> tuple[Plan, ApplyReport | None]:
     async with open_target(project) as client:
@@ -190,8 +201,9 @@ async def _apply(
             dialect=project.target.dialect,
             names=names,
             prune=prune,
+            project=project.project_id,
         )
-        return result, await _carry_out(client, result, yes, show_diff, as_json, parallelism)
+        return result, await _carry_out(client, result, yes, show_diff, json_path, parallelism)
 
 
 async def _carry_out(
@@ -199,13 +211,13 @@ async def _carry_out(
     result: Plan,
     yes: bool,
     show_diff: bool,
-    as_json: bool,
+    json_path: str | None,
     parallelism: int,
     verb: str = "Plan",
 ) -> ApplyReport | None:
-    color = _color()
-    if not as_json:
-        click.echo(render_plan(result, diff=show_diff, color=color, verb=verb))
+    color = _color(json_path)
+    echo = human_echo(json_path)
+    echo(render_plan(result, diff=show_diff, color=color, verb=verb))
     result.check()
     if not result.has_changes:
         return None
@@ -214,15 +226,12 @@ async def _carry_out(
         raise click.Abort()
 
     def progress(outcome: Outcome) -> None:
-        if not as_json:
-            click.echo(render_outcome(outcome, color=color))
+        echo(render_outcome(outcome, color=color))
 
-    if not as_json:
-        click.echo("")
+    echo("")
     report = await apply_plan(client, result, parallelism=parallelism, on_outcome=progress)
-    if not as_json:
-        click.echo("")
-        click.echo(render_report(report, color=color))
+    echo("")
+    echo(render_report(report, color=color))
     return report
 
 
@@ -298,6 +307,7 @@ async def _import(
             ids=ids,
             taken=taken,
             force=force,
+            project=project.project_id,
         )
 
 
@@ -305,7 +315,7 @@ async def _import(
 @target_option
 @name_option
 @click.option("--yes", "-y", is_flag=True, help="Delete without asking.")
-@click.option("--json", "as_json", is_flag=True, help="Print the plan and the result as JSON.")
+@json_option("the plan and the result")
 @click.option(
     "--parallelism",
     default=DEFAULT_PARALLELISM,
@@ -314,12 +324,12 @@ async def _import(
     help="Deletions carried out at once.",
 )
 def destroy(
-    target: str | None, names: tuple[str, ...], yes: bool, as_json: bool, parallelism: int
+    target: str | None, names: tuple[str, ...], yes: bool, json_path: str | None, parallelism: int
 ) -> int:
     """Delete the target's assistants that the kit manages for this project's specs.
 
-    Only assistants marked with the kit_name of a spec here (or of a --name) are deleted;
-    nothing else on the target is touched.
+    Only this project's assistants marked with the kit_name of a spec here (or of a --name)
+    are deleted; nothing else on the target is touched.
 
     \b
     Examples:
@@ -327,21 +337,24 @@ def destroy(
       kit destroy --name old-bot --yes     one assistant, no question
     """
     project = load_project((), target)
-    result, report = asyncio.run(_destroy(project, names, yes, as_json, parallelism))
-    if as_json:
-        echo_json(apply_json(result, report))
+    result, report = asyncio.run(_destroy(project, names, yes, json_path, parallelism))
+    if json_path is not None:
+        write_json(apply_json(result, report), json_path)
+    if report is not None and report.interrupted:
+        return ExitCode.INTERRUPTED
     if report is not None and not report.ok:
         return ExitCode.FAILED
     return ExitCode.OK
 
 
 async def _destroy(
-    project: Project, names: tuple[str, ...], yes: bool, as_json: bool, parallelism: int
+    project: Project, names: tuple[str, ...], yes: bool, json_path: str | None, parallelism: int
 ) -> tuple[Plan, ApplyReport | None]:
     async with open_target(project) as client:
         remotes, calls = await list_remote(client)
         if names:  # a mistyped --name is an error, not a silent "nothing to destroy"
-            check_names(names, project.specs, filter(None, map(managed_name, remotes)))
+            managed = (managed_name(r, project.project_id) for r in remotes)
+            check_names(names, project.specs, filter(None, managed))
         chosen = set(names) or {s.name for s in project.specs}
         result = destroy_plan(
             remotes,
@@ -349,6 +362,9 @@ async def _destroy(
             target=project.target.name,
             dialect=project.target.dialect,
             list_calls=calls,
+            project=project.project_id,
         )
-        report = await _carry_out(client, result, yes, False, as_json, parallelism, verb="Destroy")
+        report = await _carry_out(
+            client, result, yes, False, json_path, parallelism, verb="Destroy"
+        )
         return result, report

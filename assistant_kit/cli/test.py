@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, TextIO
 
 import click
 
+from assistant_kit.cli import ExitCode
+from assistant_kit.cli.output import INTERRUPTED_HINT, human_echo, json_option
+
 if TYPE_CHECKING:
     from assistant_kit.spec.project import Project
 
@@ -129,14 +132,7 @@ class ProgressLine:
     metavar="FILE",
     help="Write a JUnit XML report.",
 )
-@click.option(
-    "--json",
-    "json_path",
-    default=None,
-    metavar="FILE",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write a JSON report.",
-)
+@json_option("the report")
 @click.option(
     "--html",
     "html",
@@ -178,7 +174,7 @@ def test(
     ephemeral: bool,
     timeout: float | None,
     junit: Path | None,
-    json_path: Path | None,
+    json_path: str | None,
     html: Path | None,
     record: str | None,
     replay: str | None,
@@ -187,7 +183,8 @@ def test(
 
     PATH|NAME narrows the run to spec files or folders, assistant names, or test ids
     (`assistant::test name`). Exit status: 0 every test passed (or was skipped), 1 a test failed
-    or errored, 2 the command line or the configuration cannot be used.
+    or errored, 2 the command line or the configuration cannot be used, 5 no test was selected,
+    130 interrupted (Ctrl-C: the runs are cancelled, the finished tests reported).
 
     \b
     Examples:
@@ -197,12 +194,12 @@ def test(
       kit test --junit junit.xml --html report.html
       kit test --record cassettes/       then: kit test --replay cassettes/
     """
-    from assistant_kit.testing.records import Verdict
-    from assistant_kit.testing.report import render_text, write_reports
+    from assistant_kit.testing.records import SuiteResult, Verdict
+    from assistant_kit.testing.report import render_json, render_text, write_reports
     from assistant_kit.testing.runner import (
         RunOptions,
         Selection,
-        collect,
+        collect_counted,
         load_test_project,
         run_suite,
     )
@@ -219,7 +216,8 @@ def test(
     if replay_dir is not None and not replay_dir.is_dir():
         raise click.UsageError(f"--replay {replay_dir}: no such folder")
     # a report or cassette that cannot be written is found before the tests run, not after
-    for option, path in (("--junit", junit), ("--json", json_path), ("--html", html)):
+    json_file = Path(json_path) if json_path not in (None, "-") else None
+    for option, path in (("--junit", junit), ("--json", json_file), ("--html", html)):
         if path is not None:
             _check_writable(option, path, path.parent)
     if record_dir is not None:
@@ -230,7 +228,8 @@ def test(
         tags=tags,
         shard=parse_shard(shard) if shard is not None else None,
     )
-    items = collect(project, selection)
+    items, deselected = collect_counted(project, selection)
+    echo = human_echo(json_path)
     scrubber = Scrubber.from_env(secret_env_names(project.config))
     progress = ProgressLine(len(items), sys.stderr) if sys.stderr.isatty() and items else None
     options = RunOptions(
@@ -243,30 +242,42 @@ def test(
         on_start=progress.start if progress else None,
         on_result=progress.finish if progress else None,
     )
-    if not items:
-        click.echo("No tests selected.")
-    try:
-        suite = asyncio.run(run_suite(project, selection, options))
-    finally:
-        if progress is not None:
-            progress.clear()
     if items:
-        click.echo(render_text(suite, scrubber=scrubber), nl=False)
-    not_run = len(items) - len(suite.tests)
-    if not_run:
-        click.echo(f"Stopped after the first failure (-x): {not_run} not run.")
+        try:
+            suite = asyncio.run(run_suite(project, selection, options))
+        finally:
+            if progress is not None:
+                progress.clear()
+        echo(render_text(suite, scrubber=scrubber), nl=False)
+    else:
+        suite = SuiteResult(tests=(), target=project.target.name, deselected=deselected)
+        more = f" ({deselected} deselected)" if deselected else ""
+        echo(f"No tests selected{more}.")
+    if suite.interrupted:
+        echo(
+            f"{INTERRUPTED_HINT} {len(suite.tests)} of {len(items)} tests finished; "
+            "their runs were cancelled and their threads deleted."
+        )
+    elif suite.not_run:
+        echo(f"Stopped after the first failure (-x): {suite.not_run} not run.")
     try:
         written = write_reports(
-            suite, junit=junit, json_path=json_path, html=html, scrubber=scrubber
+            suite, junit=junit, json_path=json_file, html=html, scrubber=scrubber
         )
     except OSError as exc:
         raise click.ClickException(f"cannot write the report: {exc}") from exc
     for path in written:
-        click.echo(f"Wrote {path}")
-    if record_dir is not None and items:
-        click.echo(f"Recorded cassettes in {record_dir}")
+        echo(f"Wrote {path}")
+    if json_path == "-":
+        click.echo(render_json(suite, scrubber=scrubber), nl=False)
+    if record_dir is not None and items and not suite.interrupted:
+        echo(f"Recorded cassettes in {record_dir}")
+    if suite.interrupted:
+        ctx.exit(ExitCode.INTERRUPTED)
+    if not items:
+        ctx.exit(ExitCode.NO_TESTS)
     failed = any(t.verdict in (Verdict.FAIL, Verdict.ERROR) for t in suite.tests)
-    ctx.exit(1 if failed else 0)
+    ctx.exit(ExitCode.FAILED if failed else ExitCode.OK)
 
 
 def _cassette_folder(option: str, value: str | None, project: Project) -> Path | None:

@@ -94,7 +94,9 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
         router,
         tools=config.tools,
         settings=EngineSettings(
-            run_expiry_s=config.run_expiry_s, max_model_calls=config.max_model_calls
+            run_expiry_s=config.run_expiry_s,
+            max_model_calls=config.max_model_calls,
+            resume_on_start=config.resume_runs,
         ),
         save_file=config.save_file or file_store,
     )

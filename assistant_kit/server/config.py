@@ -62,6 +62,9 @@ class ServerConfig:
     run_expiry_s: float = 600.0
     #: Model calls per run before the last call is made with ``tool_choice: none``.
     max_model_calls: int = 25
+    #: Resume on start-up the runs a crash left (``kit serve``); False cancels them (the embedded
+    #: server of a ``kit`` command: the process that wanted them is gone).
+    resume_runs: bool = True
     #: Where built-in tools save files (images); ``None``: the store's ``files`` table, served
     #: at ``/v1/files/{id}/content`` and ``/api/v1/files/{id}/content``.
     save_file: SaveFile | None = None

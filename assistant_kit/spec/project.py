@@ -18,6 +18,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import pickle
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ __all__ = [
     "Target",
     "find_kit_file",
     "load_project",
+    "project_slug",
     "read_config",
 ]
 
@@ -120,6 +122,15 @@ class Project:
         return server
 
     @property
+    def project_id(self) -> str:
+        """The project's identity on shared targets (the ``kit_project`` mark): kit.yaml
+        ``project``, else the name of the project's folder as a slug."""
+        declared = self.config.get("project")
+        if isinstance(declared, str) and declared:
+            return declared
+        return project_slug(self.root.resolve().name)
+
+    @property
     def test(self) -> Mapping[str, Any]:
         """kit.yaml's ``test`` section (``{}`` when absent)."""
         test: Mapping[str, Any] = self.config.get("test") or {}
@@ -133,6 +144,12 @@ class Project:
         names = [s.name for s in self.specs]
         hint = suggest(name, names) or (f"; assistants: {', '.join(names)}" if names else "")
         raise ConfigError(f"no assistant named `{name}`{hint}")
+
+
+def project_slug(folder_name: str) -> str:
+    """``"My Assistants"`` -> ``"my-assistants"``: a folder name as a project identity."""
+    slug = re.sub(r"[^a-z0-9_-]+", "-", folder_name.lower()).strip("-_")[:64].strip("-_")
+    return slug or "project"
 
 
 def find_kit_file(start: Path) -> Path | None:

@@ -88,16 +88,12 @@ class Renderer:
             )
             return None, [doc.issue(("instructions",), message, at_key=True)]
         except jinja2.TemplateNotFound as exc:
-            line = _template_line(exc)
-            folder = (
-                f" in {display_path(self.partials)}/"
-                if self.partials is not None
-                else " (no partials folder)"
-            )
-            return None, [self._issue(doc, line, f"include not found: `{exc.name}`{folder}")]
+            first = self._issue(doc, _template_line(exc), self._not_found_words(str(exc.name)))
+            return None, self._every_issue(doc, source, variables, first)
         except jinja2.UndefinedError as exc:
             words = self._undefined_words(exc) + _partial_words(exc, self.partials)
-            return None, [self._issue(doc, _template_line(exc), words)]
+            first = self._issue(doc, _template_line(exc), words)
+            return None, self._every_issue(doc, source, variables, first)
         except jinja2.TemplateError as exc:
             return None, [self._issue(doc, _template_line(exc), f"template error: {exc}")]
         except Exception as exc:  # a filter or a sandbox refusal raised something else
@@ -158,6 +154,51 @@ class Renderer:
             else:
                 return None
         return "".join(out)
+
+    def _every_issue(
+        self, doc: Document, source: str, variables: Mapping[str, Any], first: SpecIssue
+    ) -> list[SpecIssue]:
+        """``first`` (the error rendering stopped at) and every other undefined variable and
+        missing include of the template, found in its syntax tree, one issue per name."""
+        from jinja2 import meta
+
+        tree = self.env.parse(source)
+        undeclared = meta.find_undeclared_variables(tree) - set(variables)
+        issues = [first]
+        seen: set[str] = set()
+        for node in tree.find_all((nodes.Name, nodes.Include)):
+            if isinstance(node, nodes.Name):
+                name = node.name
+                if node.ctx != "load" or name not in undeclared or name in seen:
+                    continue
+                seen.add(name)
+                fake = jinja2.UndefinedError(f"'{name}' is undefined")
+                issues.append(self._issue(doc, node.lineno, self._undefined_words(fake)))
+            elif (
+                isinstance(node, nodes.Include)
+                and isinstance(node.template, nodes.Const)
+                and isinstance(node.template.value, str)
+            ):
+                name = node.template.value
+                if node.ignore_missing or name in seen:
+                    continue
+                try:
+                    self.env.get_template(name)
+                except jinja2.TemplateNotFound:
+                    seen.add(name)
+                    issues.append(self._issue(doc, node.lineno, self._not_found_words(name)))
+                except jinja2.TemplateError:
+                    continue  # the partial's own errors are reported when it renders
+        unique = {(i.line, i.col, i.message): i for i in issues}
+        return sorted(unique.values(), key=lambda i: (i.line, i.col))
+
+    def _not_found_words(self, name: str) -> str:
+        folder = (
+            f" in {display_path(self.partials)}/"
+            if self.partials is not None
+            else " (no partials folder)"
+        )
+        return f"include not found: `{name}`{folder}"
 
     def _undefined_words(self, exc: jinja2.UndefinedError) -> str:
         message = str(exc.message or exc)

@@ -261,7 +261,7 @@ def _words(error: ValidationError) -> str:
         if error.schema.get("title") == "Metadata":
             return (
                 f"too many metadata pairs: {len(instance)} (at most {value}; the API allows 16 and "
-                "the kit keeps 2 for its own marks)"
+                f"the kit keeps {16 - value} for its own marks)"
             )
         if error.schema.get("title") == "Mock case":
             return "a `when` case holds `args` and exactly one of `returns` or `error`"

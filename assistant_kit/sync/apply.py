@@ -23,7 +23,7 @@ from typing import Any
 
 from assistant_kit.api.base import AssistantClient, AssistantParams, RemoteAssistant
 from assistant_kit.catalog import SETTINGS
-from assistant_kit.errors import ApiError, KitError, PlanError
+from assistant_kit.errors import ApiError, KitError, PlanError, absorb_interrupt
 from assistant_kit.spec.model import AssistantSpec, Dialect
 from assistant_kit.sync.diff import actual_state, managed_name, marks_of, state_digest
 from assistant_kit.sync.plan import Change, Plan, list_remote
@@ -66,10 +66,12 @@ class ApplyReport:
 
     plan: Plan
     outcomes: tuple[Outcome, ...] = ()
+    #: Cancelled (Ctrl-C) before every change finished: ``outcomes`` are the finished ones.
+    interrupted: bool = False
 
     @property
     def ok(self) -> bool:
-        return all(o.ok for o in self.outcomes)
+        return not self.interrupted and all(o.ok for o in self.outcomes)
 
     @property
     def failed(self) -> tuple[Outcome, ...]:
@@ -98,7 +100,8 @@ def params_for(
         dialect,
         environ=os.environ if environ is None else environ,
     )
-    payload["metadata"] = {**(payload["metadata"] or {}), **marks_of(change.name, change.desired)}
+    marks = marks_of(change.name, change.desired, change.project)
+    payload["metadata"] = {**(payload["metadata"] or {}), **marks}
     if change.action == "update":
         changed = {f.field for f in change.fields}
         for key in (*_CLEARABLE, *SETTINGS[dialect]):
@@ -138,9 +141,11 @@ class _Counter:
         self.attempts += 1
 
 
-async def _find(client: AssistantClient, name: str, policy: RetryPolicy) -> list[RemoteAssistant]:
+async def _find(
+    client: AssistantClient, name: str, project: str | None, policy: RetryPolicy
+) -> list[RemoteAssistant]:
     remotes, _ = await list_remote(client, retry=policy)
-    return [r for r in remotes if managed_name(r) == name]
+    return [r for r in remotes if managed_name(r, project) == name]
 
 
 async def _create(
@@ -164,7 +169,7 @@ async def _create(
             if not is_ambiguous(exc):
                 continue
             # the create may have gone through: look before creating again
-            found = await _find(client, change.name, policy)
+            found = await _find(client, change.name, change.project, policy)
             if len(found) > 1:
                 ids = ", ".join(r.id for r in found)
                 raise PlanError(f"`{change.name}` now exists {len(found)} times ({ids})") from exc
@@ -220,7 +225,9 @@ async def apply_plan(
 ) -> ApplyReport:
     """Carry out ``plan`` on ``client``'s target; raises ``PlanError`` if it has conflicts.
 
-    ``on_outcome`` is called as each change finishes (for progress output).
+    ``on_outcome`` is called as each change finishes (for progress output). Cancelled (Ctrl-C
+    under ``asyncio.run``), it returns what finished with ``interrupted`` set; a create cut off
+    half-way is found by its marks on the next plan, never made twice.
     """
     plan.check()
     if parallelism < 1:
@@ -245,9 +252,20 @@ async def apply_plan(
                     outcome = await _delete(client, change, policy)
             except KitError as exc:
                 outcome = Outcome(change, False, change.remote_id, error=str(exc))
+        finished[index] = outcome
         if on_outcome is not None:
             on_outcome(outcome)
         return outcome
 
-    outcomes = await asyncio.gather(*(run(i, c) for i, c in enumerate(pending)))
-    return ApplyReport(plan, tuple(outcomes))
+    finished: dict[int, Outcome] = {}
+    tasks = [asyncio.ensure_future(run(i, c)) for i, c in enumerate(pending)]
+    try:
+        await asyncio.gather(*tasks)
+    except asyncio.CancelledError:
+        for task in tasks:  # gather gives up at the first cancelled one: let them all end
+            task.cancel()
+        await asyncio.wait(tasks)
+        if not absorb_interrupt():
+            raise  # cancelled from elsewhere as well: not ours to swallow
+        return ApplyReport(plan, tuple(finished[i] for i in sorted(finished)), interrupted=True)
+    return ApplyReport(plan, tuple(finished[i] for i in sorted(finished)))

@@ -21,7 +21,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from assistant_kit.api.base import RemoteAssistant
-from assistant_kit.catalog import DEFAULTS, KIT_DIGEST, KIT_NAME, MARKS, SETTINGS, canonical_tool
+from assistant_kit.catalog import (
+    DEFAULTS,
+    KIT_DIGEST,
+    KIT_NAME,
+    KIT_PROJECT,
+    MARKS,
+    SETTINGS,
+    canonical_tool,
+)
 from assistant_kit.spec.model import AssistantSpec, Dialect, canonical_json
 
 __all__ = [
@@ -34,6 +42,7 @@ __all__ = [
     "marks_of",
     "normalize_tool",
     "normalize_tools",
+    "project_of",
     "state_digest",
 ]
 
@@ -191,15 +200,31 @@ def state_digest(state: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json(dict(state)).encode("utf-8")).hexdigest()
 
 
-def managed_name(remote: RemoteAssistant) -> str | None:
-    """The spec name a remote assistant is managed as (None: unmanaged)."""
+def project_of(remote: RemoteAssistant) -> str | None:
+    """The project a remote assistant is marked with (None: none, an older kit's mark)."""
+    project = remote.metadata.get(KIT_PROJECT)
+    return project if isinstance(project, str) and project else None
+
+
+def managed_name(remote: RemoteAssistant, project: str | None = None) -> str | None:
+    """The spec name a remote assistant is managed as (None: unmanaged, or, when ``project``
+    is given, managed by another project). An assistant with the name mark but no project mark
+    (applied by an older kit) belongs to any project: it keeps being matched by its spec's
+    project, whose next apply adds the mark."""
     name = remote.metadata.get(KIT_NAME)
-    return name if isinstance(name, str) and name else None
+    if not isinstance(name, str) or not name:
+        return None
+    if project is not None and project_of(remote) not in (None, project):
+        return None
+    return name
 
 
-def marks_of(name: str, state: Mapping[str, Any]) -> dict[str, str]:
-    """The metadata marks apply writes for spec ``name`` in ``state``."""
-    return {KIT_NAME: name, KIT_DIGEST: state_digest(state)}
+def marks_of(name: str, state: Mapping[str, Any], project: str | None = None) -> dict[str, str]:
+    """The metadata marks apply writes for spec ``name`` in ``state`` (of ``project``)."""
+    marks = {KIT_NAME: name, KIT_DIGEST: state_digest(state)}
+    if project is not None:
+        marks[KIT_PROJECT] = project
+    return marks
 
 
 def field_changes(

@@ -23,6 +23,7 @@ from assistant_kit.api.base import AssistantClient, AssistantParams, RemoteAssis
 from assistant_kit.catalog import (
     DEFAULTS,
     KIT_NAME,
+    KIT_PROJECT,
     MARKS,
     MAX_METADATA,
     SETTINGS,
@@ -38,7 +39,7 @@ from assistant_kit.sync.retry import RetryPolicy
 __all__ = ["Imported", "import_assistants", "slug_for", "spec_data", "spec_yaml"]
 
 SCHEMA_HEADER = "# yaml-language-server: $schema=../schemas/assistant.schema.json\n"
-#: Metadata pairs a spec may hold: the APIs' 16 less the kit's two marks.
+#: Metadata pairs a spec may hold: the APIs' 16 less the kit's marks.
 MAX_USER_METADATA = MAX_METADATA - len(MARKS)
 _JINJA = re.compile(r"\{[{%#]")
 _ENDRAW = re.compile(r"\{%-?\s*endraw\b")
@@ -168,10 +169,12 @@ async def import_assistants(
     taken: Collection[str] = (),
     retry: RetryPolicy | None = None,
     force: bool = False,
+    project: str | None = None,
 ) -> list[Imported]:
     """Write a spec file in ``folder`` for each unmanaged remote assistant (``ids``, or all).
 
-    ``taken`` are spec names already in use. Each imported remote gets the ``kit_name`` mark.
+    ``taken`` are spec names already in use. Each imported remote gets the ``kit_name`` mark
+    (and ``kit_project`` when ``project`` is given).
     Raises ``ConfigError`` for an unknown or already managed id, or a file in the way.
     """
     policy = retry or RetryPolicy()
@@ -198,7 +201,8 @@ async def import_assistants(
             # the spec could not hold them, nor the target the kit's marks beside them
             raise ConfigError(
                 f"{remote.id} has {len(own)} metadata pairs; a spec holds at most "
-                f"{MAX_USER_METADATA} (the kit's marks take 2 of the 16): remove some first"
+                f"{MAX_USER_METADATA} (the kit's marks take {len(MARKS)} of the 16): "
+                "remove some first"
             )
         name = slug_for(remote, names)
         names.add(name)
@@ -212,6 +216,8 @@ async def import_assistants(
     for remote, name, path, text, notes in planned:
         path.write_text(text, encoding="utf-8")
         metadata = {**remote.metadata, KIT_NAME: name}
+        if project is not None:
+            metadata[KIT_PROJECT] = project
         rid = remote.id
         await policy.call(
             lambda rid=rid, metadata=metadata: client.update_assistant(  # type: ignore[misc]

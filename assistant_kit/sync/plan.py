@@ -27,6 +27,7 @@ from assistant_kit.sync.diff import (
     field_changes,
     managed_name,
     marks_of,
+    project_of,
     state_digest,
 )
 from assistant_kit.sync.retry import RetryPolicy
@@ -67,6 +68,8 @@ class Change:
     fields: tuple[FieldChange, ...] = ()
     drifted: bool = False
     spec_changed: bool = False
+    #: The project whose mark apply writes (kit.yaml ``project``; None: no project mark).
+    project: str | None = None
 
     @property
     def marks_only(self) -> bool:
@@ -109,6 +112,11 @@ class Plan:
     orphans: tuple[RemoteAssistant, ...] = ()
     #: Remote assistants the kit does not manage (no ``kit_name``).
     unmanaged: tuple[RemoteAssistant, ...] = ()
+    #: The project planned for (kit.yaml ``project``); None: every managed assistant is its own.
+    project: str | None = None
+    #: Managed assistants of other projects (or of no project and no spec here): never touched
+    #: nor listed, only counted.
+    foreign: int = 0
     prune: bool = False
     destroy: bool = False
     #: List requests the plan made (one per page).
@@ -170,10 +178,12 @@ def check_names(
         raise ConfigError(f"no spec and no managed assistant on the target named {listed}")
 
 
-def _update_or_noop(spec: AssistantSpec, remote: RemoteAssistant, dialect: Dialect) -> Change:
+def _update_or_noop(
+    spec: AssistantSpec, remote: RemoteAssistant, dialect: Dialect, project: str | None
+) -> Change:
     desired = desired_state(spec, dialect)
     actual = actual_state(remote, dialect)
-    marks = marks_of(spec.name, desired)
+    marks = marks_of(spec.name, desired, project)
     remote_marks = {k: remote.metadata[k] for k in marks if k in remote.metadata}
     changes = field_changes(actual, desired, before_marks=remote_marks, after_marks=marks)
     recorded = remote.metadata.get(KIT_DIGEST)
@@ -188,6 +198,7 @@ def _update_or_noop(spec: AssistantSpec, remote: RemoteAssistant, dialect: Diale
         fields=changes,
         drifted=drifted,
         spec_changed=spec_changed,
+        project=project,
     )
 
 
@@ -200,17 +211,29 @@ def plan_from(
     names: Collection[str] = (),
     prune: bool = False,
     list_calls: int = 0,
+    project: str | None = None,
 ) -> Plan:
     """The plan for ``specs`` against the listed ``remotes`` (pure: no I/O).
 
     ``names`` limits the plan to those assistants (spec names or managed remote names).
+    ``project`` scopes it: assistants marked by another project are counted, never touched; an
+    assistant with no project mark is matched by a spec of its name (and marked by apply), but
+    never pruned or listed as an orphan (it may be another project's).
     """
     by_name: dict[str, list[RemoteAssistant]] = {}
     unmanaged: list[RemoteAssistant] = []
+    foreign = 0
+    spec_names = {s.name for s in specs}
     for remote in remotes:
         name = managed_name(remote)
         if name is None:
             unmanaged.append(remote)
+        elif (
+            project is not None
+            and project_of(remote) != project
+            and (project_of(remote) is not None or name not in spec_names)
+        ):
+            foreign += 1
         else:
             by_name.setdefault(name, []).append(remote)
     if names:
@@ -227,11 +250,16 @@ def plan_from(
         if len(claimed) > 1:
             conflicts.append(Conflict(spec.name, tuple(r.id for r in claimed)))
         elif claimed:
-            changes.append(_update_or_noop(spec, claimed[0], dialect))
+            changes.append(_update_or_noop(spec, claimed[0], dialect, project))
         else:
             desired = desired_state(spec, dialect)
-            fields = field_changes(None, desired, after_marks=marks_of(spec.name, desired))
-            changes.append(Change("create", spec.name, spec=spec, desired=desired, fields=fields))
+            marks = marks_of(spec.name, desired, project)
+            fields = field_changes(None, desired, after_marks=marks)
+            changes.append(
+                Change(
+                    "create", spec.name, spec=spec, desired=desired, fields=fields, project=project
+                )
+            )
     for name, claimed in sorted(by_name.items()):
         if name in spec_names:
             continue
@@ -251,6 +279,8 @@ def plan_from(
         prune=prune,
         list_calls=list_calls,
         listed=len(remotes),
+        project=project,
+        foreign=foreign,
     )
 
 
@@ -261,12 +291,14 @@ def destroy_plan(
     target: str,
     dialect: Dialect,
     list_calls: int = 0,
+    project: str | None = None,
 ) -> Plan:
-    """A plan deleting every managed remote assistant whose ``kit_name`` is in ``names``."""
+    """A plan deleting every remote assistant ``project`` manages whose ``kit_name`` is in
+    ``names`` (see ``managed_name``: another project's are left alone)."""
     changes = [
-        Change("delete", name, remote=remote)
+        Change("delete", name, remote=remote, project=project)
         for remote in remotes
-        if (name := managed_name(remote)) is not None and name in names
+        if (name := managed_name(remote, project)) is not None and name in names
     ]
     changes.sort(key=lambda c: (c.name, c.remote_id or ""))
     return Plan(
@@ -277,6 +309,10 @@ def destroy_plan(
         destroy=True,
         list_calls=list_calls,
         listed=len(remotes),
+        project=project,
+        foreign=sum(
+            1 for r in remotes if managed_name(r) is not None and managed_name(r, project) is None
+        ),
     )
 
 
@@ -289,8 +325,9 @@ async def build_plan(
     names: Collection[str] = (),
     prune: bool = False,
     retry: RetryPolicy | None = None,
+    project: str | None = None,
 ) -> Plan:
-    """List the target and plan ``specs`` against it; changes nothing."""
+    """List the target and plan ``specs`` of ``project`` against it; changes nothing."""
     remotes, calls = await list_remote(client, retry=retry)
     return plan_from(
         specs,
@@ -300,4 +337,5 @@ async def build_plan(
         names=names,
         prune=prune,
         list_calls=calls,
+        project=project,
     )

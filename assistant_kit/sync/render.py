@@ -18,7 +18,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from assistant_kit.catalog import KIT_NAME
+from assistant_kit.catalog import KIT_DIGEST, KIT_NAME
 from assistant_kit.sync.apply import ApplyReport, Outcome
 from assistant_kit.sync.diff import FieldChange, tool_label
 from assistant_kit.sync.plan import Change, Plan
@@ -96,9 +96,6 @@ def _field_lines(change: FieldChange, *, diff: bool, indent: str) -> list[str]:
             )
             lines.extend(f"{indent}    {line}" for line in unified)
         return lines
-    if change.field == "metadata.kit_digest":
-        short = [v[:12] if isinstance(v, str) else "(unset)" for v in (change.before, change.after)]
-        return [f"{head} {short[0]} -> {short[1]}"]
     if change.field == "tools":
         return [head.rstrip(), *_tool_lines(change, indent + "    ")]
     if change.before is None:
@@ -128,11 +125,15 @@ def _change_lines(change: Change, *, diff: bool, color: bool) -> list[str]:
             _paint(f"      ! changed outside the kit since the last apply ({how})", "!", color)
         )
     for field in change.fields:
-        if change.action == "create" and field.is_mark:
+        # the digest is bookkeeping (kept in --json); the other marks say who owns what
+        if (change.action == "create" and field.is_mark) or field.field == _DIGEST_FIELD:
             continue
         for line in _field_lines(field, diff=diff, indent="      "):
             lines.append(_paint(line, line.strip()[:1], color))
     return lines
+
+
+_DIGEST_FIELD = f"metadata.{KIT_DIGEST}"
 
 
 def render_plan(plan: Plan, *, diff: bool = False, color: bool = False, verb: str = "Plan") -> str:
@@ -165,6 +166,12 @@ def render_plan(plan: Plan, *, diff: bool = False, color: bool = False, verb: st
         )
     else:
         lines.append("No changes. The target matches the specs.")
+    if plan.foreign:
+        n = plan.foreign
+        lines.append(
+            f"{n} assistant{'' if n == 1 else 's'} of other projects on the target left alone "
+            f"(this project: {plan.project})."
+        )
     if plan.unmanaged:
         n = len(plan.unmanaged)
         lines.append(
@@ -196,6 +203,15 @@ def render_report(report: ApplyReport, *, color: bool = False) -> str:
     verb = "Apply"
     if report.plan.destroy:
         verb, done = "Destroy", f"{counts['deleted']} deleted"
+    if report.interrupted:
+        total = len(report.plan.pending)
+        return _paint(
+            f"Interrupted: {len(report.outcomes) - counts['failed']} of {total} "
+            f"{'deleted' if report.plan.destroy else 'applied'} ({done}): "
+            f"run `kit {verb.lower()}` again to finish.",
+            "!",
+            color,
+        )
     if report.ok:
         return f"{verb} complete: {done}."
     lines = [_paint(f"{verb} failed: {done}, {counts['failed']} failed:", "!", color)]
@@ -229,6 +245,8 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         "target": plan.target,
         "dialect": plan.dialect,
         "prune": plan.prune,
+        "project": plan.project,
+        "foreign": plan.foreign,
         "has_changes": plan.has_changes,
         "summary": dict(counts),
         "changes": [_change_json(c) for c in plan.changes],
@@ -256,6 +274,7 @@ def apply_json(plan: Plan, report: ApplyReport | None) -> dict[str, Any]:
         for o in outcomes
     ]
     out["ok"] = report.ok if report is not None else True
+    out["interrupted"] = report.interrupted if report is not None else False
     if report is not None:
         out["result"] = report.counts
     return out

@@ -14,6 +14,7 @@ and comes back as the miss::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Mapping
@@ -116,6 +117,12 @@ async def play_turn(
         errors.append(f"the turn timed out after {timeout:g}s{note}")
     except KitError as exc:
         errors.append(f"{type(exc).__name__}: {exc}")
+    except asyncio.CancelledError:
+        # Ctrl-C: the driver has cancelled the run; a thread this turn made goes too
+        if thread_id is None and driver.thread_id is not None:
+            with contextlib.suppress(KitError, asyncio.TimeoutError):
+                await asyncio.wait_for(client.delete_thread(driver.thread_id), 10)
+        raise
     latency_ms = (time.perf_counter() - started) * 1000
     turn = driver.turn
     problem = turn.problem

@@ -275,6 +275,12 @@ class SuiteResult:
     duration_ms: float = 0.0
     target: str = ""
     started_at: str = ""
+    #: Tests in scope that the selection (-k, --tag, exclude_tags, --shard) left out.
+    deselected: int = 0
+    #: Selected tests that never ran: -x stopped the suite, or it was interrupted.
+    not_run: int = 0
+    #: True when Ctrl-C (SIGINT) ended the suite early; the results are the finished tests.
+    interrupted: bool = False
 
     def count(self, verdict: Verdict) -> int:
         return sum(1 for t in self.tests if t.verdict is verdict)

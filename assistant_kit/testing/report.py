@@ -62,6 +62,10 @@ def totals_line(suite: SuiteResult) -> str:
         f"{suite.count(Verdict.ERROR)} error{'s' if suite.count(Verdict.ERROR) != 1 else ''}",
         f"{suite.count(Verdict.SKIP)} skipped",
     ]
+    if suite.deselected:
+        parts.append(f"{suite.deselected} deselected")
+    if suite.not_run:
+        parts.append(f"{suite.not_run} not run")
     flaky = f"; {len(suite.flaky)} flaky" if suite.flaky else ""
     took = seconds(suite.duration_ms)
     return f"{n} test{'s' if n != 1 else ''}: {', '.join(parts)}{flaky} in {took}"
@@ -163,6 +167,9 @@ def suite_to_dict(suite: SuiteResult) -> dict[str, Any]:
             "errors": suite.count(Verdict.ERROR),
             "skipped": suite.count(Verdict.SKIP),
             "flaky": len(suite.flaky),
+            "deselected": suite.deselected,
+            "not_run": suite.not_run,
+            "interrupted": suite.interrupted,
             "ok": suite.ok,
         },
         "tests": tests,

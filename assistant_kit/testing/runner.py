@@ -34,7 +34,7 @@ import httpx
 from assistant_kit.api.base import AssistantClient
 from assistant_kit.catalog import KIT_TEST
 from assistant_kit.connect import Wrap, base_url_of, open_target
-from assistant_kit.errors import ApiConnectionError, ConfigError, KitError
+from assistant_kit.errors import ApiConnectionError, ConfigError, KitError, absorb_interrupt
 from assistant_kit.spec.model import AssistantSpec, Dialect, TestCase
 from assistant_kit.spec.project import Project, Target, load_project
 from assistant_kit.testing.assertions import Check, CheckContext, build_expectation, evaluate_turn
@@ -79,6 +79,7 @@ __all__ = [
     "Selection",
     "TestItem",
     "collect",
+    "collect_counted",
     "load_test_project",
     "run_suite",
     "run_suite_sync",
@@ -163,6 +164,14 @@ def load_test_project(
 def collect(project: Project, selection: Selection | None = None) -> list[TestItem]:
     """The selected tests, in spec order; ``ConfigError`` for a name that matches nothing, or
     ``--tag`` values none of which a test carries."""
+    return collect_counted(project, selection)[0]
+
+
+def collect_counted(
+    project: Project, selection: Selection | None = None
+) -> tuple[list[TestItem], int]:
+    """``collect`` plus how many tests in scope (the named assistants' and tests', else all)
+    the selection left out: pytest's "deselected"."""
     selection = selection or Selection()
     items = [TestItem(spec, case) for spec in project.specs for case in spec.tests]
     if selection.names:
@@ -184,12 +193,13 @@ def collect(project: Project, selection: Selection | None = None) -> list[TestIt
                 f"no test has the tag {' or '.join(map(repr, selection.tags))}; "
                 f"tags: {', '.join(sorted(known)) or 'none'}"
             )
+    in_scope = len(items)
     excluded = {str(t).casefold() for t in project.test.get("exclude_tags") or ()}
     # a tag asked for with --tag is wanted, even when kit.yaml excludes it by default
     excluded -= {t.casefold() for t in selection.tags}
     if excluded:
         items = [i for i in items if not excluded & {t.casefold() for t in i.tags}]
-    return select(
+    chosen = select(
         items,
         id_of=lambda i: i.test_id,
         tags_of=lambda i: i.tags,
@@ -197,6 +207,7 @@ def collect(project: Project, selection: Selection | None = None) -> list[TestIt
         tags=selection.tags or _default_tags(project, selection),
         shard=selection.shard,
     )
+    return chosen, in_scope - len(chosen)
 
 
 def _default_tags(project: Project, selection: Selection) -> tuple[str, ...]:
@@ -224,16 +235,19 @@ async def run_suite(
     if jobs < 1:
         raise ConfigError(f"-j must be at least 1, got {jobs}")
     options = dataclasses.replace(options, jobs=jobs)
-    items = collect(project, selection)
+    items, deselected = collect_counted(project, selection)
     started = time.perf_counter()
     stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     async with _Suite(project, options) as suite:
         results = await suite.run_all(items)
     return SuiteResult(
+        interrupted=suite.interrupted,
         tests=tuple(results),
         duration_ms=(time.perf_counter() - started) * 1000,
         target=project.target.name,
         started_at=stamp,
+        deselected=deselected,
+        not_run=len(items) - len(results),
     )
 
 
@@ -277,6 +291,8 @@ class _Suite:
         self.judge_clients: dict[str, AssistantClient] = {}
         self.judge_lock = asyncio.Lock()
         self.stop = False
+        #: Cancelled (Ctrl-C) before every test finished.
+        self.interrupted = False
         self.cleanups: list[asyncio.Future[None]] = []
         defaults = project.test.get("judge") or {}
         self.judges = judge_provider(defaults, self._judge_client)
@@ -314,6 +330,7 @@ class _Suite:
             ephemeral=self.options.ephemeral,
             target_name=self.target.name,
             environ=self.options.environ,
+            project=self.project.project_id,
         )
         return self
 
@@ -386,7 +403,20 @@ class _Suite:
                 if self.options.exitfirst and result.verdict in (Verdict.FAIL, Verdict.ERROR):
                     self.stop = True
 
-        await asyncio.gather(*(one(i, item) for i, item in enumerate(items)))
+        tasks = [asyncio.ensure_future(one(i, item)) for i, item in enumerate(items)]
+        try:
+            await asyncio.gather(*tasks)
+        except asyncio.CancelledError:
+            # gather gives up at the first cancelled test; the others still have runs to cancel
+            # and threads to delete before the client closes
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks)
+            # Ctrl-C (asyncio.run cancels the main task): every test has cancelled its run and
+            # deleted its thread by now; report what finished instead of losing it
+            if not absorb_interrupt():
+                raise  # cancelled from elsewhere as well: not ours to swallow
+            self.interrupted = True
         return [results[i] for i in sorted(results)]
 
     # -- one test -----------------------------------------------------------------------------
@@ -499,34 +529,42 @@ class _Suite:
             if assistant_id is not None:
                 mocks = MockSession(test_mocks)
                 history: list[TurnRecord] = []
-                for i, turn in enumerate(case.turns):
-                    mark(i)
-                    outcome = await play_turn(
-                        client,
-                        thread_id,
-                        assistant_id,
-                        i,
-                        turn.user,
-                        mocks=mocks,
-                        turn_mocks=turn_mocks[i],
-                        timeout=timeout,
-                        thread_metadata={KIT_TEST: item.test_id[:512]},
-                    )
-                    thread_id = outcome.thread_id
-                    record = outcome.record
-                    if outcome.miss is not None:
-                        found: tuple[Any, ...] = (miss_result(outcome.miss),)
-                    elif record.errors:
-                        found = ()
-                    else:
-                        ctx = CheckContext(
-                            history=tuple(history), judges=self.judges, import_paths=import_paths
+                try:
+                    for i, turn in enumerate(case.turns):
+                        mark(i)
+                        outcome = await play_turn(
+                            client,
+                            thread_id,
+                            assistant_id,
+                            i,
+                            turn.user,
+                            mocks=mocks,
+                            turn_mocks=turn_mocks[i],
+                            timeout=timeout,
+                            thread_metadata={KIT_TEST: item.test_id[:512]},
                         )
-                        found = await evaluate_turn(checks[i], record, ctx)
-                    results.append(TurnResult(record, found))
-                    history.append(record)
-                    if outcome.miss is not None or record.errors:
-                        break
+                        thread_id = outcome.thread_id
+                        record = outcome.record
+                        if outcome.miss is not None:
+                            found: tuple[Any, ...] = (miss_result(outcome.miss),)
+                        elif record.errors:
+                            found = ()
+                        else:
+                            ctx = CheckContext(
+                                history=tuple(history),
+                                judges=self.judges,
+                                import_paths=import_paths,
+                            )
+                            found = await evaluate_turn(checks[i], record, ctx)
+                        results.append(TurnResult(record, found))
+                        history.append(record)
+                        if outcome.miss is not None or record.errors:
+                            break
+                except asyncio.CancelledError:
+                    # Ctrl-C: the turn cancelled its run (and deleted a thread it created);
+                    # the thread of the earlier turns goes too
+                    await self._delete_thread(thread_id)
+                    raise
             duration_ms = (time.perf_counter() - started) * 1000
             mark("teardown")
             if per_rep:

@@ -65,8 +65,11 @@ class AssistantPool:
         ephemeral: bool = False,
         target_name: str = "local",
         environ: Mapping[str, str] | None = None,
+        project: str | None = None,
     ) -> None:
         self.client = client
+        #: Only this project's applied assistants are tested (kit.yaml ``project``).
+        self.project = project
         self.dialect = dialect
         self.ephemeral = ephemeral
         self.target_name = target_name
@@ -115,7 +118,7 @@ class AssistantPool:
         from assistant_kit.sync.diff import managed_name
 
         where = f"target `{self.target_name}`"
-        found = [r for r in remotes if managed_name(r) == spec.name]
+        found = [r for r in remotes if managed_name(r, self.project) == spec.name]
         if not found:
             raise SetupError(
                 f"assistant `{spec.name}` is not applied on {where}; run `kit apply` first "

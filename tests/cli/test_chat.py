@@ -201,3 +201,43 @@ def test_an_unroutable_model_fails_the_turn_with_last_error(
     assert code == 0
     assert "Error: the run failed:" in err and 'no backend for model "qwen-plus"' in err
     assert "Traceback" not in out + err
+
+
+def test_slash_commands_are_the_chat_s_never_the_model_s(project: Path) -> None:
+    code, out, err = kit_chat(
+        "order-desk",
+        "--ephemeral",
+        input="/thread\nhello\n/thread\n/reset\n/thread\n/bogus\n//hello there\n/help\n/quit\n",
+    )
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[1] == "you> (no thread yet: the first message starts one)"
+    assert lines[2] == "you> order-desk> Hello from the script! How can I help?"
+    thread = lines[3].removeprefix("you> ")
+    assert thread.startswith("thread_")
+    assert lines[4] == (
+        "you> New thread: the next message starts a new conversation (the last one, "
+        f"{thread}, is kept: kit chat order-desk --thread {thread})."
+    )
+    assert lines[5] == "you> (no thread yet: the first message starts one)"
+    assert err == "unknown command /bogus: /help lists them (//text sends /text)\n"
+    # /bogus answered on stderr (stdout keeps its prompt); `//hello there` went to the model
+    assert lines[6] == "you> you> order-desk> Hello from the script! How can I help?"
+    assert "/reset           start a new thread" in out and lines[-1] == "you> "
+
+
+def test_a_thread_is_resumed_with_thread(project: Path) -> None:
+    assert CliRunner().invoke(cli, ["apply", "--yes"], catch_exceptions=False).exit_code == 0
+    code, out, _ = kit_chat("order-desk", input="hello\n/thread\n")
+    thread = out.splitlines()[-2].removeprefix("you> ")
+    code, out, err = kit_chat("order-desk", "--thread", thread, input="/thread\nhello\n")
+    assert (code, err) == (0, "")
+    assert out.splitlines()[1] == f"you> {thread}"
+
+    async def messages() -> list[str]:
+        async with targets.open_target(load_project(cwd=project)) as client:
+            return [m.role for m in await client.list_all_messages(thread)]
+
+    assert asyncio.run(messages()) == ["user", "assistant", "user", "assistant"]
+    code, _, err = kit_chat("order-desk", "--thread", "thread_nope", input="hello\n")
+    assert code == ExitCode.FAILED and "thread_nope" in err and "Traceback" not in err

@@ -155,7 +155,7 @@ def test_a_broken_expectation_exits_1_with_the_transcript(examples: Path) -> Non
         lines[-2],
         "Wrote r.json",
     ]
-    assert lines[-2].startswith("1 test: 0 passed, 1 failed, 0 errors, 0 skipped in ")
+    assert lines[-2].startswith("1 test: 0 passed, 1 failed, 0 errors, 0 skipped, 1 deselected in ")
     report = json.loads((examples / "r.json").read_text())
     assert report["summary"] == {
         "tests": 1,
@@ -164,8 +164,30 @@ def test_a_broken_expectation_exits_1_with_the_transcript(examples: Path) -> Non
         "errors": 0,
         "skipped": 0,
         "flaky": 0,
+        "deselected": 1,
+        "not_run": 0,
+        "interrupted": False,
         "ok": False,
     }
+
+
+def test_no_test_selected_exits_5_and_counts_the_deselected(examples: Path) -> None:
+    done = kit(examples, "--ephemeral", "-k", "zzz", "--json", "-")
+    assert done.returncode == 5, done.stdout + done.stderr
+    assert done.stderr == f"No tests selected ({EXAMPLES_RUN + 1} deselected).\n"
+    report = json.loads(done.stdout)  # `--json -`: stdout is the report, and only it
+    assert report["summary"]["tests"] == 0
+    assert report["summary"]["deselected"] == EXAMPLES_RUN + 1
+
+
+def test_json_to_stdout_keeps_the_text_on_stderr(examples: Path) -> None:
+    done = kit(examples, "--ephemeral", "geography-tutor", "--tag", "smoke", "--json", "-")
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    chosen = report["summary"]["tests"]
+    assert chosen and report["summary"]["passed"] == chosen
+    assert f"{chosen} tests: {chosen} passed," in done.stderr
+    assert not (examples / "-").exists()
 
 
 def test_shards_split_the_examples_between_runs(examples: Path) -> None:
@@ -333,7 +355,9 @@ def test_exitfirst_stops_and_the_html_report_is_one_self_contained_file(examples
         lines[-3],
         f"Stopped after the first failure (-x): {EXAMPLES_RUN} not run.",
     ]
-    assert lines[-3].startswith("1 test: 0 passed, 1 failed, 0 errors, 0 skipped in ")
+    assert lines[-3].startswith(
+        f"1 test: 0 passed, 1 failed, 0 errors, 0 skipped, {EXAMPLES_RUN} not run in "
+    )
     assert lines[-1] == "Wrote out/report.html"
     page = (examples / "out" / "report.html").read_text(encoding="utf-8")
     # self-contained: nothing is fetched from anywhere when the file is opened

@@ -149,11 +149,11 @@ def test_plan_is_coloured_on_a_terminal_unless_no_color_is_set(
 
 
 def test_plan_and_apply_speak_json(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = kit(capsys, "plan", "--json", "--name", "alpha")
+    code, out, _ = kit(capsys, "plan", "--json", "-", "--name", "alpha")
     body = json.loads(out)
     assert code == 0 and body["summary"]["create"] == 1
     assert [(c["action"], c["name"]) for c in body["changes"]] == [("create", "alpha")]
-    code, out, _ = kit(capsys, "apply", "--json", "--yes")
+    code, out, _ = kit(capsys, "apply", "--json", "-", "--yes")
     body = json.loads(out)
     assert code == 0 and body["ok"] is True
     assert body["result"] == {"created": 2, "updated": 0, "deleted": 0, "failed": 0}
@@ -200,7 +200,7 @@ def test_import_then_apply_changes_only_the_marks(
     assert f"({ids[0]} as `legacy-bot`)" in out
     assert (project / "assistants" / "legacy-bot.yaml").is_file()
     assert kit(capsys, "validate")[0] == 0
-    code, out, _ = kit(capsys, "plan", "--json", "--name", "legacy-bot")
+    code, out, _ = kit(capsys, "plan", "--json", "-", "--name", "legacy-bot")
     (change,) = json.loads(out)["changes"]
     assert change["action"] == "update" and change["marks_only"] is True
     assert kit(capsys, "apply", "--yes")[0] == 0
@@ -265,7 +265,7 @@ def test_destroy_deletes_only_managed_assistants_after_confirmation(
     assert err == "Error: no spec and no managed assistant on the target named `alpah`\n"
     code, out, _ = kit(capsys, "destroy", "--yes")
     assert code == 0 and "Destroy complete: 2 deleted." in out
-    code, out, _ = kit(capsys, "plan", "--json")
+    code, out, _ = kit(capsys, "plan", "--json", "-")
     body = json.loads(out)
     assert body["summary"]["create"] == 2
     assert [u["id"] for u in body["unmanaged"]] == stranger

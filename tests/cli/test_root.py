@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
@@ -27,3 +32,18 @@ def test_every_command_has_help_with_examples(name: str) -> None:
     assert result.exit_code == ExitCode.OK
     assert "\nExamples:\n" in result.output.replace("  Examples:", "Examples:")
     assert f"  kit {name}" in result.output
+
+
+def test_shell_completion_is_click_s_as_the_readme_says() -> None:
+    env = {**os.environ, "_KIT_COMPLETE": "bash_complete", "COMP_WORDS": "kit va"}
+    env["COMP_CWORD"] = "1"
+    done = subprocess.run(
+        [sys.executable, "-c", "from assistant_kit.cli import main; main()"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.stdout == "plain,validate\n"
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert 'eval "$(_KIT_COMPLETE=bash_source kit)"' in readme

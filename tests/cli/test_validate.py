@@ -118,7 +118,7 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
             [
                 "assistants/too-many-metadata.yaml:4:3: `metadata`: too many metadata pairs: 15 "
                 "(at most "
-                "14; the API allows 16 and the kit keeps 2 for its own marks)"
+                "13; the API allows 16 and the kit keeps 3 for its own marks)"
             ],
             id="too-many-metadata-pairs",
         ),
@@ -336,7 +336,7 @@ def test_help_shows_examples() -> None:
     result = CliRunner().invoke(cli, ["validate", "--help"])
     assert result.exit_code == 0
     assert "kit validate assistants/art-maestro.yaml" in result.output
-    assert "--format [text|json]" in result.output
+    assert "--json PATH" in result.output and "--format" not in result.output
 
 
 def test_the_installed_command_prints_no_traceback(project: Path) -> None:
@@ -365,3 +365,135 @@ def test_the_readme_cli_reference_matches_the_help_text() -> None:
         assert f"### kit {name}\n\n```\n{help_text}```\n" in readme, (
             f"run `cog -r README.md` ({name})"
         )
+
+
+# -- what the project decides: routes, judges, python checks, scripts, every template error --
+
+
+def test_a_model_no_route_takes_is_refused_at_its_line(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "kit.yaml").write_text(
+        "server:\n  models:\n"
+        "    qwen-max: {backend: scripted}\n    qwen-plus: {backend: scripted}\n"
+    )
+    (project / "assistants" / "a.yaml").write_text("name: a\nmodel: qwen-max\n")
+    (project / "assistants" / "b.yaml").write_text("# b\nname: b\nmodel:   qwen-turbo\n")
+    code, out, err = run(["validate"], capsys)
+    assert code == ExitCode.FAILED and out == ""
+    assert err.splitlines() == [
+        'assistants/b.yaml:3:10: model "qwen-turbo" has no route on the embedded server: kit.yaml '
+        "server.models has no entry for it and no `default` (configured: qwen-max, qwen-plus)"
+    ]
+    # a remote target routes its own models
+    (project / "kit.yaml").write_text(
+        (project / "kit.yaml").read_text()
+        + "targets:\n  cloud: {provider: openai, base_url: 'http://127.0.0.1:9/v1'}\n"
+    )
+    assert run(["validate", "--target", "cloud"], capsys)[0] == ExitCode.OK
+
+
+def test_a_scripted_script_with_a_bad_regex_is_refused_at_the_script_line(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "script.yaml").write_text(
+        "rules:\n  - user: hello\n    reply: Hi.\n  - user: '(unclosed'\n    reply: Oops.\n"
+    )
+    (project / "kit.yaml").write_text(
+        "server:\n  models:\n    default: {backend: scripted, script: script.yaml}\n"
+    )
+    (project / "assistants" / "a.yaml").write_text("name: a\nmodel: m\n")
+    code, _, err = run(["validate"], capsys)
+    assert code == ExitCode.FAILED
+    (line,) = err.splitlines()
+    assert line.startswith("script.yaml:4:1: rule 2: bad `user` regex '(unclosed': ")
+
+
+JUDGED = """\
+name: a
+model: m
+tests:
+  - name: t
+    turns:
+      - user: hi
+        expect:
+          - contains: hi
+          - judge: {rubric: polite}
+          - python: checks_here:is_polite
+          - python: nosuchmod:fn
+          - python: checks_here:nosuchfn
+"""
+
+
+def test_judge_and_python_checks_that_cannot_run_are_refused(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "assistants" / "a.yaml").write_text(JUDGED)
+    (project / "assistants" / "checks_here.py").write_text(
+        "def is_polite(turn):\n    return True\n"
+    )
+    code, _, err = run(["validate"], capsys)
+    assert code == ExitCode.FAILED
+    lines = err.splitlines()
+    assert lines[0] == (
+        "assistants/a.yaml:9:13: judge: no judge model: set kit.yaml `test: {judge: {model: "
+        "...}}` or `model:` on the check"
+    )
+    assert lines[1].startswith(
+        "assistants/a.yaml:11:13: python: cannot import nosuchmod:fn: ModuleNotFoundError: "
+    )
+    assert lines[2].startswith(
+        "assistants/a.yaml:12:13: python: cannot import checks_here:nosuchfn: AttributeError: "
+    )
+    assert len(lines) == 3
+    (project / "kit.yaml").write_text("test:\n  judge: {model: m}\n")
+    spec = project / "assistants" / "a.yaml"
+    spec.write_text(
+        spec.read_text().replace("{rubric: polite}", "{rubric: polite, target: nowhere}")
+    )
+    code, _, err = run(["validate"], capsys)
+    assert err.splitlines()[0] == (
+        "assistants/a.yaml:9:13: judge: target `nowhere` is not defined in kit.yaml (local)"
+    )
+
+
+def test_every_undefined_variable_and_missing_include_is_reported(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "assistants" / "a.yaml").write_text(
+        "name: a\nmodel: m\ninstructions: |\n  Hello {{ first }}.\n  {% include 'nope.j2' %}\n"
+        "  Bye {{ second }} and {{ first }}.\n"
+    )
+    code, _, err = run(["validate"], capsys)
+    assert code == ExitCode.FAILED
+    assert err.splitlines() == [
+        "assistants/a.yaml:4:3: undefined template variable `first`; define it in the spec's "
+        "`vars`, the target's or kit.yaml's",
+        "assistants/a.yaml:5:3: include not found: `nope.j2` (no partials folder)",
+        "assistants/a.yaml:6:3: undefined template variable `second`; define it in the spec's "
+        "`vars`, the target's or kit.yaml's",
+    ]
+
+
+def test_json_goes_to_a_file_or_to_stdout_with_a_dash(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "assistants" / "a.yaml").write_text("name: a\nmodel: m\n")
+    code, out, err = run(["validate", "--json", "-"], capsys)
+    assert code == ExitCode.OK and err == ""
+    assert json.loads(out)["assistants"][0]["name"] == "a"
+    code, out, _ = run(["validate", "--json", "result.json"], capsys)
+    assert code == ExitCode.OK
+    assert out == "ok  a  assistants/a.yaml  (0 tests)\n1 assistant valid (target: local).\n"
+    assert json.loads((project / "result.json").read_text())["ok"] is True
+    code, out, err = run(["validate", "--format", "json"], capsys)  # the deprecated spelling
+    assert code == ExitCode.OK and json.loads(out)["ok"] is True
+
+
+def test_a_skipped_test_is_not_held_to_what_it_would_need(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "assistants" / "a.yaml").write_text(
+        JUDGED.replace("  - name: t\n", "  - name: t\n    skip: needs a judge\n")
+    )
+    assert run(["validate"], capsys)[0] == ExitCode.OK

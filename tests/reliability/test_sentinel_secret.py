@@ -89,7 +89,7 @@ def leaks(root: Path) -> Iterator[str]:
 
 #: command -> argument lists to run it with (each over the project, sentinel in the env).
 INVOCATIONS: dict[str, list[list[str]]] = {
-    "validate": [["validate"], ["validate", "--format", "json"], ["validate", "-t", "remote"]],
+    "validate": [["validate"], ["validate", "--json", "-"], ["validate", "-t", "remote"]],
     "render": [
         ["render", "order-desk", "-t", "remote"],
         ["render", "order-desk", "-t", "cloud", "--dialect", "dashscope"],
@@ -97,7 +97,11 @@ INVOCATIONS: dict[str, list[list[str]]] = {
         ["render", "no-such-assistant"],
     ],
     "init": [["init", "fresh"]],
-    "plan": [["plan"], ["plan", "--target", "remote"], ["plan", "--target", "cloud", "--json"]],
+    "plan": [
+        ["plan"],
+        ["plan", "--target", "remote"],
+        ["plan", "--target", "cloud", "--json", "-"],
+    ],
     "apply": [
         ["apply", "--yes"],
         ["apply", "--yes", "--target", "remote"],

@@ -118,7 +118,7 @@ async def test_import_by_id_and_its_refusals(
     crowded = await client.create_assistant(
         AssistantParams(model="m", name="Crowded", metadata={f"k{i}": "v" for i in range(15)})
     )
-    with pytest.raises(ConfigError, match="15 metadata pairs; a spec holds at most 14"):
+    with pytest.raises(ConfigError, match="15 metadata pairs; a spec holds at most 13"):
         await import_assistants(client, folder, dialect=dialect, ids=[crowded.id])  # type: ignore[arg-type]
     assert not (folder / "crowded.yaml").exists()
     await client.delete_assistant(crowded.id)

@@ -93,6 +93,9 @@ def test_json_report_is_versioned_and_complete():
         "errors": 0,
         "skipped": 1,
         "flaky": 1,
+        "deselected": 0,
+        "not_run": 0,
+        "interrupted": False,
         "ok": False,
     }
     first = data["tests"][0]

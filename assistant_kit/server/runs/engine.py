@@ -71,6 +71,10 @@ class EngineSettings:
     sweep_interval_s: float = 0.5
     #: Seconds the event log of a finished run is kept (streams of it are long over by then).
     event_retention_s: float = 3600.0
+    #: On start-up, resume the queued and in_progress runs a crash left (``kit serve``); when
+    #: False they are cancelled instead: the embedded server of a ``kit`` command that is gone
+    #: (Ctrl-C, a closed terminal) has nobody waiting for them.
+    resume_on_start: bool = True
 
 
 class RunEngine:
@@ -132,6 +136,12 @@ class RunEngine:
         """Finish or resume what a crash (or a stop) left behind."""
         for run in self.store.runs_in(("cancelling",)):
             self.finish(run.id, "cancelled")
+        if not self.settings.resume_on_start:
+            for run in self.store.runs_in(("queued", "in_progress")):
+                if self.transition(run.id, "cancelling", when=("queued", "in_progress")):
+                    self._abandon_partial(run)
+                    self.finish(run.id, "cancelled")
+            return
         for run in self.store.runs_in(("in_progress",)):
             self._abandon_partial(run)
             self.spawn(run.id)
