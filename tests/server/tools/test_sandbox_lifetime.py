@@ -114,7 +114,8 @@ def test_a_starting_server_kills_workers_whose_server_is_gone():
     orphan = subprocess.Popen([*sleeper, f"kit-sandbox:{dead_pid}:1"])
     ours = subprocess.Popen([*sleeper, _live_marker()])
     try:
-        time.sleep(0.2)  # let them exec
+        for process in (orphan, ours):  # wait until both have exec'd (a loaded machine is slow)
+            _wait_for_marker(process.pid)
         assert orphan.pid in reap_orphans()
         assert orphan.wait(timeout=5) == -signal.SIGKILL
         assert ours.poll() is None  # a worker of a live server is left alone
@@ -123,6 +124,16 @@ def test_a_starting_server_kills_workers_whose_server_is_gone():
             if process.poll() is None:
                 process.kill()
             process.wait()
+
+
+def _wait_for_marker(pid: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            if b"kit-sandbox:" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return
+        time.sleep(0.02)
+    raise AssertionError(f"process {pid} never showed its marker")
 
 
 def _live_marker() -> str:
