@@ -39,6 +39,15 @@ _NEUTRAL_CALL = """
         json_extract(call.value, '$.type'))), '$.shapes')
     END"""
 
+#: One tool entry with a plug-in token that is not a ``${VAR}`` reference replaced by
+#: ``[not stored]`` (m005; ``tools.plugins.NOT_STORED``): tokens were stored as sent before.
+_SEALED_TOOL = """
+    CASE WHEN coalesce(json_extract(tool.value, '$.auth.user_token'), '') = ''
+              OR json_extract(tool.value, '$.auth.user_token') GLOB '${*}'
+    THEN json(tool.value)
+    ELSE json_set(tool.value, '$.auth.user_token', '[not stored]')
+    END"""
+
 #: Every migration, oldest first.
 MIGRATIONS: list[Migration] = [
     Migration(
@@ -200,6 +209,24 @@ MIGRATIONS: list[Migration] = [
                             json_group_array({_NEUTRAL_CALL}))
             FROM json_each(run_events.data, '$.record.step_details.tool_calls') AS call)
         WHERE json_extract(data, '$.kind') = 'step' AND data LIKE '%"shapes"%'
+        """,
+    ),
+    # Plug-in tokens sent in tool entries were stored as sent; the server now keeps only a
+    # reference to its environment variable. Forget the tokens older stores still hold: in
+    # assistants, runs and the run snapshots of the event log.
+    Migration(
+        "m005_plugin_tokens_not_stored",
+        f"""
+        UPDATE assistants SET tools = (
+            SELECT json_group_array({_SEALED_TOOL}) FROM json_each(assistants.tools) AS tool)
+        WHERE tools LIKE '%user_token%';
+        UPDATE runs SET tools = (
+            SELECT json_group_array({_SEALED_TOOL}) FROM json_each(runs.tools) AS tool)
+        WHERE tools LIKE '%user_token%';
+        UPDATE run_events SET data = (
+            SELECT json_set(run_events.data, '$.record.tools', json_group_array({_SEALED_TOOL}))
+            FROM json_each(run_events.data, '$.record.tools') AS tool)
+        WHERE json_extract(data, '$.kind') = 'run' AND data LIKE '%user_token%'
         """,
     ),
 ]

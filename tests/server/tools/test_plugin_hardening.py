@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import gzip
 import json
+import sqlite3
 import tracemalloc
 import zlib
 from dataclasses import replace
@@ -247,3 +248,40 @@ async def test_a_token_stored_before_sealing_is_never_returned(tmp_path, monkeyp
         run = await http.post(f"/v1/threads/{thread['id']}/runs", json={"assistant_id": wire_id})
         assert run.status_code == 200, run.text
         assert TOKEN not in run.text
+
+
+async def test_tokens_an_older_store_holds_are_forgotten_when_it_is_opened(tmp_path):
+    # an older store: a token in an assistant, a run and the run's snapshot in the event log
+    path = tmp_path / "kit.db"
+    store = open_store(path)
+    async with store.lifespan():
+        record = AssistantRecord(id=new_id(), created_at=now_ms(), model="m")
+        await store.insert_assistant(replace(record, tools=[plugin_tool(TOKEN)]))
+    tools = json.dumps([plugin_tool(TOKEN), plugin_tool("${KIT_TEST_WEATHER_TOKEN}")])
+    db = sqlite3.connect(path, isolation_level=None)
+    columns = "id, thread_id, assistant_id, created_at, status, model, instructions, tools"
+    db.execute(
+        f"INSERT INTO runs ({columns}, file_ids, metadata, parallel_tool_calls, model_calls)"
+        " VALUES ('run_1', 't', 'a', 1, 'completed', 'm', '', ?, '[]', '{}', 1, 0)",
+        (tools,),
+    )
+    event = json.dumps({"kind": "run", "record": {"id": "run_1", "tools": json.loads(tools)}})
+    db.execute(
+        "INSERT INTO run_events (run_id, thread_id, created_at, event, data)"
+        " VALUES ('run_1', 't', 1, 'thread.run.created', ?)",
+        (event,),
+    )
+    db.execute("DELETE FROM schema_migrations WHERE name = 'm005_plugin_tokens_not_stored'")
+    db.close()
+    assert TOKEN.encode() in stored_bytes(tmp_path)
+
+    async with open_store(path).lifespan():
+        pass
+    assert TOKEN.encode() not in stored_bytes(tmp_path)
+    db = sqlite3.connect(path)
+    (run_tools,) = db.execute("SELECT tools FROM runs").fetchone()
+    (data,) = db.execute("SELECT data FROM run_events").fetchone()
+    db.close()
+    kept = [plugin_tool(NOT_STORED), plugin_tool("${KIT_TEST_WEATHER_TOKEN}")]
+    assert json.loads(run_tools) == kept
+    assert json.loads(data)["record"]["tools"] == kept
