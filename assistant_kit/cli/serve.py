@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 from collections.abc import Mapping
@@ -64,10 +65,44 @@ DEFAULT_DB = Path(".kit") / "server.db"
 )
 @click.option(
     "--log-level",
-    default="warning",
-    show_default=True,
+    default=None,
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
-    help="uvicorn's log level (info shows each request).",
+    help="uvicorn's log level (default warning; -v: info, each request; -vv: debug).",
+)
+@click.option(
+    "--root-path",
+    default="",
+    metavar="PATH",
+    help="The path prefix a reverse proxy serves the API under (e.g. /kit), the proxy "
+    "stripping it before passing requests on.",
+)
+@click.option(
+    "--ssl-certfile",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Serve HTTPS with this certificate (PEM; the chain after it).",
+)
+@click.option(
+    "--ssl-keyfile",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The private key of --ssl-certfile (PEM), unless the certificate file holds it.",
+)
+@click.option(
+    "--grace",
+    "grace_s",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds requests get to finish after SIGINT/SIGTERM (open streams end at once).",
+)
+@click.option(
+    "--keepalive",
+    "keepalive_s",
+    default=15.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds of silence after which an open event stream sends a keep-alive comment.",
 )
 def serve(
     host: str,
@@ -77,7 +112,12 @@ def serve(
     trusted_hosts: tuple[str, ...],
     config_file: Path | None,
     run_expiry: float | None,
-    log_level: str,
+    log_level: str | None,
+    root_path: str,
+    ssl_certfile: Path | None,
+    ssl_keyfile: Path | None,
+    grace_s: float,
+    keepalive_s: float,
 ) -> None:
     """Run the Assistant API server: DashScope under /api/v1, OpenAI Assistants v2 under /v1.
 
@@ -92,16 +132,30 @@ def serve(
       kit serve                              127.0.0.1:8900, store .kit/server.db
       kit serve --port 9000 --db :memory:    keep nothing
       kit serve --host 0.0.0.0 --api-key "$KIT_KEY"
+      kit serve --root-path /kit             behind a proxy at https://host/kit/
+      kit serve --ssl-certfile cert.pem --ssl-keyfile key.pem
+
+    \b
+    GET /health (liveness) and GET /ready (the store answers) need no key. SIGINT or SIGTERM
+    drains: open streams end with a final event, other requests get --grace seconds.
     """
     import uvicorn
 
+    from assistant_kit.cli.listen import DrainingServer, banner, bind, check_tls
+    from assistant_kit.cli.output import current
     from assistant_kit.server.app import create_app
     from assistant_kit.server.auth import TrustedHosts, keys_from_env
     from assistant_kit.server.config import config_from_kit
     from assistant_kit.server.connections import ConnectionLimits, guarded_protocol
     from assistant_kit.server.models.routing import ModelRouter
 
-    keys = (*keys_from_env(os.environ), *api_keys)
+    if root_path and (not root_path.startswith("/") or root_path.endswith("/")):
+        raise click.UsageError(f"--root-path {root_path!r}: start with / and end without one")
+    if log_level is None:
+        log_level = {0: "warning", 1: "info"}.get(current().verbosity, "debug")
+    check_tls(ssl_certfile, ssl_keyfile)
+    env_keys = keys_from_env(os.environ)
+    keys = (*env_keys, *api_keys)
     section, base_dir = read_server_section(config_file)
     names = (*section.get("trusted_hosts", ()), *trusted_hosts)
     # header/body deadlines and a connection cap: half-open connections cannot pile up
@@ -116,10 +170,12 @@ def serve(
         host=host,
         port=port,
     )
+    config = dataclasses.replace(config, sse_keepalive_s=keepalive_s)
     router = config.models
     app = create_app(config)  # raises ConfigError for a non-loopback host without keys
     _check_store(config.database)
-    server = uvicorn.Server(
+    sock = bind(host, port)  # a busy port is an error before anything is printed
+    server = DrainingServer(
         uvicorn.Config(
             app,
             host=host,
@@ -130,30 +186,35 @@ def serve(
             server_header=False,
             http=guarded_protocol(limits),
             backlog=limits.backlog,
-        )
+            root_path=root_path,
+            ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
+            ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
+            timeout_graceful_shutdown=int(grace_s + 0.999) if grace_s else 0,
+        ),
+        streams=app.state.streams,
+        grace_s=grace_s,
     )
     shown = f"[{host}]" if ":" in host else host
-    base = f"http://{shown}:{port}"
-    click.echo(f"assistant-kit server, store {config.database}")
-    if isinstance(router, ModelRouter):
-        routes = ", ".join(f"{name} -> {kind}" for name, kind in sorted(router.routes.items()))
-        click.echo(f"  models: {routes}")
-    click.echo(f"  DashScope: {base}/api/v1")
-    click.echo(f"  OpenAI:    {base}/v1")
-    click.echo("Point the SDKs at it:")
-    click.echo(f"  export DASHSCOPE_HTTP_BASE_URL={base}/api/v1")
-    click.echo(f"  export OPENAI_BASE_URL={base}/v1")
-    if not keys:
-        click.echo("No API key configured: any non-empty key is accepted (loopback only).")
-    click.echo("Press Ctrl+C to stop.", nl=True)
+    scheme = "https" if ssl_certfile else "http"
+    lines = banner(
+        base=f"{scheme}://{shown}:{port}",
+        database=str(config.database),
+        routes=router.routes if isinstance(router, ModelRouter) else None,
+        keys=keys,
+        keys_from_env=bool(env_keys) and not api_keys,
+        root_path=root_path,
+    )
+    for line in lines:
+        click.echo(line)
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the handler
     # that was installed before it ran; make that one a no-op so a requested stop exits 0.
     previous = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        server.run()
+        server.run(sockets=[sock])
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{port}: {exc}") from exc
     finally:
+        sock.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if not server.started:

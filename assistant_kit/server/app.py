@@ -48,12 +48,14 @@ from assistant_kit.server.config import ServerConfig
 from assistant_kit.server.dialects import DASHSCOPE, OPENAI, Dialect
 from assistant_kit.server.endpoints import Api
 from assistant_kit.server.files import FileStore
+from assistant_kit.server.health import health_routes
 from assistant_kit.server.models.routing import ModelRouter
 from assistant_kit.server.routes import crud, files, runs
 from assistant_kit.server.routes.context import RouteFactory, ServerContext
 from assistant_kit.server.runs.engine import EngineSettings, RunEngine
 from assistant_kit.server.services import Services
 from assistant_kit.server.store import open_store
+from assistant_kit.server.streams import StreamControl
 from assistant_kit.server.tools.plugins import seal_plugin_tokens
 from assistant_kit.server.tools.runner import Tools, find_tool
 
@@ -102,16 +104,19 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
     )
     services = Services(store, seal_tools=_token_sealer(config.tools))
     services.thread_deleted.append(_forget_thread(config.tools))
+    streams = StreamControl(config.sse_keepalive_s)
     context = ServerContext(
         config=config,
         store=store,
         services=services,
         engine=engine,
         files=file_store,
+        streams=streams,
     )
     auth = Authenticator(config.api_keys, config.trusted_hosts)
 
-    mounts: list[BaseRoute] = []
+    # unauthenticated probes, outside the API mounts
+    mounts: list[BaseRoute] = health_routes(store.schema_version, lambda: streams.draining)
     fallback: Api | None = None
     for mount in MOUNTS:
         api = Api(mount.dialect, auth, max_body_bytes=config.max_body_bytes)
@@ -154,6 +159,7 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
     )
     app.router.redirect_slashes = False
     app.state.context = context
+    app.state.streams = streams  # `kit serve` drains them on SIGINT / SIGTERM
     return app
 
 

@@ -68,6 +68,8 @@ class ServerConfig:
     #: Where built-in tools save files (images); ``None``: the store's ``files`` table, served
     #: at ``/v1/files/{id}/content`` and ``/api/v1/files/{id}/content``.
     save_file: SaveFile | None = None
+    #: Seconds of silence after which an open SSE stream sends a ``: keep-alive`` comment.
+    sse_keepalive_s: float = 15.0
 
 
 def config_from_kit(

@@ -29,6 +29,7 @@ from assistant_kit.server.store.records import (
 
 if TYPE_CHECKING:
     from assistant_kit.server.runs.engine import RunEngine
+    from assistant_kit.server.streams import StreamControl
 
 log = logging.getLogger("assistant_kit.server.events")
 
@@ -69,12 +70,31 @@ async def sse_body(
         yield dialect.frame("done", None, request_id)
 
 
+def _going_away(dialect: Dialect, request_id: str) -> bytes:
+    message = (
+        "The server is shutting down; the run is kept and goes on when the server is back: "
+        "retrieve the run then."
+    )
+    return dialect.error_frame(message, request_id) + dialect.frame("done", None, request_id)
+
+
 def sse_response(
-    dialect: Dialect, engine: RunEngine, run_id: str, after: int, request_id: str
+    dialect: Dialect,
+    engine: RunEngine,
+    run_id: str,
+    after: int,
+    request_id: str,
+    streams: StreamControl | None = None,
 ) -> StreamingResponse:
-    """The streaming HTTP response of a run's events after ``after``."""
+    """The streaming HTTP response of a run's events after ``after`` (kept alive and ended on a
+    drain by ``streams``)."""
+    # X-Accel-Buffering: nginx passes each event on at once instead of buffering the response
+    headers = {**dialect.sse_headers(request_id), "x-accel-buffering": "no"}
+    body = sse_body(dialect, engine, run_id, after, request_id)
+    if streams is not None:
+        body = streams.wrap(body, final=lambda: _going_away(dialect, request_id))
     return StreamingResponse(
-        sse_body(dialect, engine, run_id, after, request_id),
+        body,
         media_type=dialect.sse_media_type,
-        headers=dialect.sse_headers(request_id),
+        headers=headers,
     )

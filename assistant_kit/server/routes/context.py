@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from assistant_kit.server.runs.engine import RunEngine
     from assistant_kit.server.services import Services
     from assistant_kit.server.store.base import Store
+    from assistant_kit.server.streams import StreamControl
 
 
 @dataclass(slots=True)
@@ -34,6 +35,8 @@ class ServerContext:
     services: Services
     engine: RunEngine
     files: FileStore
+    #: The open SSE streams (keep-alive comments, ended on a drain); ``None``: plain streams.
+    streams: StreamControl | None = None
     lifespans: list[Callable[[], AbstractAsyncContextManager[Any]]] = field(default_factory=list)
 
 

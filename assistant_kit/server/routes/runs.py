@@ -88,7 +88,7 @@ def run_routes(api: Api, ctx: ServerContext) -> list[BaseRoute]:
 
     def respond(call: Call, run: RunRecord, stream: bool, after: int) -> JSONObject | Response:
         if stream:
-            return sse_response(d, engine, run.id, after, call.request_id)
+            return sse_response(d, engine, run.id, after, call.request_id, ctx.streams)
         return d.run(run)
 
     def additional(thread_id: str, body: Mapping[str, Any], created_at: int) -> list[Any]:
