@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 
 from assistant_kit.api.base import AssistantClient
+from assistant_kit.api.httplog import exchange_hooks
 from assistant_kit.api.local import BASE_PATHS, client_for
 from assistant_kit.errors import ConfigError, SpecIssue
 from assistant_kit.spec.project import Project, Target
@@ -139,6 +140,7 @@ async def open_target(
                 timeout=httpx.Timeout(timeout),
                 # `kit test -j N` and `kit apply` share one client across concurrent tasks
                 limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
+                event_hooks=exchange_hooks(),  # -vv / KIT_LOG=debug shows every exchange
             )
         )
         yield client_for(target.dialect, http, api_key=key)

@@ -14,7 +14,7 @@ import sys
 import click
 
 from assistant_kit import __version__
-from assistant_kit.errors import ConfigError, KitError, SpecError
+from assistant_kit.errors import ApiConnectionError, ConfigError, KitError, SpecError
 
 
 class ExitCode(enum.IntEnum):
@@ -47,8 +47,49 @@ COMMANDS: dict[str, str] = {
 }
 
 
+def _set_color(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    from assistant_kit.cli.output import configure
+
+    if value is not None:
+        configure(color=value)
+
+
+def _set_verbosity(ctx: click.Context, param: click.Parameter, value: int) -> None:
+    from assistant_kit.cli.logs import setup_logging
+    from assistant_kit.cli.output import configure
+
+    configure(verbosity=value)
+    setup_logging(value)
+
+
+def common_options() -> list[click.Parameter]:
+    """The options every command takes: ``--color`` and ``-v/--verbose``."""
+    return [
+        click.Option(
+            ["--color"],
+            type=click.Choice(["auto", "always", "never"]),
+            default=None,
+            expose_value=False,
+            is_eager=True,
+            callback=_set_color,
+            help="Colour the output: auto (a terminal, unless NO_COLOR; FORCE_COLOR forces "
+            "it), always, never.",
+        ),
+        click.Option(
+            ["-v", "--verbose"],
+            count=True,
+            expose_value=False,
+            is_eager=True,
+            callback=_set_verbosity,
+            help="Log what the kit does on stderr (-vv: every HTTP exchange, secrets redacted; "
+            "also KIT_LOG=debug|info).",
+        ),
+    ]
+
+
 class LazyGroup(click.Group):
-    """A group whose subcommands are imported only when they are used."""
+    """A group whose subcommands are imported only when they are used; each gets the
+    ``common_options``."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(name for name in COMMANDS if _available(name))
@@ -60,6 +101,11 @@ class LazyGroup(click.Group):
         module_name, attr = target.split(":")
         command = getattr(importlib.import_module(module_name), attr)
         assert isinstance(command, click.Command)
+        known = {name for p in command.params for name in p.opts}
+        for option in common_options():
+            if not known & set(option.opts):
+                command.params.append(option)
+                known.update(option.opts)
         return command
 
 
@@ -82,7 +128,12 @@ def cli() -> None:
       kit test                   replay the conversations declared in the specs
       kit chat art-maestro       talk to an assistant in the terminal
       kit serve                  run the Assistant API server on 127.0.0.1:8900
+
+    Every command takes --color auto|always|never and -v/--verbose (or KIT_LOG=debug).
     """
+    from assistant_kit.cli.output import reset
+
+    reset()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -107,10 +158,11 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(ExitCode.USAGE)
     except KitError as exc:
-        from assistant_kit.cli.output import error_text
+        from assistant_kit.cli.output import current, error_text
 
-        click.echo(error_text(exc), err=True)
-        sys.exit(ExitCode.FAILED)
+        current().error(error_text(exc))
+        # a target that cannot be reached is a configuration problem, not a failed check
+        sys.exit(ExitCode.USAGE if isinstance(exc, ApiConnectionError) else ExitCode.FAILED)
     except OSError as exc:  # a file or folder the command cannot read or write
         click.echo(f"Error: {exc}", err=True)
         sys.exit(ExitCode.FAILED)

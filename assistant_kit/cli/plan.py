@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 from collections.abc import Callable
@@ -13,7 +12,8 @@ from typing import Any, TypeVar
 import click
 
 from assistant_kit.cli import ExitCode
-from assistant_kit.cli.output import error_text, human_echo, json_option, plural, write_json
+from assistant_kit.cli.output import PLAN_STYLES, current, error_text, json_option, plural, write_json
+from assistant_kit.cli.progress import Progress, show_retries
 from assistant_kit.connect import open_target
 from assistant_kit.errors import ConfigError, KitError
 from assistant_kit.spec.project import Project, find_kit_file, load_project, read_config
@@ -30,12 +30,6 @@ from assistant_kit.sync.render import (
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _color(json_path: str | None) -> bool:
-    """Colour on a terminal, unless NO_COLOR is set (https://no-color.org)."""
-    stream = sys.stderr if json_path == "-" else sys.stdout
-    return stream.isatty() and not os.environ.get("NO_COLOR")
 
 
 def target_option(fn: F) -> F:
@@ -108,13 +102,14 @@ def plan(
     """
     try:
         project = load_project((), target)
-        result = asyncio.run(_plan(project, names, prune))
+        with show_retries(current()):
+            result = asyncio.run(_plan(project, names, prune))
     except KitError as exc:
         if not detailed_exitcode:
             raise
-        click.echo(error_text(exc), err=True)
+        current().error(error_text(exc))
         return ExitCode.FAILED
-    human_echo(json_path)(render_plan(result, diff=show_diff, color=_color(json_path)))
+    current().print_lines(render_plan(result, diff=show_diff), PLAN_STYLES)
     if json_path is not None:
         write_json(plan_json(result), json_path)
     if result.conflicts:
@@ -172,9 +167,10 @@ def apply(
       kit apply --yes --prune   no question; delete managed assistants without a spec
     """
     project = load_project((), target)
-    result, report = asyncio.run(
-        _apply(project, names, prune, yes, show_diff, json_path, parallelism)
-    )
+    with show_retries(current()):
+        result, report = asyncio.run(
+            _apply(project, names, prune, yes, show_diff, json_path, parallelism)
+        )
     if json_path is not None:
         write_json(apply_json(result, report), json_path)
     if report is not None and report.interrupted:
@@ -215,23 +211,28 @@ async def _carry_out(
     parallelism: int,
     verb: str = "Plan",
 ) -> ApplyReport | None:
-    color = _color(json_path)
-    echo = human_echo(json_path)
-    echo(render_plan(result, diff=show_diff, color=color, verb=verb))
+    ui = current()
+    ui.print_lines(render_plan(result, diff=show_diff, verb=verb), PLAN_STYLES)
     result.check()
     if not result.has_changes:
         return None
     question = "Delete these assistants?" if result.destroy else "Apply these changes?"
     if not _confirm(question, yes):
         raise click.Abort()
+    ui.line("")
+    with Progress(ui, len(result.pending), noun="change") as progress:
 
-    def progress(outcome: Outcome) -> None:
-        echo(render_outcome(outcome, color=color))
+        def show(outcome: Outcome) -> None:
+            line = render_outcome(outcome)
+            kind = "failed" if not outcome.ok else "done"
+            style = PLAN_STYLES.get(line.strip()[:1], "")
+            progress.finished(outcome.change.name, line, kind, style)
 
-    echo("")
-    report = await apply_plan(client, result, parallelism=parallelism, on_outcome=progress)
-    echo("")
-    echo(render_report(report, color=color))
+        for change in result.pending:
+            progress.started(change.name)
+        report = await apply_plan(client, result, parallelism=parallelism, on_outcome=show)
+    ui.line("")
+    ui.print_lines(render_report(report), PLAN_STYLES)
     return report
 
 
@@ -275,7 +276,8 @@ def import_(
     default_folder, project = _spec_folder(Path.cwd(), target)
     taken = {s.name for s in project.specs} if project is not None else set()
     out = folder or default_folder
-    imported = asyncio.run(_import(project, target, out, ids, taken, force))
+    with show_retries(current()):
+        imported = asyncio.run(_import(project, target, out, ids, taken, force))
     if not imported:
         click.echo("Nothing to import: every assistant on the target is managed by the kit.")
         return ExitCode.OK
@@ -337,7 +339,8 @@ def destroy(
       kit destroy --name old-bot --yes     one assistant, no question
     """
     project = load_project((), target)
-    result, report = asyncio.run(_destroy(project, names, yes, json_path, parallelism))
+    with show_retries(current()):
+        result, report = asyncio.run(_destroy(project, names, yes, json_path, parallelism))
     if json_path is not None:
         write_json(apply_json(result, report), json_path)
     if report is not None and report.interrupted:

@@ -3,67 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
 import click
 
 from assistant_kit.cli import ExitCode
-from assistant_kit.cli.output import INTERRUPTED_HINT, human_echo, json_option
+from assistant_kit.cli.output import INTERRUPTED_HINT, TEST_STYLES, current, json_option
+from assistant_kit.cli.progress import Progress, show_retries
 
 if TYPE_CHECKING:
     from assistant_kit.spec.project import Project
-
-_RESULT_MARK = {"pass": "✓", "fail": "✗", "error": "!", "skip": "-"}
-
-
-class ProgressLine:
-    """One line on a terminal, rewritten as tests start and finish: a bar, counts, the test."""
-
-    def __init__(self, total: int, stream: TextIO) -> None:
-        self.total = total
-        self.stream = stream
-        self.done = 0
-        self.counts = {"pass": 0, "fail": 0, "error": 0, "skip": 0}
-        self.running: list[str] = []
-        self.started = time.perf_counter()
-        self.shown = False
-
-    def start(self, item: object) -> None:
-        self.running.append(str(getattr(item, "test_id", item)))
-        self.draw()
-
-    def finish(self, result: object) -> None:
-        test_id = str(getattr(result, "test_id", ""))
-        if test_id in self.running:
-            self.running.remove(test_id)
-        self.done += 1
-        verdict = getattr(getattr(result, "verdict", None), "value", "error")
-        self.counts[verdict] = self.counts.get(verdict, 0) + 1
-        self.draw()
-
-    def draw(self) -> None:
-        width = max(40, shutil.get_terminal_size((80, 24)).columns) - 1
-        filled = int(20 * self.done / self.total) if self.total else 20
-        bar = "#" * filled + "." * (20 - filled)
-        counts = " ".join(f"{_RESULT_MARK[k]}{v}" for k, v in self.counts.items() if v)
-        took = time.perf_counter() - self.started
-        head = f"[{bar}] {self.done}/{self.total} {counts} {took:.1f}s"
-        current = self.running[-1] if self.running else ""
-        line = f"{head}  {current}" if current else head
-        self.stream.write("\r" + line[:width].ljust(width))
-        self.stream.flush()
-        self.shown = True
-
-    def clear(self) -> None:
-        if self.shown:
-            width = max(40, shutil.get_terminal_size((80, 24)).columns) - 1
-            self.stream.write("\r" + " " * width + "\r")
-            self.stream.flush()
+    from assistant_kit.testing.records import TestResult
+    from assistant_kit.testing.runner import TestItem
 
 
 @click.command()
@@ -195,7 +148,7 @@ def test(
       kit test --record cassettes/       then: kit test --replay cassettes/
     """
     from assistant_kit.testing.records import SuiteResult, Verdict
-    from assistant_kit.testing.report import render_json, render_text, write_reports
+    from assistant_kit.testing.report import render_json, render_text, result_line, write_reports
     from assistant_kit.testing.runner import (
         RunOptions,
         Selection,
@@ -229,37 +182,50 @@ def test(
         shard=parse_shard(shard) if shard is not None else None,
     )
     items, deselected = collect_counted(project, selection)
-    echo = human_echo(json_path)
     scrubber = Scrubber.from_env(secret_env_names(project.config))
-    progress = ProgressLine(len(items), sys.stderr) if sys.stderr.isatty() and items else None
-    options = RunOptions(
-        ephemeral=ephemeral,
-        jobs=jobs,
-        exitfirst=exitfirst,
-        record=record_dir,
-        replay=replay_dir,
-        timeout=timeout,
-        on_start=progress.start if progress else None,
-        on_result=progress.finish if progress else None,
-    )
-    if items:
-        try:
+    ui = current()
+    width = max((len(i.test_id) for i in items), default=10)
+    with Progress(ui, len(items), noun="test") as progress, show_retries(ui):
+
+        def started(item: TestItem) -> None:
+            progress.started(item.test_id)
+
+        def finished(result: TestResult) -> None:
+            line = scrubber.text(result_line(result, width))
+            verdict = result.verdict.value
+            progress.finished(result.test_id, line, verdict, TEST_STYLES.get(line.split()[0], ""))
+
+        options = RunOptions(
+            ephemeral=ephemeral,
+            jobs=jobs,
+            exitfirst=exitfirst,
+            record=record_dir,
+            replay=replay_dir,
+            timeout=timeout,
+            on_start=started,
+            on_result=finished,
+        )
+        if items:
             suite = asyncio.run(run_suite(project, selection, options))
-        finally:
-            if progress is not None:
-                progress.clear()
-        echo(render_text(suite, scrubber=scrubber), nl=False)
+        else:
+            suite = SuiteResult(tests=(), target=project.target.name, deselected=deselected)
+    if items:
+        # the results were shown as they finished: what did not pass, then the totals
+        text = render_text(suite, scrubber=scrubber, listing=False)
+        *details, totals = ["", *text.rstrip().split("\n")]
+        ui.print_lines("\n".join(details), TEST_STYLES)
+        ui.line(totals, "bold green" if suite.ok else "bold red")
     else:
-        suite = SuiteResult(tests=(), target=project.target.name, deselected=deselected)
         more = f" ({deselected} deselected)" if deselected else ""
-        echo(f"No tests selected{more}.")
+        ui.line(f"No tests selected{more}.")
     if suite.interrupted:
-        echo(
+        ui.line(
             f"{INTERRUPTED_HINT} {len(suite.tests)} of {len(items)} tests finished; "
-            "their runs were cancelled and their threads deleted."
+            "their runs were cancelled and their threads deleted.",
+            "bold yellow",
         )
     elif suite.not_run:
-        echo(f"Stopped after the first failure (-x): {suite.not_run} not run.")
+        ui.line(f"Stopped after the first failure (-x): {suite.not_run} not run.")
     try:
         written = write_reports(
             suite, junit=junit, json_path=json_file, html=html, scrubber=scrubber
@@ -267,11 +233,11 @@ def test(
     except OSError as exc:
         raise click.ClickException(f"cannot write the report: {exc}") from exc
     for path in written:
-        echo(f"Wrote {path}")
+        ui.line(f"Wrote {path}")
     if json_path == "-":
         click.echo(render_json(suite, scrubber=scrubber), nl=False)
     if record_dir is not None and items and not suite.interrupted:
-        echo(f"Recorded cassettes in {record_dir}")
+        ui.line(f"Recorded cassettes in {record_dir}")
     if suite.interrupted:
         ctx.exit(ExitCode.INTERRUPTED)
     if not items:

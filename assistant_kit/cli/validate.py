@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from assistant_kit.cli import ExitCode
-from assistant_kit.cli.output import human_echo, issue_dict, json_option, plural, write_json
+from assistant_kit.cli.output import configure, current, issue_dict, json_option, plural, write_json
 from assistant_kit.errors import SpecError
 from assistant_kit.spec.project import load_project
 
@@ -57,7 +57,8 @@ def validate(
 
     if fmt == "json" and json_path is None:
         json_path = "-"
-    echo = human_echo(json_path)
+        configure(text_on_stderr=True)
+    ui = current()
     try:
         project = load_project(paths, target, jobs=os.cpu_count() or 1)
         # what needs the whole project: model routes, judge config, python checks that import
@@ -69,7 +70,7 @@ def validate(
             raise
         if json_path != "-":
             for issue in exc.issues:
-                click.echo(str(issue), err=True)
+                ui.line(str(issue), err=True)
         write_json(
             {
                 "ok": False,
@@ -109,12 +110,13 @@ def validate(
             err=True,
         )
     if not project.specs:
-        echo("No spec files found.")
+        ui.line("No spec files found.")
         return
     width = max(len(spec.name) for spec in project.specs)
     for spec in project.specs:
-        echo(f"ok  {spec.name:<{width}}  {spec.file}  ({plural(len(spec.tests), 'test')})")
-    echo(f"{plural(len(project.specs), 'assistant')} valid (target: {project.target.name}).")
+        tests = plural(len(spec.tests), "test")
+        ui.line(f"ok  {spec.name:<{width}}  {spec.file}  ({tests})", "green")
+    ui.line(f"{plural(len(project.specs), 'assistant')} valid (target: {project.target.name}).")
 
 
 def stale_schemas(root: Path) -> list[str]:

@@ -165,7 +165,9 @@ async def _create(
         except ApiError as exc:
             if not is_retryable(exc) or attempts >= policy.attempts:
                 raise
-            await policy.sleep(policy.delay(attempts - 1, exc))
+            wait = policy.delay(attempts - 1, exc)
+            policy.report(attempts, exc, wait)
+            await policy.sleep(wait)
             if not is_ambiguous(exc):
                 continue
             # the create may have gone through: look before creating again

@@ -3,10 +3,10 @@
 Text: a symbol per assistant (``+`` create, ``~`` update, ``-`` delete, ``!`` conflict), the
 changed fields indented under it, a count at the end (``No changes.`` when there are none).
 Long texts show as a short hash and a line count unless ``diff=True`` asks for the unified diff.
-Colour is added only when ``color=True`` (the CLI passes "stdout is a terminal"). Plug-in tokens
+The text is plain: the CLI colours each line by the symbol it starts with. Plug-in tokens
 never appear: plans only hold masked tools::
 
-    print(render_plan(plan, color=False))
+    print(render_plan(plan))
     json.dumps(plan_json(plan))
 """
 
@@ -26,16 +26,7 @@ from assistant_kit.sync.plan import Change, Plan
 __all__ = ["apply_json", "plan_json", "render_outcome", "render_plan", "render_report"]
 
 _SYMBOLS = {"create": "+", "update": "~", "delete": "-", "noop": " "}
-#: ANSI colours per symbol (the CLI asks for them only on a terminal).
-_COLOURS = {"+": "\x1b[32m", "~": "\x1b[33m", "-": "\x1b[31m", "!": "\x1b[31m"}
-_RESET = "\x1b[0m"
 _WIDTH = 14
-
-
-def _paint(text: str, symbol: str, color: bool) -> str:
-    if not color or symbol not in _COLOURS:
-        return text
-    return f"{_COLOURS[symbol]}{text}{_RESET}"
 
 
 def _value(value: Any) -> str:
@@ -105,7 +96,7 @@ def _field_lines(change: FieldChange, *, diff: bool, indent: str) -> list[str]:
     return [f"{head} {_value(change.before)} -> {_value(change.after)}"]
 
 
-def _change_lines(change: Change, *, diff: bool, color: bool) -> list[str]:
+def _change_lines(change: Change, *, diff: bool) -> list[str]:
     symbol = _SYMBOLS[change.action]
     title = f'assistant "{change.name}"'
     if change.action == "create":
@@ -116,33 +107,30 @@ def _change_lines(change: Change, *, diff: bool, color: bool) -> list[str]:
         what = f"will be updated in place ({change.remote_id}; kit marks only)"
     else:
         what = f"will be updated in place ({change.remote_id})"
-    lines = [_paint(f"  {symbol} {title:<30} {what}", symbol, color)]
+    lines = [f"  {symbol} {title:<30} {what}"]
     if change.drifted:
         how = "the differences below are those changes"
         if change.spec_changed:
             how = "the spec changed too; the differences below mix both"
-        lines.append(
-            _paint(f"      ! changed outside the kit since the last apply ({how})", "!", color)
-        )
+        lines.append(f"      ! changed outside the kit since the last apply ({how})")
     for field in change.fields:
         # the digest is bookkeeping (kept in --json); the other marks say who owns what
         if (change.action == "create" and field.is_mark) or field.field == _DIGEST_FIELD:
             continue
-        for line in _field_lines(field, diff=diff, indent="      "):
-            lines.append(_paint(line, line.strip()[:1], color))
+        lines.extend(_field_lines(field, diff=diff, indent="      "))
     return lines
 
 
 _DIGEST_FIELD = f"metadata.{KIT_DIGEST}"
 
 
-def render_plan(plan: Plan, *, diff: bool = False, color: bool = False, verb: str = "Plan") -> str:
+def render_plan(plan: Plan, *, diff: bool = False, verb: str = "Plan") -> str:
     """The plan as terraform-like text (no trailing newline)."""
     lines: list[str] = []
     for change in plan.pending:
-        lines.extend(_change_lines(change, diff=diff, color=color))
+        lines.extend(_change_lines(change, diff=diff))
     for conflict in plan.conflicts:
-        lines.append(_paint(f"  ! {conflict}", "!", color))
+        lines.append(f"  ! {conflict}")
     for remote in plan.orphans:
         lines.append(
             f'  ? assistant "{remote.metadata.get(KIT_NAME)}" ({remote.id}) has no spec; '
@@ -152,9 +140,7 @@ def render_plan(plan: Plan, *, diff: bool = False, color: bool = False, verb: st
         lines.append("")
     counts = plan.counts
     if plan.conflicts:
-        lines.append(
-            _paint(f"Error: {len(plan.conflicts)} conflict(s) must be settled first.", "!", color)
-        )
+        lines.append(f"Error: {len(plan.conflicts)} conflict(s) must be settled first.")
     elif plan.destroy:
         lines.append(
             f"{verb}: {counts['delete']} to destroy." if counts["delete"] else "No changes."
@@ -181,22 +167,20 @@ def render_plan(plan: Plan, *, diff: bool = False, color: bool = False, verb: st
     return "\n".join(lines)
 
 
-def render_outcome(outcome: Outcome, *, color: bool = False) -> str:
+def render_outcome(outcome: Outcome) -> str:
     """One line per finished change."""
     change = outcome.change
     done = {"create": "created", "update": "updated", "delete": "deleted"}[change.action]
     if not outcome.ok:
-        return _paint(f'  ! assistant "{change.name}": failed: {outcome.error}', "!", color)
+        return f'  ! assistant "{change.name}": failed: {outcome.error}'
     extra = f", after {outcome.attempts} attempts" if outcome.attempts > 1 else ""
     if outcome.adopted:
         extra += ", found after an unanswered create"
     symbol = _SYMBOLS[change.action]
-    return _paint(
-        f'  {symbol} assistant "{change.name}": {done} ({outcome.remote_id}{extra})', symbol, color
-    )
+    return f'  {symbol} assistant "{change.name}": {done} ({outcome.remote_id}{extra})'
 
 
-def render_report(report: ApplyReport, *, color: bool = False) -> str:
+def render_report(report: ApplyReport) -> str:
     """The closing summary of an apply (or a destroy)."""
     counts = report.counts
     done = f"{counts['created']} created, {counts['updated']} updated, {counts['deleted']} deleted"
@@ -205,16 +189,14 @@ def render_report(report: ApplyReport, *, color: bool = False) -> str:
         verb, done = "Destroy", f"{counts['deleted']} deleted"
     if report.interrupted:
         total = len(report.plan.pending)
-        return _paint(
+        return (
             f"Interrupted: {len(report.outcomes) - counts['failed']} of {total} "
             f"{'deleted' if report.plan.destroy else 'applied'} ({done}): "
-            f"run `kit {verb.lower()}` again to finish.",
-            "!",
-            color,
+            f"run `kit {verb.lower()}` again to finish."
         )
     if report.ok:
         return f"{verb} complete: {done}."
-    lines = [_paint(f"{verb} failed: {done}, {counts['failed']} failed:", "!", color)]
+    lines = [f"{verb} failed: {done}, {counts['failed']} failed:"]
     for outcome in report.failed:
         lines.append(f'  assistant "{outcome.change.name}": {outcome.error}')
     lines.append(f"Run `kit {verb.lower()}` again to finish: it only does what is still left.")

@@ -7,19 +7,38 @@ response never came back, or a 5xx): callers that create things must look before
 
     policy = RetryPolicy(attempts=5)
     page = await policy.call(lambda: client.list_assistants(limit=100))
+
+A refused connection to a loopback address is not retried: nothing listens there, and waiting
+will not start it. Every retry is reported to the listener set with ``retry_listener`` (the CLI
+prints them; the library never does)::
+
+    with retry_listener(lambda event: print(event)):
+        await apply_plan(client, plan)
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
+import ipaddress
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+import httpx
+
 from assistant_kit.errors import ApiConnectionError, ApiError
 
-__all__ = ["RetryPolicy", "is_ambiguous", "is_retryable"]
+__all__ = [
+    "RetryEvent",
+    "RetryPolicy",
+    "is_ambiguous",
+    "is_refused_locally",
+    "is_retryable",
+    "retry_listener",
+]
 
 T = TypeVar("T")
 
@@ -27,10 +46,53 @@ T = TypeVar("T")
 RETRY_STATUSES = frozenset({408, 425, 429})
 
 
-def is_retryable(error: BaseException) -> bool:
-    """True for failures another attempt may get past: 429, 5xx, timeouts, lost connections."""
-    if isinstance(error, ApiConnectionError):
+@dataclass(frozen=True, slots=True)
+class RetryEvent:
+    """One retry about to happen: attempt ``attempt`` of ``attempts`` after ``delay`` seconds."""
+
+    attempt: int
+    attempts: int
+    delay: float
+    error: BaseException
+
+
+_LISTENER: contextvars.ContextVar[Callable[[RetryEvent], None] | None] = contextvars.ContextVar(
+    "assistant_kit_retry_listener", default=None
+)
+
+
+@contextlib.contextmanager
+def retry_listener(listener: Callable[[RetryEvent], None]) -> Iterator[None]:
+    """Report every retry made in this context (tasks started inside it too) to ``listener``."""
+    token = _LISTENER.set(listener)
+    try:
+        yield
+    finally:
+        _LISTENER.reset(token)
+
+
+def is_refused_locally(error: BaseException) -> bool:
+    """True when a loopback address refused the connection (no server listens on that port)."""
+    cause = error.__cause__ if isinstance(error, ApiConnectionError) else error
+    if not isinstance(cause, httpx.ConnectError):
+        return False
+    try:
+        host = cause.request.url.host
+    except RuntimeError:  # raised without its request
+        return False
+    if host == "localhost":
         return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def is_retryable(error: BaseException) -> bool:
+    """True for failures another attempt may get past: 429, 5xx, timeouts, lost connections
+    (but not a refused connection to this machine)."""
+    if isinstance(error, ApiConnectionError):
+        return not is_refused_locally(error)
     return isinstance(error, ApiError) and (error.status in RETRY_STATUSES or error.status >= 500)
 
 
@@ -65,6 +127,12 @@ class RetryPolicy:
         ceiling = min(self.max_delay, self.base_delay * (2**retry))
         return self.rng.uniform(0, ceiling)
 
+    def report(self, retry: int, error: BaseException, wait: float) -> None:
+        """Tell this context's ``retry_listener`` that retry ``retry`` (1-based) comes next."""
+        listener = _LISTENER.get()
+        if listener is not None:
+            listener(RetryEvent(retry + 1, self.attempts, wait, error))
+
     async def call(
         self,
         fn: Callable[[], Awaitable[T]],
@@ -82,5 +150,6 @@ class RetryPolicy:
                 wait = self.delay(retry, exc)
                 if on_retry is not None:
                     on_retry(retry + 1, exc, wait)
+                self.report(retry + 1, exc, wait)
                 await self.sleep(wait)
                 retry += 1

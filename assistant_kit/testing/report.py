@@ -97,27 +97,37 @@ def format_repetition(rep: RepetitionResult, indent: str = "  ") -> list[str]:
     return lines
 
 
+def result_line(test: TestResult, width: int = 0) -> str:
+    """``PASS   order-desk::cancels    1/1    1.20s``: one test's verdict, passes and time."""
+    extra = ""
+    if test.verdict is Verdict.SKIP:
+        extra = f"  ({test.skip_reason})" if test.skip_reason else ""
+    elif test.repeat > 1:
+        extra = f"  (min_pass {test.min_pass})"
+    return (
+        f"{_LABEL[test.verdict]:<6} {test.test_id:<{width}}  {passes_text(test):>5}  "
+        f"{seconds(test.duration_ms):>7}{extra}".rstrip()
+    )
+
+
 def render_text(
-    suite: SuiteResult, *, scrubber: Scrubber | None = None, transcripts: bool = True
+    suite: SuiteResult,
+    *,
+    scrubber: Scrubber | None = None,
+    transcripts: bool = True,
+    listing: bool = True,
 ) -> str:
-    """The summary ``kit test`` prints: one line per test, then details of what did not pass
-    (with the transcript of the first repetition that did not), the flaky tests, the totals."""
+    """The summary ``kit test`` prints: one line per test (unless ``listing=False``: they were
+    shown as they finished), then details of what did not pass (with the transcript of the first
+    repetition that did not), the flaky tests, the totals."""
     suite = prepare(suite, scrubber)
     width = max((len(t.test_id) for t in suite.tests), default=10)
-    lines = []
-    for test in suite.tests:
-        extra = ""
-        if test.verdict is Verdict.SKIP:
-            extra = f"  ({test.skip_reason})" if test.skip_reason else ""
-        elif test.repeat > 1:
-            extra = f"  (min_pass {test.min_pass})"
-        lines.append(
-            f"{_LABEL[test.verdict]:<6} {test.test_id:<{width}}  {passes_text(test):>5}  "
-            f"{seconds(test.duration_ms):>7}{extra}".rstrip()
-        )
+    lines = [result_line(test, width) for test in suite.tests] if listing else []
     bad = [t for t in suite.tests if t.verdict in (Verdict.FAIL, Verdict.ERROR)]
     for test in bad:
-        lines.extend(["", f"{_LABEL[test.verdict]} {test.test_id}"])
+        if lines:
+            lines.append("")
+        lines.append(f"{_LABEL[test.verdict]} {test.test_id}")
         lines.extend(f"  {p}" for p in test.problems())
         if transcripts:
             first = next((r for r in test.repetitions if r.verdict is not Verdict.PASS), None)
@@ -125,13 +135,16 @@ def render_text(
                 lines.append(f"  transcript (repetition {first.index + 1}):")
                 lines.extend(format_repetition(first, indent="    "))
     if suite.flaky:
-        lines.append("")
+        if lines:
+            lines.append("")
         lines.extend(
             f"FLAKY  {t.test_id}: {t.passes}/{len(t.repetitions)} passed "
             f"(min_pass {t.min_pass}, {t.verdict.value})"
             for t in suite.flaky
         )
-    lines.extend(["", totals_line(suite)])
+    if lines:
+        lines.append("")
+    lines.append(totals_line(suite))
     return _finish("\n".join(lines) + "\n", scrubber)
 
 

@@ -240,6 +240,9 @@ async def run_suite(
     stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     async with _Suite(project, options) as suite:
         results = await suite.run_all(items)
+    if suite.dead is not None:
+        # one error for a target nobody answers on, not one per test
+        raise suite.dead
     return SuiteResult(
         interrupted=suite.interrupted,
         tests=tuple(results),
@@ -293,6 +296,9 @@ class _Suite:
         self.stop = False
         #: Cancelled (Ctrl-C) before every test finished.
         self.interrupted = False
+        #: Set when the target refused the very first connection: the suite stops.
+        self.dead: ApiConnectionError | None = None
+        self.reached = False
         self.cleanups: list[asyncio.Future[None]] = []
         defaults = project.test.get("judge") or {}
         self.judges = judge_provider(defaults, self._judge_client)
@@ -397,6 +403,8 @@ class _Suite:
                 if self.options.on_start is not None:
                     self.options.on_start(item)
                 result = await self.run_test(item)
+                if self.dead is not None:
+                    return
                 results[i] = result
                 if self.options.on_result is not None:
                     self.options.on_result(result)
@@ -522,8 +530,11 @@ class _Suite:
             mark("setup")
             try:
                 assistant_id = await self.pool.resolve(item.spec, cache=not per_rep)
+                self.reached = True
             except ApiConnectionError as exc:
                 error = self._unreachable(exc)
+                if not self.reached and self.options.replay is None:
+                    self.dead, self.stop = exc, True
             except KitError as exc:
                 error = str(exc) if isinstance(exc, SetupError) else f"{type(exc).__name__}: {exc}"
             if assistant_id is not None:

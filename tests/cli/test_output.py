@@ -21,8 +21,15 @@ def test_an_unreachable_target_is_named_by_scheme_host_and_port_only() -> None:
     exc = refused("http://user:pw@127.0.0.1:9/v1/assistants?after=asst_1")
     assert error_text(exc) == (
         "Error: cannot reach http://127.0.0.1:9: openai: ConnectError: "
-        "All connection attempts failed"
+        "All connection attempts failed\n"
+        "hint: nothing listens on port 9 of this machine; start the server with "
+        "`kit serve --port 9` (or fix the target's base_url in kit.yaml)"
     )
+
+
+def test_a_remote_target_that_refuses_gets_no_kit_serve_hint() -> None:
+    exc = refused("https://api.example.test/v1/assistants")
+    assert "hint" not in error_text(exc) and "kit serve" not in error_text(exc)
 
 
 def test_a_connection_error_without_its_request_names_the_target() -> None:
