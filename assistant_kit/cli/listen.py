@@ -9,6 +9,8 @@ a second Ctrl-C stops at once, still without a traceback.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import errno
 import signal
 import socket
@@ -119,3 +121,11 @@ class DrainingServer(uvicorn.Server):
             click.echo("Stopping now.", err=True)
         sys.stderr.flush()
         super().handle_exit(sig, frame)  # a second SIGINT sets force_exit: no more waiting
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets=sockets)
+        if self.force_exit:
+            # uvicorn skips the app's shutdown when forced, and its lifespan task then dies
+            # cancelled with a traceback; close the store and stop the runs all the same
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.lifespan.shutdown(), timeout=5)

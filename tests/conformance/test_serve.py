@@ -17,8 +17,9 @@ pytestmark = pytest.mark.slow
 def test_it_prints_both_base_urls_and_the_sdk_variables(kit_server: KitServer) -> None:
     lines = kit_server.read_output().splitlines()
     base = kit_server.base_url
-    assert f"  export DASHSCOPE_HTTP_BASE_URL={base}/api/v1" in lines
-    assert f"  export OPENAI_BASE_URL={base}/v1" in lines
+    # the server has one --api-key: the lines say where the key goes, never the key
+    assert f"  export DASHSCOPE_HTTP_BASE_URL={base}/api/v1 DASHSCOPE_API_KEY=YOUR-KEY" in lines
+    assert f"  export OPENAI_BASE_URL={base}/v1 OPENAI_API_KEY=YOUR-KEY" in lines
     assert f"  DashScope: {base}/api/v1" in lines and f"  OpenAI:    {base}/v1" in lines
     assert kit_server.api_key not in kit_server.read_output()
 

@@ -54,9 +54,15 @@ def concrete(path: str) -> str:
     return re.sub(r"\{([^}:]+)(:[^}]*)?\}", lambda m: m.group(1).removesuffix("_id") + "_x1", path)
 
 
+#: Liveness and readiness probes: deliberately without a key (tests/server/test_health.py).
+PROBES = frozenset({"/health", "/ready"})
+
+
 def every_request(app: Starlette) -> Iterator[tuple[str, str]]:
-    """(method, path) for every method of every route, plus one method no route takes."""
+    """(method, path) for every method of every API route, plus one method no route takes."""
     for path, methods in app_routes(app):
+        if path in PROBES:
+            continue
         for method in sorted(methods | {"HEAD", "PUT"} if "GET" in methods else methods | {"PUT"}):
             yield method, concrete(path)
 
