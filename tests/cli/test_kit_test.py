@@ -358,7 +358,7 @@ def test_exitfirst_stops_and_the_html_report_is_one_self_contained_file(examples
         "Please help me draw a picture of a ragdoll cat.",  # the user's turn
         "text_to_image",  # the tool call
         "a ragdoll cat",  # its arguments
-        "not: icontains: &#x27;Here is&#x27;",  # the failed expectation
+        "not: icontains: &#39;Here is&#39;",  # the failed expectation
         "FAIL",
     ):
         assert shown in page, shown

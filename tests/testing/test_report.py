@@ -107,6 +107,55 @@ def test_json_report_is_versioned_and_complete():
     assert data == suite_to_dict(sample_suite())
 
 
+def _order(doc: str) -> list[str]:
+    """The test ids of the summary table, in the order the report shows them."""
+    return re.findall(r'<tr data-verdict="[^"]+"[^>]*><td>.*?<a href="#[^"]+">([^<]+)</a>', doc)
+
+
+def test_html_lists_failures_first_then_flaky_passes_and_skips():
+    doc = render_html(sample_suite())
+    assert _order(doc) == [
+        "billing-bot::refunds a charge",
+        "art-maestro::greets",
+        "billing-bot::looks up an order",
+        "art-maestro::draws a cat",
+    ]
+    details = re.findall(r'<details class="test" id="[^"]+" data-verdict="(\w+)"', doc)
+    assert details == ["fail", "pass", "pass", "skip"]
+    # the filters: one button per kind present, with its count, and a search box
+    buttons = re.findall(r'<button type="button" data-show="(\w+)"[^>]*>([^<]+)</button>', doc)
+    assert buttons == [
+        ("all", "all 4"),
+        ("bad", "failed 1"),
+        ("flaky", "flaky 1"),
+        ("pass", "passed 2"),
+        ("skip", "skipped 1"),
+    ]
+    assert '<input type="search" id="find"' in doc
+
+
+def test_html_escapes_a_script_in_a_transcript():
+    from assistant_kit.testing.records import SuiteResult, ToolCallRecord, TurnRecord, TurnResult
+    from assistant_kit.testing.verdicts import make_repetition, make_test_result
+
+    attack = '<script>alert("x")</script>'
+    turn = TurnRecord(
+        index=0,
+        user=attack,
+        reply=f"{attack}</pre></div>",
+        tool_calls=(ToolCallRecord.function("c", f"f{attack}", '{"a": 1}', output=attack),),
+    )
+    rep = make_repetition(0, [TurnResult(turn)], error=attack)
+    suite = SuiteResult((make_test_result(f"bot::{attack}", [rep], tags=[attack]),))
+    doc = render_html(suite)
+    parser = _Collector()
+    parser.feed(doc)
+    assert [t for t, _ in parser.tags].count("script") == 1  # only the report's own
+    assert "alert" not in doc.split("<script>")[1]  # ... which is not the attacker's
+    assert doc.count("&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;") >= 6
+    assert attack in "".join(parser.text)  # shown as text
+
+
 class _Collector(HTMLParser):
     def __init__(self):
         super().__init__()
@@ -126,11 +175,11 @@ def test_html_is_one_self_contained_file_with_the_transcripts():
     parser.feed(doc)
     tags = [t for t, _ in parser.tags]
     assert "style" in tags
-    assert "script" not in tags
+    assert tags.count("script") == 1  # the inline filter script, nothing loaded
     assert "link" not in tags and "img" not in tags
     for _tag, attrs in parser.tags:
-        for name in ("src", "href"):
-            assert not attrs.get(name, "#").startswith(("http", "//")), attrs
+        assert "src" not in attrs, attrs
+        assert not attrs.get("href", "#").startswith(("http", "//")), attrs
     text = "".join(parser.text)
     # the transcript: user, tool call with mock, assistant reply (escaped), checks, timings
     assert "Where is order 42?" in text
