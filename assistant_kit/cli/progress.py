@@ -99,6 +99,10 @@ class Progress:
         counts = " ".join(f"{n} {kind}" for kind, n in self.counts.items() if n)
         now = self.running[-1] if self.running else ""
         more = f" (+{len(self.running) - 1})" if len(self.running) > 1 else ""
+        # what is running gets the room the bar, counts and timer leave; the timer is never cut
+        room = max(10, self._bar.console.width - 48 - len(counts) - len(more))
+        if len(now) > room:
+            now = now[: room - 1] + "…"
         self._bar.update(self._task, description=f"{now}{more}", counts=counts)
 
 

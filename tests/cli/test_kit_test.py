@@ -363,3 +363,42 @@ def test_exitfirst_stops_and_the_html_report_is_one_self_contained_file(examples
     ):
         assert shown in page, shown
     assert re.search(r"turn 1 · \d+ ms", page)  # timings
+
+
+def test_on_a_terminal_a_live_bar_counts_and_ticks_and_results_print_as_they_finish(
+    examples: Path,
+) -> None:
+    import os
+    import pty
+
+    primary, secondary = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
+    env.update(TERM="xterm-256color", COLUMNS="120")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "assistant_kit", "test", "--ephemeral", "-j", "2"],
+        cwd=examples,
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+        env=env,
+    )
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # the terminal closed: the process is gone
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(primary)
+    assert process.wait(timeout=120) == 0
+    screen = b"".join(chunks).decode("utf-8", "replace")
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen)
+    assert re.search(r"\[0/10\]", plain) and re.search(r"\[10/10\]|\[9/10\]", plain)  # the bar
+    assert re.search(r"\d:\d\d:\d\d", plain)  # its timer
+    assert "\x1b[32mPASS" in screen  # results in colour, each on its own line
+    assert re.search(r"PASS +art-maestro::knows a capital +1/1 +\d+\.\d\ds\r?\n", plain)
+    assert "  [1/10]" not in plain  # the counter is the bar's on a terminal
+    assert re.search(r"10 tests: 9 passed, 0 failed, 0 errors, 1 skipped in ", plain)
