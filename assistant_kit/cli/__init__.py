@@ -151,8 +151,10 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(ExitCode.USAGE if isinstance(exc, click.UsageError) else exc.exit_code)
     except SpecError as exc:
+        from assistant_kit.cli.output import current
+
         for issue in exc.issues:
-            click.echo(str(issue), err=True)
+            current().line(str(issue), "red", err=True)
         sys.exit(ExitCode.FAILED)
     except ConfigError as exc:
         click.echo(f"Error: {exc}", err=True)
