@@ -21,6 +21,7 @@ says ``dialect: dashscope``). ``wrap`` lets tests and benches put a transport ar
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
@@ -44,6 +45,8 @@ __all__ = [
     "model_route_issues",
     "open_target",
 ]
+
+log = logging.getLogger("assistant_kit.targets")
 
 #: The hosted DashScope API.
 DASHSCOPE_BASE_URL = "https://dashscope.aliyuncs.com/api/v1"
@@ -130,6 +133,8 @@ async def open_target(
         else:
             inner = httpx.AsyncHTTPTransport(retries=0)
             key, base_url = _api_key(target, env), base_url_of(target)
+        where = "replay" if replay else "embedded server" if target.embedded else base_url
+        log.info("target `%s`: %s (%s dialect)", target.name, where, target.dialect)
         transport = wrap(inner) if wrap is not None else inner
         if transport is None:
             raise ConfigError("replay needs a cassette transport")

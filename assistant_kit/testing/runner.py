@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -84,6 +85,8 @@ __all__ = [
     "run_suite",
     "run_suite_sync",
 ]
+
+log = logging.getLogger("assistant_kit.testing")
 
 #: Seconds per turn when neither the test (``timeout``) nor kit.yaml (``test.timeout_s``) says.
 DEFAULT_TURN_TIMEOUT = 60.0
@@ -236,6 +239,7 @@ async def run_suite(
         raise ConfigError(f"-j must be at least 1, got {jobs}")
     options = dataclasses.replace(options, jobs=jobs)
     items, deselected = collect_counted(project, selection)
+    log.info("running %d test(s), %d at a time", len(items), jobs)
     started = time.perf_counter()
     stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     async with _Suite(project, options) as suite:

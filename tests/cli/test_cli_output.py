@@ -260,7 +260,11 @@ def test_kit_log_works_on_every_command_and_a_bad_level_is_a_usage_error(
 ) -> None:
     project(tmp_path, target.url)
     quiet = kit(tmp_path, "plan")
-    assert "DEBUG" not in quiet.stderr
+    assert "DEBUG" not in quiet.stderr and "INFO" not in quiet.stderr
+    info = kit(tmp_path, "plan", "-v")
+    assert info.stderr.splitlines() == [
+        f"INFO    assistant_kit.targets: target `remote`: {target.url} (openai dialect)"
+    ]
     logged = kit(tmp_path, "plan", KIT_LOG="debug")
     assert "DEBUG   assistant_kit.http: > GET " in logged.stderr
     assert SENTINEL not in logged.stderr
