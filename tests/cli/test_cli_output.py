@@ -163,6 +163,21 @@ def test_the_colour_decision(choice: str, env: dict[str, str], tty: bool, expect
     assert want_color(choice, env, stream) is expected
 
 
+def test_the_text_can_move_to_stderr_when_stdout_carries_json(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from assistant_kit.cli.output import configure, reset
+
+    ui = configure(text_on_stderr=True)
+    try:
+        ui.print_lines('  + assistant "a"', {"+": "green"})
+        ui.line("done")
+    finally:
+        reset()
+    out, err = capsys.readouterr()
+    assert (out, err) == ("", '  + assistant "a"\ndone\n')
+
+
 def test_plan_is_plain_when_piped_and_coloured_by_symbol_with_force_color(
     tmp_path: Path, target: FakeTarget
 ) -> None:
