@@ -74,6 +74,10 @@ async def test_ready_is_503_with_the_reason_when_the_store_cannot_be_used(
         assert down.json()["status"] == "unavailable" and "not open" in down.json()["store"]
         assert (await http.get("/health")).status_code == 200  # alive all the same
         app.state.context.store.open()
+        assert (await http.get("/ready")).status_code == 200
+        app.state.streams.drain()  # what SIGINT / SIGTERM does: the balancer stops sending work
+        draining = await http.get("/ready")
+        assert (draining.status_code, draining.json()["status"]) == (503, "draining")
 
 
 # -- the banner and the port --------------------------------------------------------------------
@@ -272,6 +276,39 @@ def test_a_quiet_stream_gets_keep_alive_comments_and_ends_with_a_final_event_on_
     output = server.output()
     assert "Draining: 1 open stream(s) end now" in output
     assert output.rstrip().endswith("Stopped.") and "Traceback" not in output
+
+
+def test_a_client_that_leaves_a_kept_alive_stream_stops_only_its_reader(tmp_path: Path) -> None:
+    scripted_project(tmp_path, delay_ms=1500)
+    with (
+        KitServe(tmp_path, args=["--keepalive", "0.2"]) as server,
+        httpx.Client(trust_env=False, timeout=30) as http,
+    ):
+        assistant = http.post(
+            server.url("/v1/assistants"), headers=server.auth, json={"model": "qwen-max"}
+        ).json()["id"]
+        body = {
+            "assistant_id": assistant,
+            "stream": True,
+            "thread": {"messages": [{"role": "user", "content": "think"}]},
+        }
+        seen: list[str] = []
+        with http.stream(
+            "POST", server.url("/v1/threads/runs"), headers=server.auth, json=body
+        ) as response:
+            for line in response.iter_lines():
+                seen.append(line)
+                if line.startswith("data:") and '"thread.run"' in line:
+                    run = json.loads(line.removeprefix("data: "))
+                if line == ": keep-alive":
+                    break  # hang up while the model is thinking
+        path = f"/v1/threads/{run['thread_id']}/runs/{run['id']}"
+        _wait_for(
+            lambda: http.get(server.url(path), headers=server.auth).json()["status"] == "completed"
+        )
+        assert http.get(server.url("/ready")).status_code == 200
+        time.sleep(0.3)
+    assert "Traceback" not in server.output() and "ERROR" not in server.output()
 
 
 def test_two_ctrl_c_stop_at_once_without_a_traceback(tmp_path: Path) -> None:
