@@ -122,10 +122,11 @@ def serve(
     """Run the Assistant API server: DashScope under /api/v1, OpenAI Assistants v2 under /v1.
 
     \b
-    Point the official SDKs at it:
-      DASHSCOPE_HTTP_BASE_URL=http://127.0.0.1:8900/api/v1
-      OPENAI_BASE_URL=http://127.0.0.1:8900/v1
+    Point the official SDKs at it (it prints these lines, ready to paste):
+      export OPENAI_BASE_URL=http://127.0.0.1:8900/v1 OPENAI_API_KEY=kit-local
+      export DASHSCOPE_HTTP_BASE_URL=http://127.0.0.1:8900/api/v1 DASHSCOPE_API_KEY=kit-local
     With no key configured any non-empty key is accepted, and only on a loopback host.
+    A busy port is an error (exit 2) before anything is printed.
 
     \b
     Examples:
