@@ -5,6 +5,8 @@ from __future__ import annotations
 import html
 import json
 import re
+import shutil
+import subprocess
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 
@@ -242,3 +244,72 @@ def test_html_shows_unparsable_arguments_and_setup_errors():
     text = render_text(suite)
     assert text.startswith("PASS   bot::t    1/2    0.00s  (min_pass 1)\n")
     assert "FLAKY  bot::t: 1/2 passed (min_pass 1, pass)" in text
+
+
+_FAKE_DOM = """
+const els = JSON.parse(process.argv[1]);  // [{tag, attrs, text}]
+function el(o) {
+  const listeners = {};
+  return {
+    attrs: o.attrs, textContent: o.text, hidden: false, tag: o.tag, listeners,
+    getAttribute(n) { return n in this.attrs ? this.attrs[n] : null; },
+    hasAttribute(n) { return n in this.attrs; },
+    addEventListener(k, f) { listeners[k] = f; },
+    classList: { toggle() {} },
+  };
+}
+const all = els.map(el);
+const find = el({tag: "input", attrs: {}, text: ""}); find.value = "";
+globalThis.document = {
+  getElementById: () => find,
+  querySelectorAll(sel) {
+    if (sel === "#filters button") return all.filter(e => e.tag === "button");
+    return all.filter(e => e.tag !== "button" && "data-verdict" in e.attrs);
+  },
+};
+eval(process.argv[2]);
+const rows = all.filter(e => e.tag === "tr" && "data-verdict" in e.attrs);
+const shown = () => rows.filter(e => !e.hidden).map(e => e.textContent);
+const out = {};
+for (const b of all.filter(e => e.tag === "button")) {
+  b.listeners.click(); out[b.attrs["data-show"]] = shown();
+}
+all.filter(e => e.tag === "button")[0].listeners.click();
+find.value = "SMOKE"; find.listeners.input(); out["search"] = shown();
+console.log(JSON.stringify(out));
+"""
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node to run the page's script")
+def test_the_html_filters_show_what_their_buttons_and_the_search_box_say():
+    doc = render_html(sample_suite())
+    script = doc.split("<script>")[1].split("</script>")[0]
+    elements = []
+    for tag, attrs, text in re.findall(
+        r"<(tr|details|button)\b([^>]*)>(.*?)</\1>", doc, flags=re.S
+    ):
+        parsed = dict(re.findall(r'([\w-]+)="([^"]*)"', attrs))
+        parsed.update({name: "" for name in re.findall(r"\s([\w-]+)(?=\s|$)", attrs)})
+        elements.append({"tag": tag, "attrs": parsed, "text": re.sub(r"<[^>]+>", "", text)})
+    done = subprocess.run(
+        ["node", "-e", _FAKE_DOM, json.dumps(elements), script],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    ids = {key: [next(i for i in IDS if i in row) for row in rows]
+           for key, rows in json.loads(done.stdout).items()}  # fmt: skip
+    assert ids["all"] == IDS
+    assert ids["bad"] == ["billing-bot::refunds a charge"]
+    assert ids["flaky"] == ["art-maestro::greets"]
+    assert ids["pass"] == ["art-maestro::greets", "billing-bot::looks up an order"]
+    assert ids["skip"] == ["art-maestro::draws a cat"]
+    assert ids["search"] == ["billing-bot::looks up an order"]  # by its tag, any case
+
+
+IDS = [
+    "billing-bot::refunds a charge",
+    "art-maestro::greets",
+    "billing-bot::looks up an order",
+    "art-maestro::draws a cat",
+]
