@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import signal
 from collections.abc import Mapping
@@ -67,7 +68,8 @@ DEFAULT_DB = Path(".kit") / "server.db"
     "--log-level",
     default=None,
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
-    help="uvicorn's log level (default warning; -v: info, each request; -vv: debug).",
+    help="uvicorn's log level (default warning; -v or KIT_LOG=info: info, each request; "
+    "-vv: debug).",
 )
 @click.option(
     "--root-path",
@@ -143,6 +145,7 @@ def serve(
     import uvicorn
 
     from assistant_kit.cli.listen import DrainingServer, banner, bind, check_tls
+    from assistant_kit.cli.logs import level_for
     from assistant_kit.cli.output import current
     from assistant_kit.server.app import create_app
     from assistant_kit.server.auth import TrustedHosts, keys_from_env
@@ -152,8 +155,9 @@ def serve(
 
     if root_path and (not root_path.startswith("/") or root_path.endswith("/")):
         raise click.UsageError(f"--root-path {root_path!r}: start with / and end without one")
-    if log_level is None:
-        log_level = {0: "warning", 1: "info"}.get(current().verbosity, "debug")
+    if log_level is None:  # -v / -vv / KIT_LOG, as for every command
+        level = level_for(current().verbosity, os.environ) or logging.WARNING
+        log_level = logging.getLevelName(level).lower()
     check_tls(ssl_certfile, ssl_keyfile)
     env_keys = keys_from_env(os.environ)
     keys = (*env_keys, *api_keys)
