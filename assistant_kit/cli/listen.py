@@ -2,8 +2,8 @@
 
 The socket is bound before anything is printed, so a busy port is one clear error (exit 2) and
 not a banner followed by uvicorn's traceback. The banner's ``export`` lines work as they are
-when pasted into a shell. On SIGINT / SIGTERM the server says it is draining, ends every open
-stream with a final event, finishes the other requests within the grace period and exits 0;
+when pasted into a shell. On SIGINT / SIGTERM the server says it is draining, gives requests and
+open streams the grace period, ends the streams still open with a final event and exits 0;
 a second Ctrl-C stops at once, still without a traceback.
 """
 
@@ -111,21 +111,29 @@ class DrainingServer(uvicorn.Server):
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if not self.should_exit:
-            open_streams = self.streams.drain() if self.streams is not None else 0
+            open_streams = self.streams.drain(self.grace_s) if self.streams is not None else 0
             click.echo(
-                f"Draining: {open_streams} open stream(s) end now, other requests get up to "
-                f"{self.grace_s:g} s (Ctrl+C again to stop at once)...",
+                f"Draining: requests and {open_streams} open stream(s) get up to "
+                f"{self.grace_s:g} s to finish; streams still open then end with a final event "
+                "(Ctrl+C again to stop at once)...",
                 err=True,
             )
         elif sig == signal.SIGINT and not self.force_exit:
             click.echo("Stopping now.", err=True)
+            if self.streams is not None:
+                self.streams.drain(0)  # no more grace: the final events go out now
         sys.stderr.flush()
         super().handle_exit(sig, frame)  # a second SIGINT sets force_exit: no more waiting
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await super().shutdown(sockets=sockets)
         if self.force_exit:
-            # uvicorn skips the app's shutdown when forced, and its lifespan task then dies
-            # cancelled with a traceback; close the store and stop the runs all the same
+            # let the streams write their final events (a second at most), then do the app's
+            # shutdown, which uvicorn skips when forced (its lifespan task would then die
+            # cancelled with a traceback): the runs stop and the store is closed all the same
+            for _ in range(20):
+                if self.streams is None or not self.streams.open:
+                    break
+                await asyncio.sleep(0.05)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.lifespan.shutdown(), timeout=5)

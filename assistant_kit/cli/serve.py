@@ -96,7 +96,8 @@ DEFAULT_DB = Path(".kit") / "server.db"
     default=10.0,
     show_default=True,
     type=click.FloatRange(min=0),
-    help="Seconds requests get to finish after SIGINT/SIGTERM (open streams end at once).",
+    help="Seconds requests and open streams get to finish after SIGINT/SIGTERM; streams "
+    "still open then end with a final event.",
 )
 @click.option(
     "--keepalive",
@@ -140,7 +141,7 @@ def serve(
 
     \b
     GET /health (liveness) and GET /ready (the store answers) need no key. SIGINT or SIGTERM
-    drains: open streams end with a final event, other requests get --grace seconds.
+    drains: requests and streams get --grace seconds, then open streams end with a final event.
     """
     import uvicorn
 
@@ -194,7 +195,8 @@ def serve(
             root_path=root_path,
             ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
             ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
-            timeout_graceful_shutdown=int(grace_s + 0.999) if grace_s else 0,
+            # the streams' final events are written at grace_s; uvicorn cancels what is left later
+            timeout_graceful_shutdown=int(grace_s) + 2,
         ),
         streams=app.state.streams,
         grace_s=grace_s,

@@ -3,9 +3,10 @@
 Proxies (nginx, load balancers) cut a response that sends nothing for a while (nginx: 60 s), and
 a model can think longer than that; every ``keepalive_s`` of silence a stream sends the SSE
 comment ``: keep-alive``, which every SSE client ignores. When the server stops
-(``drain()``), each open stream sends its dialect's final frames (an error saying the server
-is going away, then ``done``) and ends, so clients see a clean end instead of a cut connection;
-the runs themselves are stored and resume when the server starts again::
+(``drain(grace_s)``), each open stream gets the grace period to finish by itself, then sends its
+dialect's final frames (an error saying the server is going away, then ``done``) and ends, so
+clients see a clean end instead of a cut connection; the runs themselves are stored and resume
+when the server starts again::
 
     control = StreamControl(keepalive_s=15)
     StreamingResponse(control.wrap(body, final=lambda: b"event: done\\ndata: [DONE]\\n\\n"))
@@ -37,12 +38,13 @@ class StreamControl:
     def draining(self) -> bool:
         return self._draining
 
-    def drain(self) -> int:
-        """End every open stream with its final frames (and any opened later); returns how many
-        were open. Safe from a signal handler or another thread."""
+    def drain(self, grace_s: float = 0.0) -> int:
+        """Give every open stream ``grace_s`` seconds to end by itself, then end it with its
+        final frames (a stream opened meanwhile ends at once); returns how many were open.
+        Safe from a signal handler or another thread."""
         self._draining = True
         for loop, waker in list(self._wakers):
-            loop.call_soon_threadsafe(waker.set)
+            loop.call_soon_threadsafe(loop.call_later, grace_s, waker.set)
         return self.open
 
     async def wrap(

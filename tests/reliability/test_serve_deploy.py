@@ -256,26 +256,40 @@ def test_a_quiet_stream_gets_keep_alive_comments_and_ends_with_a_final_event_on_
     tmp_path: Path,
 ) -> None:
     scripted_project(tmp_path, delay_ms=30_000)  # the model thinks longer than the test waits
-    server = KitServe(tmp_path, args=["--keepalive", "0.3"]).start()
+    server = KitServe(tmp_path, args=["--keepalive", "0.3", "--grace", "1"]).start()
     lines: list[str] = []
     headers: dict[str, str] = {}
     reader = _start_stream(server, lines, headers)
     _wait_for(lambda: lines.count(": keep-alive") >= 2)
     assert headers["x-accel-buffering"] == "no"
     assert "event: thread.run.in_progress" in lines
-    started = time.monotonic()
-    assert server.stop(signal.SIGINT) == 0
+    assert server.stop(signal.SIGINT) == 0  # the grace (1 s) ends it, not the model (30 s)
     reader.join(10)
     assert not reader.is_alive()
-    assert time.monotonic() - started < 5  # streams end at once, not after the grace period
     events = [line for line in lines if line.startswith(("event:", "data:"))]
     assert events[-2:] == ["event: done", "data: [DONE]"]
     assert events[-4] == "event: error"
     message = json.loads(events[-3].removeprefix("data: "))["error"]["message"]
     assert message.startswith("The server is shutting down; the run is kept")
     output = server.output()
-    assert "Draining: 1 open stream(s) end now" in output
+    assert "Draining: requests and 1 open stream(s) get up to 1 s to finish" in output
     assert output.rstrip().endswith("Stopped.") and "Traceback" not in output
+
+
+def test_a_run_that_finishes_within_the_grace_period_streams_to_its_normal_end(
+    tmp_path: Path,
+) -> None:
+    scripted_project(tmp_path, delay_ms=1500)
+    server = KitServe(tmp_path, args=["--grace", "20"]).start()
+    lines: list[str] = []
+    reader = _start_stream(server, lines, {})
+    _wait_for(lambda: "event: thread.run.in_progress" in lines)
+    assert server.stop(signal.SIGTERM) == 0
+    reader.join(10)
+    events = [line for line in lines if line.startswith("event:")]
+    assert events[-2:] == ["event: thread.run.completed", "event: done"]
+    assert "event: error" not in events
+    assert "Traceback" not in server.output()
 
 
 def test_a_client_that_leaves_a_kept_alive_stream_stops_only_its_reader(tmp_path: Path) -> None:
@@ -322,7 +336,11 @@ def test_two_ctrl_c_stop_at_once_without_a_traceback(tmp_path: Path) -> None:
     time.sleep(0.05)
     assert server.stop(signal.SIGINT) == 0
     reader.join(10)
-    assert "Traceback" not in server.output()
+    assert not reader.is_alive()
+    events = [line for line in lines if line.startswith("event:")]
+    assert events[-2:] == ["event: error", "event: done"]  # a clean end, even when forced
+    output = server.output()
+    assert "Stopping now." in output and "Traceback" not in output
 
 
 # -- the deployment examples ----------------------------------------------------------------------
