@@ -21,6 +21,7 @@ import pytest
 from kit_processes import KitServe, child_env, free_port, run_kit
 from starlette.applications import Starlette
 
+from assistant_kit.cli import cli
 from assistant_kit.cli.serve import serve
 from assistant_kit.server.app import ServerConfig, create_app
 
@@ -368,7 +369,9 @@ def test_the_systemd_unit_parses_and_its_kit_serve_options_are_real() -> None:
     assert set(unit.sections()) == {"Unit", "Service", "Install"}
     service = unit["Service"]
     args = _unit_serve_args()
-    context = serve.make_context("serve", list(args))  # a wrong option would fail here
+    # under kit's own context (its -h/--help), as `kit serve ...` parses it; a wrong option fails
+    root = cli.make_context("kit", ["serve", *args])
+    context = serve.make_context("serve", list(args), parent=root)
     assert context.params["root_path"] == "/kit" and context.params["host"] == "127.0.0.1"
     # systemd waits longer than the drain's grace before it kills
     assert float(service["TimeoutStopSec"]) > context.params["grace_s"]
