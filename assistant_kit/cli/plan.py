@@ -12,7 +12,14 @@ from typing import Any, TypeVar
 import click
 
 from assistant_kit.cli import ExitCode
-from assistant_kit.cli.output import PLAN_STYLES, current, error_text, json_option, plural, write_json
+from assistant_kit.cli.output import (
+    PLAN_STYLES,
+    current,
+    error_text,
+    json_option,
+    plural,
+    write_json,
+)
 from assistant_kit.cli.progress import Progress, show_retries
 from assistant_kit.connect import open_target
 from assistant_kit.errors import ConfigError, KitError
