@@ -229,4 +229,60 @@ MIGRATIONS: list[Migration] = [
         WHERE json_extract(data, '$.kind') = 'run' AND data LIKE '%user_token%'
         """,
     ),
+    # Vector stores (server/knowledge/records.py): stores, their files, batches, chunks;
+    # uploaded files may expire.
+    Migration(
+        "m006_vector_stores",
+        """
+        CREATE TABLE vector_stores (
+            seq INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            created_at BIGINT NOT NULL,
+            name TEXT,
+            metadata TEXT NOT NULL,
+            expires_after TEXT,
+            expires_at BIGINT,
+            last_active_at BIGINT,
+            chunking_strategy TEXT
+        );
+        CREATE INDEX vector_stores_order ON vector_stores (created_at, seq);
+        CREATE TABLE vector_store_files (
+            seq INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            created_at BIGINT NOT NULL,
+            vector_store_id TEXT NOT NULL,
+            file_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            usage_bytes BIGINT NOT NULL,
+            last_error TEXT,
+            attributes TEXT NOT NULL,
+            chunking_strategy TEXT,
+            batch_id TEXT
+        );
+        CREATE INDEX vector_store_files_order
+            ON vector_store_files (vector_store_id, created_at, seq);
+        CREATE INDEX vector_store_files_file ON vector_store_files (file_id);
+        CREATE INDEX vector_store_files_status ON vector_store_files (status);
+        CREATE TABLE vector_store_file_batches (
+            seq INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            created_at BIGINT NOT NULL,
+            vector_store_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            file_ids TEXT NOT NULL
+        );
+        CREATE INDEX vector_store_file_batches_order ON vector_store_file_batches (created_at, seq);
+        CREATE TABLE vector_store_chunks (
+            seq INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            created_at BIGINT NOT NULL,
+            vector_store_id TEXT NOT NULL,
+            file_id TEXT NOT NULL,
+            chunks TEXT NOT NULL
+        );
+        CREATE INDEX vector_store_chunks_order
+            ON vector_store_chunks (vector_store_id, created_at, seq);
+        ALTER TABLE files ADD COLUMN expires_at BIGINT
+        """,
+    ),
 ]

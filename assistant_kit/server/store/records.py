@@ -179,6 +179,8 @@ class FileRecord:
     bytes: int
     thread_id: str | None = None
     run_id: str | None = None
+    #: When an uploaded file goes (``expires_after`` on upload); ``None``: kept.
+    expires_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
