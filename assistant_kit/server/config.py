@@ -7,9 +7,10 @@
 
 ``models`` becomes a ``ModelRouter`` (``default`` catches every other name; without any routes
 every name goes to the in-process llama-cpp model), ``tools`` / ``plugins`` / ``allowed_hosts``
-become the built-in tool registry, ``run_expiry_s`` the run expiry. Relative paths (model
-scripts, a search corpus) are read from ``base_dir``. The app closes the router and the tools it
-was given this way when it shuts down.
+become the built-in tool registry, ``run_expiry_s`` the run expiry, ``embeddings`` the
+endpoint vector store search uses, ``files`` (``max_bytes``, ``total_bytes``) the upload
+limits. Relative paths (model scripts, a search corpus) are read from ``base_dir``. The app
+closes the router and the tools it was given this way when it shuts down.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from assistant_kit.errors import ConfigError
 from assistant_kit.server.auth import TrustedHosts
+from assistant_kit.server.knowledge.embeddings import EmbeddingsConfig
 from assistant_kit.server.models.base import ModelBackend
 from assistant_kit.server.models.routing import ModelRouter
 from assistant_kit.server.tools.base import SaveFile
@@ -70,6 +72,11 @@ class ServerConfig:
     save_file: SaveFile | None = None
     #: Seconds of silence after which an open SSE stream sends a ``: keep-alive`` comment.
     sse_keepalive_s: float = 15.0
+    #: An OpenAI-compatible embeddings endpoint for vector store search (``None``: BM25 alone).
+    embeddings: EmbeddingsConfig | None = None
+    #: The largest uploaded file, and all stored files together (413 / 507 beyond them).
+    max_file_bytes: int = 512 * 1024 * 1024
+    max_files_total_bytes: int = 10 * 1024 * 1024 * 1024
 
 
 def config_from_kit(
@@ -88,9 +95,22 @@ def config_from_kit(
     expiry = run_expiry_s if run_expiry_s is not None else section.get("run_expiry_s", 600.0)
     if isinstance(expiry, bool) or not isinstance(expiry, (int, float)) or expiry <= 0:
         raise ConfigError("kit.yaml: server.run_expiry_s must be a number of seconds above 0")
+    embeddings = section.get("embeddings")
+    limits = section.get("files") or {}
+    for key in ("max_bytes", "total_bytes"):
+        value = limits.get(key)
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or value < 1
+        ):
+            raise ConfigError(f"kit.yaml: server.files.{key} must be a positive number of bytes")
+    if "max_bytes" in limits:
+        fields.setdefault("max_file_bytes", limits["max_bytes"])
+    if "total_bytes" in limits:
+        fields.setdefault("max_files_total_bytes", limits["total_bytes"])
     return ServerConfig(
         models=ModelRouter(section.get("models") or None, base_dir=base),
         tools=build_tools(section, base_dir=base),
         run_expiry_s=float(expiry),
+        embeddings=None if embeddings is None else EmbeddingsConfig.from_mapping(embeddings),
         **fields,
     )

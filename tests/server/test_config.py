@@ -35,3 +35,21 @@ def test_models_tools_and_expiry_come_from_the_section(tmp_path: Path) -> None:
 def test_a_bad_run_expiry_is_a_config_error(tmp_path: Path, expiry: object) -> None:
     with pytest.raises(ConfigError, match="run_expiry_s"):
         config_from_kit({"run_expiry_s": expiry}, base_dir=tmp_path)
+
+
+def test_embeddings_and_file_limits_come_from_the_section(tmp_path: Path) -> None:
+    config = config_from_kit(
+        {
+            "embeddings": {"base_url": "http://127.0.0.1:9/v1", "model": "e5"},
+            "files": {"max_bytes": 1000, "total_bytes": 5000},
+        },
+        base_dir=tmp_path,
+    )
+    assert config.embeddings is not None and config.embeddings.model == "e5"
+    assert (config.max_file_bytes, config.max_files_total_bytes) == (1000, 5000)
+    plain = config_from_kit({}, base_dir=tmp_path)
+    assert plain.embeddings is None and plain.max_file_bytes == 512 * 1024 * 1024
+    with pytest.raises(ConfigError, match=r"server.files.max_bytes"):
+        config_from_kit({"files": {"max_bytes": 0}}, base_dir=tmp_path)
+    with pytest.raises(ConfigError, match=r"server.embeddings.model"):
+        config_from_kit({"embeddings": {"base_url": "http://127.0.0.1:9"}}, base_dir=tmp_path)
