@@ -1,23 +1,27 @@
-"""One vector store's chunks, searchable: BM25 (``bm25s``), and dense vectors fused by RRF.
+"""One vector store's chunks, searchable: BM25 over an incremental inverted index, and dense
+vectors fused with it by reciprocal rank fusion.
 
-Files come and go one at a time; each file's chunks are tokenized once, when it is added, and
-the BM25 matrix is rebuilt from those tokens at the first search after a change::
+Files come and go one at a time: adding a file tokenizes its chunks (bm25s' token pattern and
+English stopwords) and appends them to the postings, removing one marks its chunks dead (the
+postings are compacted once half of them are dead); nothing is rebuilt at search time::
 
     index = SearchIndex()
     index.add(IndexedFile("file-1", "guide.md", {"lang": "en"}, chunks))
     hits = index.search("how do I reset it", limit=5, score_threshold=0.2,
                         filters={"type": "eq", "key": "lang", "value": "en"})
 
-Scores are in [0, 1). BM25 alone: a chunk's BM25 score over the most any chunk could score for
-that query (the sum of the query terms' IDF under bm25s' Lucene variant), so thresholds and
-results from several stores compare. With a query vector and chunk embeddings the ranking is
-reciprocal rank fusion (k = 60) of the BM25 and the cosine rankings, and the score is the fused
-value over the largest it can take (first in both), so a chunk first in both scores 1.
+Scoring is BM25 as bm25s' Lucene variant computes it (k1 = 1.5, b = 0.75,
+idf = ln(1 + (N - df + 0.5) / (df + 0.5))). Scores are in [0, 1): BM25 alone, a chunk's score
+over the most any chunk could score for that query (the sum of the query terms' IDF), so
+thresholds and results from several stores compare. With a query vector and chunk embeddings
+the ranking is reciprocal rank fusion (k = 60) of the BM25 and the cosine rankings, and the
+score is the fused value over the largest it can take, so a chunk first in both scores 1.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -29,8 +33,20 @@ import numpy as np
 from assistant_kit.server.knowledge.filters import matches
 
 RRF_K = 60
+K1 = 1.5
+B = 0.75
 #: How many of the dense ranking's best take part in the fusion (at least ``limit`` of them).
 DENSE_DEPTH = 100
+_TERM = re.compile(r"(?u)\b\w\w+\b")
+
+
+def _stopwords() -> frozenset[str]:
+    from bm25s.stopwords import STOPWORDS_EN
+
+    return frozenset(STOPWORDS_EN)
+
+
+_STOPWORDS = _stopwords()
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,23 +76,40 @@ class Hit:
     attributes: Mapping[str, Any] = field(default_factory=dict)
 
 
-def tokenize(texts: list[str]) -> list[list[str]]:
-    """BM25 terms: lower-cased words without English stopwords."""
-    import bm25s
-
-    if not texts:
-        return []
-    tokens: list[list[str]] = bm25s.tokenize(
-        texts, stopwords="en", return_ids=False, show_progress=False
-    )
-    return tokens
+def terms_of(text: str) -> list[str]:
+    """BM25 terms: lower-cased words of two characters or more, without English stopwords."""
+    return [t for t in _TERM.findall(text.lower()) if t not in _STOPWORDS]
 
 
 @dataclass(slots=True)
 class _Entry:
     file: IndexedFile
-    terms: list[list[str]]
+    slots: list[int]
     df: Counter[str]
+
+
+class _Postings:
+    """The chunks holding one term (slot numbers) and how often; arrays made on demand."""
+
+    __slots__ = ("_arrays", "slots", "tfs")
+
+    def __init__(self) -> None:
+        self.slots: list[int] = []
+        self.tfs: list[int] = []
+        self._arrays: tuple[Any, Any] | None = None
+
+    def append(self, slot: int, tf: int) -> None:
+        self.slots.append(slot)
+        self.tfs.append(tf)
+        self._arrays = None
+
+    def arrays(self) -> tuple[Any, Any]:
+        if self._arrays is None:
+            self._arrays = (
+                np.asarray(self.slots, dtype=np.int64),
+                np.asarray(self.tfs, dtype=np.float64),
+            )
+        return self._arrays
 
 
 class SearchIndex:
@@ -86,33 +119,53 @@ class SearchIndex:
         self._lock = threading.RLock()
         self._entries: dict[str, _Entry] = {}
         self._df: Counter[str] = Counter()
-        self._built: _Built | None = None
+        self._postings: dict[str, _Postings] = {}
+        self._owner: list[_Entry | None] = []
+        self._position: list[int] = []
+        self._lengths: list[int] = []
+        self._live_count = 0
+        self._live_length = 0
+        self._vectors: Any = None
+        self._vectors_stale = True
         for f in files:
             self.add(f)
 
     def __len__(self) -> int:
-        with self._lock:
-            return sum(len(e.file.chunks) for e in self._entries.values())
+        return self._live_count
 
     def __contains__(self, file_id: object) -> bool:
         return file_id in self._entries
 
     def add(self, file: IndexedFile) -> None:
         """Index a file (replacing an earlier version of it)."""
-        terms = tokenize([c.text for c in file.chunks])
-        df: Counter[str] = Counter()
-        for chunk_terms in terms:
-            df.update(set(chunk_terms))
+        counted = [Counter(terms_of(c.text)) for c in file.chunks]
         with self._lock:
             self._drop(file.file_id)
-            self._entries[file.file_id] = _Entry(file, terms, df)
-            self._df.update(df)
-            self._built = None
+            entry = _Entry(file, [], Counter())
+            for position, counts in enumerate(counted):
+                slot = len(self._owner)
+                self._owner.append(entry)
+                self._position.append(position)
+                length = sum(counts.values())
+                self._lengths.append(length)
+                self._live_length += length
+                for term, tf in counts.items():
+                    postings = self._postings.get(term)
+                    if postings is None:
+                        postings = self._postings[term] = _Postings()
+                    postings.append(slot, tf)
+                entry.df.update(counts.keys())
+                entry.slots.append(slot)
+            self._live_count += len(entry.slots)
+            self._df.update(entry.df)
+            self._entries[file.file_id] = entry
+            self._vectors_stale = True
 
     def remove(self, file_id: str) -> bool:
         with self._lock:
             found = self._drop(file_id)
-            self._built = None if found else self._built
+            if len(self._owner) > 64 and self._live_count < len(self._owner) // 2:
+                self._compact()
             return found
 
     def set_attributes(self, file_id: str, attributes: Mapping[str, Any]) -> None:
@@ -120,17 +173,29 @@ class SearchIndex:
             entry = self._entries.get(file_id)
             if entry is not None:
                 entry.file = replace(entry.file, attributes=dict(attributes))
-                self._built = None
 
     def _drop(self, file_id: str) -> bool:
         entry = self._entries.pop(file_id, None)
         if entry is None:
             return False
+        for slot in entry.slots:
+            self._owner[slot] = None
+            self._live_length -= self._lengths[slot]
+        self._live_count -= len(entry.slots)
         self._df.subtract(entry.df)
         for term in entry.df:
             if self._df[term] <= 0:
                 del self._df[term]
+        self._vectors_stale = True
         return True
+
+    def _compact(self) -> None:
+        entries = list(self._entries.values())
+        self._entries, self._df, self._postings = {}, Counter(), {}
+        self._owner, self._position, self._lengths = [], [], []
+        self._live_count = self._live_length = 0
+        for entry in entries:
+            self.add(entry.file)
 
     def search(
         self,
@@ -144,88 +209,85 @@ class SearchIndex:
         """The best ``limit`` chunks for ``query`` among files passing ``filters``, best first,
         none scoring below ``score_threshold``."""
         with self._lock:
-            built = self._built or self._build()
-            query_terms = list(dict.fromkeys(tokenize([query])[0])) if query.strip() else []
-            ceiling = sum(_idf(built.size, self._df[t]) for t in query_terms if t in self._df)
-        if built.size == 0:
-            return []
-        eligible = built.eligible(filters)
-        lexical = np.zeros(built.size, dtype=np.float64)
-        if ceiling > 0:
-            lexical = built.retriever.get_scores(query_terms).astype(np.float64) / ceiling
-        lexical *= eligible
-        if query_vector is not None and built.vectors is not None:
-            scores = _fused(lexical, built.cosine(query_vector), eligible, limit)
-        else:
-            scores = lexical
-        order = _top(scores, limit)
-        hits = []
-        for i in order:
-            score = float(scores[i])
-            if score <= 0 or score < score_threshold:
-                break
-            entry = built.owners[i]
-            chunk = entry.file.chunks[built.positions[i]]
-            hits.append(
-                Hit(entry.file.file_id, entry.file.filename, score, chunk, entry.file.attributes)
-            )
-        return hits
+            size = len(self._owner)
+            if self._live_count == 0:
+                return []
+            eligible = self._eligible(filters)
+            lexical = self._bm25(list(dict.fromkeys(terms_of(query))), size) * eligible
+            if query_vector is not None and self._dense() is not None:
+                cosine = self._cosine(query_vector)
+                scores = _fused(lexical, cosine, eligible, limit)
+            else:
+                scores = lexical
+            hits = []
+            for i in _top(scores, limit):
+                score = float(scores[i])
+                if score <= 0 or score < score_threshold:
+                    break
+                entry = self._owner[i]
+                assert entry is not None, "dead chunks are not eligible"
+                chunk = entry.file.chunks[self._position[i]]
+                hits.append(
+                    Hit(
+                        entry.file.file_id, entry.file.filename, score, chunk, entry.file.attributes
+                    )
+                )
+            return hits
 
-    def _build(self) -> _Built:
-        self._built = _Built(list(self._entries.values()))
-        return self._built
+    def _bm25(self, terms: list[str], size: int) -> Any:
+        scores = np.zeros(size, dtype=np.float64)
+        n = self._live_count
+        ceiling = 0.0
+        lengths = np.asarray(self._lengths, dtype=np.float64)
+        average = self._live_length / n if n else 1.0
+        norm = K1 * (1 - B + B * lengths / (average or 1.0))
+        for term in terms:
+            df = self._df.get(term, 0)
+            if df <= 0:
+                continue
+            idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
+            ceiling += idf
+            slots, tfs = self._postings[term].arrays()
+            scores[slots] += idf * tfs / (tfs + norm[slots])
+        return scores / ceiling if ceiling > 0 else scores
 
-
-class _Built:
-    """The matrices of one state of the index (rebuilt after any change)."""
-
-    def __init__(self, entries: list[_Entry]) -> None:
-        import bm25s
-
-        self.owners: list[_Entry] = []
-        self.positions: list[int] = []
-        corpus: list[list[str]] = []
-        for entry in entries:
-            for position, terms in enumerate(entry.terms):
-                self.owners.append(entry)
-                self.positions.append(position)
-                corpus.append(terms)
-        self.size = len(corpus)
-        self.retriever: Any = bm25s.BM25()
-        if corpus:
-            self.retriever.index(corpus, show_progress=False)
-        self.vectors: Any = None
-        chunks = [o.file.chunks[p] for o, p in zip(self.owners, self.positions, strict=True)]
-        if chunks and all(c.embedding is not None for c in chunks):
-            matrix = np.asarray([c.embedding for c in chunks], dtype=np.float32)
-            norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-            self.vectors = matrix / np.where(norms == 0, 1, norms)
-
-    def eligible(self, filters: Mapping[str, Any] | None) -> Any:
-        if not filters:
-            return np.ones(self.size, dtype=np.float64)
-        verdicts: dict[str, bool] = {}
-        mask = np.zeros(self.size, dtype=np.float64)
-        for i, owner in enumerate(self.owners):
-            file_id = owner.file.file_id
-            if file_id not in verdicts:
-                verdicts[file_id] = matches(filters, owner.file.attributes)
-            mask[i] = verdicts[file_id]
+    def _eligible(self, filters: Mapping[str, Any] | None) -> Any:
+        mask = np.zeros(len(self._owner), dtype=np.float64)
+        for entry in self._entries.values():
+            if not filters or matches(filters, entry.file.attributes):
+                mask[entry.slots] = 1.0
         return mask
 
-    def cosine(self, query_vector: Sequence[float]) -> Any:
+    def _dense(self) -> Any:
+        if self._vectors_stale:
+            self._vectors_stale = False
+            self._vectors = None
+            vectors = []
+            for slot, entry in enumerate(self._owner):
+                embedding = None
+                if entry is not None:
+                    embedding = entry.file.chunks[self._position[slot]].embedding
+                    if embedding is None:
+                        return None
+                vectors.append(embedding)
+            width = next((len(v) for v in vectors if v is not None), 0)
+            if width:
+                matrix = np.asarray(
+                    [v if v is not None else [0.0] * width for v in vectors], dtype=np.float32
+                )
+                norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+                self._vectors = matrix / np.where(norms == 0, 1, norms)
+        return self._vectors
+
+    def _cosine(self, query_vector: Sequence[float]) -> Any:
         q = np.asarray(query_vector, dtype=np.float32)
-        if q.shape[0] != self.vectors.shape[1]:
+        if q.shape[0] != self._vectors.shape[1]:
             raise ValueError(
                 f"the query embedding has {q.shape[0]} dimensions, the chunks "
-                f"{self.vectors.shape[1]}: was the embeddings model changed?"
+                f"{self._vectors.shape[1]}: was the embeddings model changed?"
             )
         norm = float(np.linalg.norm(q)) or 1.0
-        return (self.vectors @ (q / norm)).astype(np.float64)
-
-
-def _idf(n: int, df: int) -> float:
-    return math.log(1 + (n - df + 0.5) / (df + 0.5))
+        return (self._vectors @ (q / norm)).astype(np.float64)
 
 
 def _top(scores: Any, limit: int) -> Any:
