@@ -49,8 +49,11 @@ from assistant_kit.server.dialects import DASHSCOPE, OPENAI, Dialect
 from assistant_kit.server.endpoints import Api
 from assistant_kit.server.files import FileStore
 from assistant_kit.server.health import health_routes
+from assistant_kit.server.knowledge.embeddings import Embedder
+from assistant_kit.server.knowledge.vector_stores import VectorStores
 from assistant_kit.server.models.routing import ModelRouter
 from assistant_kit.server.routes import crud, files, runs
+from assistant_kit.server.routes import vector_stores as vector_store_routes
 from assistant_kit.server.routes.context import RouteFactory, ServerContext
 from assistant_kit.server.runs.engine import EngineSettings, RunEngine
 from assistant_kit.server.services import Services
@@ -78,7 +81,10 @@ class DialectMount:
 MOUNTS: tuple[DialectMount, ...] = (
     DialectMount("/api/v1", DASHSCOPE, (files.read_routes, runs.run_routes, crud.crud_routes)),
     DialectMount(
-        "/v1", OPENAI, (files.full_routes, runs.run_routes, crud.crud_routes), catch_all=True
+        "/v1",
+        OPENAI,
+        (files.full_routes, vector_store_routes.routes, runs.run_routes, crud.crud_routes),
+        catch_all=True,
     ),
 )
 
@@ -91,6 +97,8 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
     own_router = not isinstance(config.models, ModelRouter)
     router = config.models if isinstance(config.models, ModelRouter) else ModelRouter(config.models)
     file_store = FileStore(store)
+    embedder = Embedder(config.embeddings) if config.embeddings is not None else None
+    vector_stores = VectorStores(store, embedder)
     engine = RunEngine(
         store,
         router,
@@ -112,6 +120,7 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
         engine=engine,
         files=file_store,
         streams=streams,
+        vector_stores=vector_stores,
     )
     auth = Authenticator(config.api_keys, config.trusted_hosts)
 
@@ -147,6 +156,10 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
             # every run in flight at shutdown.
             await engine.start()
             stack.push_async_callback(engine.stop)
+            # Ingestion a stopped server left unfinished starts again; on shutdown it stops
+            # (those files stay in_progress and are taken up at the next start).
+            await vector_stores.resume()
+            stack.push_async_callback(vector_stores.aclose)
             for part in context.lifespans:
                 await stack.enter_async_context(part())
             yield

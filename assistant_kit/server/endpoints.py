@@ -121,7 +121,9 @@ class Api:
         methods: Sequence[str],
         *,
         schema: str | None = None,
+        multipart: bool = False,
     ) -> Route:
+        """``multipart=True``: the handler reads the body itself (``read_form``), e.g. uploads."""
         dialect = self.dialect
 
         async def endpoint(request: Request) -> Response:
@@ -129,7 +131,7 @@ class Api:
             try:
                 self.auth.check_request(request.headers)
                 body: dict[str, Any] = {}
-                if request.method in _BODY_METHODS:
+                if request.method in _BODY_METHODS and not multipart:
                     body = await self.read_body(request)
                     if schema is not None:
                         validate(schema, body)

@@ -1,4 +1,5 @@
-"""Files the server keeps: images made by built-in tools (text_to_image, code_interpreter figures).
+"""Files the server keeps: uploads (``POST /v1/files``) and what built-in tools make (images,
+code interpreter outputs).
 
 The bytes live in the store (``Store.insert_file``) next to their metadata, so a file is as
 durable as the rest of the state (a SQLite file, or nothing with ``:memory:``) and goes when the
@@ -56,7 +57,36 @@ class FileStore:
         thread_id: str | None = None,
         run_id: str | None = None,
         purpose: str = TOOL_OUTPUT,
+        expires_at: int | None = None,
     ) -> StoredFile:
+        record = await self.add(
+            data,
+            filename,
+            mime_type,
+            thread_id=thread_id,
+            run_id=run_id,
+            purpose=purpose,
+            expires_at=expires_at,
+        )
+        return StoredFile(
+            id=file_ref(record.id),
+            filename=record.filename,
+            mime_type=record.mime_type,
+            size=record.bytes,
+        )
+
+    async def add(
+        self,
+        data: bytes,
+        filename: str,
+        mime_type: str,
+        *,
+        thread_id: str | None = None,
+        run_id: str | None = None,
+        purpose: str = TOOL_OUTPUT,
+        expires_at: int | None = None,
+    ) -> FileRecord:
+        """Store a file and return its record."""
         record = FileRecord(
             id=new_id(),
             created_at=now_ms(),
@@ -66,17 +96,23 @@ class FileStore:
             bytes=len(data),
             thread_id=thread_id or None,
             run_id=run_id or None,
+            expires_at=expires_at,
         )
         await self.store.insert_file(record, bytes(data))
-        return StoredFile(
-            id=file_ref(record.id),
-            filename=record.filename,
-            mime_type=record.mime_type,
-            size=record.bytes,
-        )
+        return record
 
     async def get(self, uid: str) -> FileRecord | None:
-        return await self.store.get(FILES, uid)
+        """The file's record; ``None`` if there is none or it expired (it is deleted then)."""
+        record = await self.store.get(FILES, uid)
+        if record is not None and record.expires_at is not None and record.expires_at <= now_ms():
+            await self.delete(uid)
+            return None
+        return record
+
+    async def total_bytes(self) -> int:
+        """The size of every stored file together."""
+        every = await self.store.list_page(FILES, PageQuery(limit=1 << 40, order="asc"))
+        return sum(f.bytes for f in every.items)
 
     async def content(self, uid: str) -> tuple[FileRecord, bytes] | None:
         """The file's metadata and bytes, or None."""

@@ -23,6 +23,10 @@ ACCEPTED: dict[str, tuple[str, ...]] = {
     "run": ("run_",),
     "step": ("step_",),
     "file": ("file-", "file_"),
+    "vector_store": ("vs_",),
+    "file_batch": ("vsfb_",),
+    "upload": ("upload_",),
+    "part": ("part_",),
 }
 
 #: The prefix of the file ids that tool results and message content carry (``file_ref``).

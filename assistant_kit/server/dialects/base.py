@@ -24,6 +24,13 @@ from typing import Any, ClassVar
 from starlette.responses import Response
 
 from assistant_kit.errors import ApiError
+from assistant_kit.server.knowledge.index import Hit
+from assistant_kit.server.knowledge.records import (
+    FileBatchRecord,
+    VectorStoreFileRecord,
+    VectorStoreRecord,
+)
+from assistant_kit.server.knowledge.vector_stores import Summary
 from assistant_kit.server.services import UNSET, AssistantFields, MessageInput
 from assistant_kit.server.store.records import (
     TERMINAL,
@@ -95,6 +102,10 @@ class Dialect(abc.ABC):
         "run": "run_",
         "step": "step_",
         "file": "file-",
+        "vector_store": "vs_",
+        "file_batch": "vsfb_",
+        "upload": "upload_",
+        "part": "part_",
     }
     #: The media type of a run's event stream.
     sse_media_type: ClassVar[str] = "text/event-stream"
@@ -319,6 +330,75 @@ class Dialect(abc.ABC):
     @abc.abstractmethod
     def message_delta(self, data: Mapping[str, Any]) -> JSONObject:
         """A text fragment of a reply: ``data`` has the message ``id``, ``text`` and ``first``."""
+
+    # -- vector stores (OpenAI's shapes; only mounts whose wire has them serve them) -------
+
+    def vector_store(self, vs: VectorStoreRecord, summary: Summary, status: str) -> JSONObject:
+        return {
+            "id": self.id("vector_store", vs.id),
+            "object": "vector_store",
+            "created_at": self.ts(vs.created_at),
+            "name": vs.name or "",
+            "usage_bytes": summary.usage_bytes,
+            "file_counts": summary.file_counts(),
+            "status": status,
+            "expires_after": vs.expires_after,
+            "expires_at": self.ts(vs.expires_at),
+            "last_active_at": self.ts(vs.last_active_at),
+            "metadata": vs.metadata,
+        }
+
+    def vector_store_file(self, link: VectorStoreFileRecord) -> JSONObject:
+        return {
+            "id": self.id("file", link.file_id),
+            "object": "vector_store.file",
+            "created_at": self.ts(link.created_at),
+            "vector_store_id": self.id("vector_store", link.vector_store_id),
+            "status": link.status,
+            "usage_bytes": link.usage_bytes,
+            "last_error": link.last_error,
+            "chunking_strategy": link.chunking_strategy,
+            "attributes": link.attributes,
+        }
+
+    def file_batch(self, batch: FileBatchRecord, summary: Summary, status: str) -> JSONObject:
+        return {
+            "id": self.id("file_batch", batch.id),
+            "object": "vector_store.files_batch",
+            "created_at": self.ts(batch.created_at),
+            "vector_store_id": self.id("vector_store", batch.vector_store_id),
+            "status": status,
+            "file_counts": summary.file_counts(),
+        }
+
+    def search_results(self, queries: Sequence[str], hits: Sequence[Hit]) -> JSONObject:
+        data = [
+            {
+                "file_id": self.id("file", h.file_id),
+                "filename": h.filename,
+                "score": round(h.score, 6),
+                "attributes": dict(h.attributes),
+                "content": [{"type": "text", "text": h.chunk.text}],
+            }
+            for h in hits
+        ]
+        return {
+            "object": "vector_store.search_results.page",
+            "search_query": list(queries),
+            "data": data,
+            "has_more": False,
+            "next_page": None,
+        }
+
+    def chunk_page(self, texts: Sequence[str]) -> JSONObject:
+        """A vector store file's parsed content (``GET .../files/{id}/content``)."""
+        data = [{"type": "text", "text": t} for t in texts]
+        return {
+            "object": "vector_store.file_content.page",
+            "data": data,
+            "has_more": False,
+            "next_page": None,
+        }
 
     # -- event streams -------------------------------------------------------------------------
 

@@ -124,6 +124,7 @@ class OpenAI(Dialect):
             "filename": f.filename,
             "purpose": f.purpose,
             "status": "processed",
+            "expires_at": self.ts(f.expires_at),
             "status_details": None,
         }
 

@@ -14,6 +14,7 @@ from assistant_kit.server.endpoints import Api
 if TYPE_CHECKING:
     from assistant_kit.server.config import ServerConfig
     from assistant_kit.server.files import FileStore
+    from assistant_kit.server.knowledge.vector_stores import VectorStores
     from assistant_kit.server.runs.engine import RunEngine
     from assistant_kit.server.services import Services
     from assistant_kit.server.store.base import Store
@@ -22,8 +23,8 @@ if TYPE_CHECKING:
 
 @dataclass(slots=True)
 class ServerContext:
-    """The parts of one app that handlers reach: config, store, services, the run engine and
-    the file store.
+    """The parts of one app that handlers reach: config, store, services, the run engine,
+    the file store and the vector stores.
 
     ``lifespans`` are entered in order after the store opens and left in reverse before it
     closes; a route factory that needs a background part (a run reaper, model weights) appends
@@ -35,6 +36,7 @@ class ServerContext:
     services: Services
     engine: RunEngine
     files: FileStore
+    vector_stores: VectorStores
     #: The open SSE streams (keep-alive comments, ended on a drain); ``None``: plain streams.
     streams: StreamControl | None = None
     lifespans: list[Callable[[], AbstractAsyncContextManager[Any]]] = field(default_factory=list)

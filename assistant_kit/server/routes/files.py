@@ -1,6 +1,8 @@
-"""Files made by built-in tools: metadata and content, rendered by the mount's dialect.
+"""Files: uploads and what built-in tools make; metadata and content, rendered by the mount's
+dialect.
 
-``full_routes`` (OpenAI's ``/v1``): ``GET /files`` (a page), ``GET /files/{id}``,
+``full_routes`` (OpenAI's ``/v1``): ``POST /files`` (multipart ``file`` and ``purpose``, optional
+``expires_after``; ``server.files`` limits), ``GET /files`` (a page), ``GET /files/{id}``,
 ``GET /files/{id}/content`` (the bytes), ``DELETE /files/{id}``. ``read_routes`` (DashScope's
 ``/api/v1``): ``GET /files/{id}`` (``Dialect.file``, with the content route as its ``url``) and
 ``GET /files/{id}/content``. Both accept any dialect's id form (``file-...`` or ``file_...``); the
@@ -14,9 +16,12 @@ from typing import Any
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
+from assistant_kit.errors import ApiError
 from assistant_kit.server.endpoints import Api, Call
 from assistant_kit.server.files import FileStore
+from assistant_kit.server.ids import now_ms
 from assistant_kit.server.routes.context import ServerContext
+from assistant_kit.server.routes.uploads import PURPOSES, check_room, read_upload
 from assistant_kit.server.services import NotFound
 from assistant_kit.server.store.records import FileRecord
 
@@ -55,10 +60,55 @@ def _content_url(call: Call, uid: str | None = None) -> str:
     return str(url.replace(path=path + "/content", query=""))
 
 
+def _expires_at(fields: dict[str, str]) -> int | None:
+    """``expires_after[anchor]=created_at`` and ``expires_after[seconds]`` (1 hour..30 days)."""
+    anchor = fields.get("expires_after[anchor]")
+    seconds = fields.get("expires_after[seconds]")
+    if anchor is None and seconds is None:
+        return None
+    if anchor != "created_at" or seconds is None or not seconds.isdigit():
+        raise ApiError(
+            400,
+            "invalid_value",
+            "Invalid 'expires_after': expected anchor 'created_at' and seconds.",
+            param="expires_after",
+        )
+    if not 3600 <= int(seconds) <= 2_592_000:
+        raise ApiError(
+            400,
+            "invalid_value",
+            "Invalid 'expires_after[seconds]': expected 3600 (1 hour) to 2592000 (30 days).",
+            param="expires_after[seconds]",
+        )
+    return now_ms() + int(seconds) * 1000
+
+
 def full_routes(api: Api, ctx: ServerContext) -> list[BaseRoute]:
-    """List, get, delete and read files (OpenAI's file API)."""
+    """Upload, list, get, delete and read files (OpenAI's file API)."""
     files = ctx.files
     d = api.dialect
+    limit, total = ctx.config.max_file_bytes, ctx.config.max_files_total_bytes
+
+    async def create_file(call: Call) -> JSONObject:
+        upload = await read_upload(call, field="file", max_file_bytes=limit)
+        purpose = upload.fields.get("purpose")
+        if purpose is None:
+            raise ApiError(
+                400, "invalid_request", "Missing required parameter: 'purpose'.", param="purpose"
+            )
+        if purpose not in PURPOSES:
+            raise ApiError(
+                400,
+                "invalid_value",
+                f"Invalid 'purpose': {purpose!r}. Expected one of {', '.join(PURPOSES)}.",
+                param="purpose",
+            )
+        expires_at = _expires_at(upload.fields)
+        await check_room(files, len(upload.data), total)
+        record = await files.add(
+            upload.data, upload.filename, upload.mime_type, purpose=purpose, expires_at=expires_at
+        )
+        return d.file(record, _content_url(call, record.id))
 
     async def list_files(call: Call) -> JSONObject:
         page = await files.list(call.page("file"))
@@ -74,10 +124,12 @@ def full_routes(api: Api, ctx: ServerContext) -> list[BaseRoute]:
     async def delete_file(call: Call) -> JSONObject:
         record = await _record(files, call)
         await files.delete(record.id)
+        await ctx.vector_stores.forget_file(record.id)
         return d.deleted("file", "file", record.id)
 
     r = api.route
     return [
+        r("/files", create_file, ["POST"], multipart=True),
         r("/files", list_files, ["GET"]),
         r("/files/{file_id}", get_file, ["GET"]),
         r("/files/{file_id}", delete_file, ["DELETE"]),
