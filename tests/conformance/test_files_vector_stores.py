@@ -8,6 +8,7 @@ helpers, search with filters and thresholds, and an index that survives a server
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,19 @@ from kit_server import KitServer, running_kit_server, stop
 from openai import OpenAI
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def openai_sdk(kit_server: KitServer) -> Iterator[OpenAI]:
+    """The SDK in strict mode: every response must match its models exactly."""
+    client = OpenAI(
+        base_url=kit_server.openai_url,
+        api_key=kit_server.api_key,
+        max_retries=0,
+        _strict_response_validation=True,
+    )
+    yield client
+    client.close()
 
 KETTLE = b"# Kettle\n\nDescale the kettle every month with citric acid. The kettle boils water."
 TOASTER = b"# Toaster\n\nEmpty the crumb tray of the toaster every week. It browns bread."
