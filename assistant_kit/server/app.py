@@ -59,6 +59,7 @@ from assistant_kit.server.runs.engine import EngineSettings, RunEngine
 from assistant_kit.server.services import Services
 from assistant_kit.server.store import open_store
 from assistant_kit.server.streams import StreamControl
+from assistant_kit.server.tools.file_search import FileSearchTool, WithFileSearch
 from assistant_kit.server.tools.plugins import seal_plugin_tokens
 from assistant_kit.server.tools.runner import Tools, find_tool
 
@@ -102,7 +103,7 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
     engine = RunEngine(
         store,
         router,
-        tools=config.tools,
+        tools=WithFileSearch(config.tools, FileSearchTool(vector_stores, store)),
         settings=EngineSettings(
             run_expiry_s=config.run_expiry_s,
             max_model_calls=config.max_model_calls,

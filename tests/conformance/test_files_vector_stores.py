@@ -32,6 +32,7 @@ def openai_sdk(kit_server: KitServer) -> Iterator[OpenAI]:
     yield client
     client.close()
 
+
 KETTLE = b"# Kettle\n\nDescale the kettle every month with citric acid. The kettle boils water."
 TOASTER = b"# Toaster\n\nEmpty the crumb tray of the toaster every week. It browns bread."
 

@@ -45,6 +45,9 @@ from assistant_kit.server.tools.plugins import public_tools
 
 JSONObject = dict[str, Any]
 
+#: The ``include[]`` value that adds the text of each file_search hit to its step.
+FILE_SEARCH_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
+
 #: The assistant fields a create or update body may carry (in any dialect).
 ASSISTANT_FIELDS = (
     "model",
@@ -244,7 +247,8 @@ class Dialect(abc.ABC):
             "response_format": run.response_format if run.response_format is not None else "auto",
         }
 
-    def step(self, step: StepRecord) -> JSONObject:
+    def step(self, step: StepRecord, include: Sequence[str] = ()) -> JSONObject:
+        """A run step; ``include`` lists OpenAI's ``include[]`` values (file_search contents)."""
         return {
             "id": self.id("step", step.id),
             "object": "thread.run.step",
@@ -259,12 +263,12 @@ class Dialect(abc.ABC):
             "expired_at": self.ts(step.expired_at),
             "failed_at": self.ts(step.failed_at),
             "last_error": step.last_error,
-            "step_details": self.step_details(step.step_details),
+            "step_details": self.step_details(step.step_details, include),
             "usage": self.usage(step.usage),
             "metadata": step.metadata,
         }
 
-    def step_details(self, details: Mapping[str, Any]) -> JSONObject:
+    def step_details(self, details: Mapping[str, Any], include: Sequence[str] = ()) -> JSONObject:
         if details.get("type") == "message_creation":
             message_id = details.get("message_creation", {}).get("message_id")
             return {
@@ -273,13 +277,16 @@ class Dialect(abc.ABC):
             }
         return {
             "type": "tool_calls",
-            "tool_calls": [self.tool_call(c) for c in details.get("tool_calls", [])],
+            "tool_calls": [self.tool_call(c, include) for c in details.get("tool_calls", [])],
         }
 
-    def tool_call(self, call: Mapping[str, Any]) -> JSONObject:
+    def tool_call(self, call: Mapping[str, Any], include: Sequence[str] = ()) -> JSONObject:
         """A neutral tool call entry (see the module docstring) as a step's ``tool_calls`` item;
         ``output`` is None while the call runs."""
         kind = call.get("type", "function")
+        if kind == "file_search":
+            body = self.file_search_call(call, FILE_SEARCH_CONTENT in include)
+            return {"id": call["id"], "type": "file_search", "file_search": body}
         if kind == "code_interpreter":
             body = self.code_interpreter_call(call)
             return {"id": call["id"], "type": "code_interpreter", "code_interpreter": body}
@@ -292,6 +299,22 @@ class Dialect(abc.ABC):
             return {"id": call["id"], "type": "function", "function": function}
         body = {"arguments": call.get("arguments", ""), "output": call.get("output")}
         return {"id": call["id"], "type": kind, kind: body}
+
+    def file_search_call(self, call: Mapping[str, Any], with_content: bool) -> JSONObject:
+        """The ``file_search`` object of a file_search call: its hits (``results`` entries of
+        the neutral call), their text only when asked for."""
+        results = []
+        for r in call.get("results") or ():
+            result: JSONObject = {
+                "file_id": self.id("file", r["file_id"]),
+                "file_name": r["filename"],
+                "score": r["score"],
+            }
+            if with_content:
+                result["content"] = [{"type": "text", "text": r["text"]}]
+            results.append(result)
+        ranking = {"ranker": "default_2024_08_21", "score_threshold": 0.0}
+        return {"ranking_options": ranking, "results": results}
 
     @abc.abstractmethod
     def code_interpreter_call(self, call: Mapping[str, Any]) -> JSONObject:
@@ -307,6 +330,8 @@ class Dialect(abc.ABC):
         kind = call.get("type", "function")
         if kind == "code_interpreter":
             return {"type": kind, kind: {"input": "", "outputs": []}}
+        if kind == "file_search":
+            return {"type": kind, kind: {}}
         if kind == "function" or not self.shows_builtin_type(kind):
             function = {"name": call.get("name", ""), "arguments": "", "output": None}
             return {"type": "function", "function": function}

@@ -154,7 +154,8 @@ def run_routes(api: Api, ctx: ServerContext) -> list[BaseRoute]:
             page = await ctx.store.list_page(STEPS, call.page("step"), {"run_id": run_id})
         except CursorNotFound as exc:
             raise _bad(exc.param, f"Invalid '{exc.param}': no step with id '{exc.value}'.") from exc
-        return d.list_body([d.step(s) for s in page.items], page.has_more)
+        include = call.request.query_params.getlist("include[]")
+        return d.list_body([d.step(s, include) for s in page.items], page.has_more)
 
     async def get_step(call: Call) -> JSONObject:
         thread_id, run_id, step_id = call.id("thread"), call.id("run"), call.id("step")
@@ -162,7 +163,7 @@ def run_routes(api: Api, ctx: ServerContext) -> list[BaseRoute]:
         step = await ctx.store.get(STEPS, step_id, run_id=run_id)
         if step is None:
             raise NotFound("step", step_id)
-        return d.step(step)
+        return d.step(step, call.request.query_params.getlist("include[]"))
 
     r = api.route
     one_run = "/threads/{thread_id}/runs/{run_id}"

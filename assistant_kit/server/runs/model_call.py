@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from assistant_kit.errors import ModelError
 from assistant_kit.server.ids import new_call_id, new_id, now_ms
+from assistant_kit.server.knowledge.citations import annotate
 from assistant_kit.server.models.base import (
     Finish,
     ModelBackend,
@@ -377,7 +378,8 @@ class ModelCall:
         """Queue the completion of the reply message and its step."""
         assert self.message is not None and self.message_step is not None
         now = now_ms()
-        content = [{"type": "text", "text": {"value": self.text, "annotations": []}}]
+        annotations = annotate(self.text, self._searches()) if "【" in self.text else []
+        content = [{"type": "text", "text": {"value": self.text, "annotations": annotations}}]
         if not incomplete:
             content += self._image_parts()
         changes: dict[str, Any] = {"content": content}
@@ -403,6 +405,15 @@ class ModelCall:
         ]
         self.message = None
         self.text = ""  # text after this message (after tool calls) starts a message of its own
+
+    def _searches(self) -> list[list[dict[str, Any]]]:
+        """The results of the run's file_search calls so far, in order (citations name them)."""
+        return [
+            list(call.get("results") or ())
+            for step in self.writer.store.steps(self.run.id)
+            for call in step.step_details.get("tool_calls") or ()
+            if call.get("type") == "file_search" and call.get("output") is not None
+        ]
 
     def _image_parts(self) -> list[dict[str, Any]]:
         """The images the run's built-in tools made since its previous reply, as content parts
@@ -500,6 +511,8 @@ class ModelCall:
                     urls=list(result.urls),
                     is_error=result.is_error,
                 )
+                if result.results:
+                    entry["results"] = [dict(r) for r in result.results]
                 self._record_calls(entries)
             else:
                 pending.append({"id": call.id, "name": call.name, "arguments": call.arguments})

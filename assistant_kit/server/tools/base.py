@@ -54,6 +54,9 @@ class ToolOutput:
     logs: str = ""
     images: tuple[StoredFile, ...] = ()
     urls: tuple[str, ...] = ()
+    #: What a search found (``file_search``): ``{"file_id", "filename", "score", "text"}``
+    #: each, the file id neutral.
+    results: tuple[Mapping[str, Any], ...] = ()
 
 
 class BuiltinTool(abc.ABC):
