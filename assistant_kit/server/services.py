@@ -13,9 +13,16 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from assistant_kit.errors import ApiError
-from assistant_kit.server.ids import new_id, now_ms
+from assistant_kit.server.ids import new_id, now_ms, parse_id
+from assistant_kit.server.knowledge.records import VECTOR_STORES
 from assistant_kit.server.store.base import CursorNotFound, Page, PageQuery, Store
-from assistant_kit.server.store.records import AssistantRecord, MessageRecord, ThreadRecord
+from assistant_kit.server.store.records import (
+    FILES,
+    AssistantRecord,
+    MessageRecord,
+    Table,
+    ThreadRecord,
+)
 
 
 class _Unset:
@@ -132,6 +139,31 @@ class Services:
         #: Called with a thread's id after it is deleted (the code interpreter forgets its worker).
         self.thread_deleted: list[Callable[[str], Awaitable[None]]] = []
 
+    async def check_tool_resources(self, tool_resources: Any) -> None:
+        """Every vector store and file that ``tool_resources`` names exists (404 if not, 400
+        for an id of the wrong kind), as the hosted API checks them."""
+        if not isinstance(tool_resources, Mapping):
+            return
+        wanted: tuple[tuple[str, str, str, Table[Any]], ...] = (
+            ("file_search", "vector_store_ids", "vector_store", VECTOR_STORES),
+            ("code_interpreter", "file_ids", "file", FILES),
+        )
+        for tool, key, kind, table in wanted:
+            section = tool_resources.get(tool)
+            ids = section.get(key) if isinstance(section, Mapping) else None
+            for i, wire in enumerate(ids if isinstance(ids, list) else ()):
+                uid = parse_id(kind, wire) if isinstance(wire, str) else None
+                param = f"tool_resources.{tool}.{key}[{i}]"
+                if uid is None:
+                    raise ApiError(
+                        400,
+                        "invalid_value",
+                        f"Invalid '{param}': {wire!r} is not a {kind} id.",
+                        param=param,
+                    )
+                if await self.store.get(table, uid) is None:
+                    raise NotFound(kind, uid)
+
     # -- assistants --------------------------------------------------------------------------
 
     async def create_assistant(self, fields: AssistantFields) -> AssistantRecord:
@@ -148,6 +180,7 @@ class Services:
                 given.pop(key, None)
         if "tools" in given:
             given["tools"] = self.seal_tools(given["tools"])
+        await self.check_tool_resources(given.get("tool_resources"))
         record = AssistantRecord(id=new_id(), created_at=now_ms(), **given)
         await self.store.insert_assistant(record)
         return record
@@ -167,6 +200,7 @@ class Services:
                 changes[key] = [] if key in ("tools", "file_ids") else {}
         if "tools" in changes:
             changes["tools"] = self.seal_tools(changes["tools"])
+        await self.check_tool_resources(changes.get("tool_resources"))
         record = await self.store.update_assistant(uid, changes)
         if record is None:
             raise NotFound("assistant", uid)
@@ -191,6 +225,7 @@ class Services:
         metadata: Mapping[str, str] | None = None,
         tool_resources: Mapping[str, Any] | None = None,
     ) -> ThreadRecord:
+        await self.check_tool_resources(tool_resources)
         thread, records = self.new_thread(
             messages=messages, metadata=metadata, tool_resources=tool_resources
         )
@@ -230,6 +265,7 @@ class Services:
             for k, v in (("metadata", metadata), ("tool_resources", tool_resources))
             if v is not UNSET and v is not None
         }
+        await self.check_tool_resources(changes.get("tool_resources"))
         record = await self.store.update_thread(uid, changes)
         if record is None:
             raise NotFound("thread", uid)

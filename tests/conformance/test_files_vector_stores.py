@@ -225,3 +225,28 @@ def test_index_survives_restart(tmp_path: Path) -> None:
         client = OpenAI(base_url=server.openai_url, api_key=server.api_key, max_retries=0)
         hits = client.vector_stores.search(vs.id, query="descale kettle")
         assert hits.data[0].file_id == kettle.id
+
+
+def test_tool_resources_name_only_existing_stores_and_files(openai_sdk: OpenAI) -> None:
+    client = openai_sdk
+    missing_vs = "vs_00000000-0000-4000-8000-000000000000"
+    with pytest.raises(openai.NotFoundError, match=f"No vector_store found with id '{missing_vs}'"):
+        client.beta.assistants.create(
+            model="m", tool_resources={"file_search": {"vector_store_ids": [missing_vs]}}
+        )
+    with pytest.raises(openai.BadRequestError, match="is not a vector_store id"):
+        client.beta.threads.create(tool_resources={"file_search": {"vector_store_ids": ["x"]}})
+    missing_file = "file-00000000-0000-4000-8000-000000000000"
+    with pytest.raises(openai.NotFoundError, match="No file found"):
+        client.beta.assistants.create(
+            model="m", tool_resources={"code_interpreter": {"file_ids": [missing_file]}}
+        )
+    vs = client.vector_stores.create()
+    assistant = client.beta.assistants.create(
+        model="m", tool_resources={"file_search": {"vector_store_ids": [vs.id]}}
+    )
+    assert assistant.tool_resources.file_search.vector_store_ids == [vs.id]  # type: ignore[union-attr]
+    with pytest.raises(openai.NotFoundError):
+        client.beta.assistants.update(
+            assistant.id, tool_resources={"file_search": {"vector_store_ids": [missing_vs]}}
+        )
