@@ -166,3 +166,24 @@ async def test_deleting_a_store_or_a_file_drops_its_chunks(store: Store) -> None
     await stores.delete(vs.id)
     with pytest.raises(ApiError):
         await stores.get(vs.id)
+
+
+async def test_search_falls_back_to_bm25_when_the_embeddings_endpoint_fails(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    import socket
+
+    from assistant_kit.server.knowledge.embeddings import Embedder, EmbeddingsConfig
+
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    a = await _upload(store, "a.txt", b"Bees make honey.")
+    plain = VectorStores(store)
+    vs = await plain.create(VectorStoreInput(files=[FileInput(a)]))
+    await plain.idle()
+    config = EmbeddingsConfig(f"http://127.0.0.1:{port}/v1", "m", timeout=2)
+    with_dead_endpoint = VectorStores(store, Embedder(config))
+    hits = await with_dead_endpoint.search([vs.id], "honey bees")
+    assert hits and hits[0].file_id == a
+    assert "falls back to BM25" in caplog.text and "could not be reached" in caplog.text
