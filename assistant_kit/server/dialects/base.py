@@ -356,6 +356,22 @@ class Dialect(abc.ABC):
     def message_delta(self, data: Mapping[str, Any]) -> JSONObject:
         """A text fragment of a reply: ``data`` has the message ``id``, ``text`` and ``first``."""
 
+    # -- DashScope's file listing and uploads (only its mount serves them) -------------------
+
+    def uploaded_files(self, files: Sequence[FileRecord]) -> JSONObject:
+        """What ``Files.upload`` answers (its ``output``)."""
+        uploaded = [{"file_id": self.id("file", f.id), "name": f.filename} for f in files]
+        return {"data": {"uploaded_files": uploaded, "failed_uploads": []}}
+
+    def file_page(
+        self, items: Sequence[JSONObject], page_no: int, page_size: int, total: int
+    ) -> JSONObject:
+        """What ``Files.list(page_no, page_size)`` answers: each item a ``file()`` body."""
+        files = [item.get("data", item) for item in items]
+        return {
+            "data": {"total": total, "page_no": page_no, "page_size": page_size, "files": files}
+        }
+
     # -- vector stores (OpenAI's shapes; only mounts whose wire has them serve them) -------
 
     def vector_store(self, vs: VectorStoreRecord, summary: Summary, status: str) -> JSONObject:

@@ -21,8 +21,9 @@ from assistant_kit.server.endpoints import Api, Call
 from assistant_kit.server.files import FileStore
 from assistant_kit.server.ids import now_ms
 from assistant_kit.server.routes.context import ServerContext
-from assistant_kit.server.routes.uploads import PURPOSES, check_room, read_upload
+from assistant_kit.server.routes.uploads import PURPOSES, check_room, read_upload, read_uploads
 from assistant_kit.server.services import NotFound
+from assistant_kit.server.store.base import PageQuery
 from assistant_kit.server.store.records import FileRecord
 
 JSONObject = dict[str, Any]
@@ -137,10 +138,43 @@ def full_routes(api: Api, ctx: ServerContext) -> list[BaseRoute]:
     ]
 
 
+def _positive(call: Call, name: str, default: int, most: int) -> int:
+    raw = call.request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= most:
+        raise ApiError(400, "invalid_value", f"Invalid '{name}': expected 1 to {most}.", param=name)
+    return int(raw)
+
+
 def read_routes(api: Api, ctx: ServerContext) -> list[BaseRoute]:
-    """Get and read files (what DashScope's ``Files.get`` reaches)."""
+    """DashScope's ``Files``: upload (multipart ``files``), list by page, get, read, delete."""
     files = ctx.files
     d = api.dialect
+    limit, total = ctx.config.max_file_bytes, ctx.config.max_files_total_bytes
+
+    async def upload_files(call: Call) -> JSONObject:
+        uploads = await read_uploads(call, field="files", max_file_bytes=limit, max_files=20)
+        await check_room(files, sum(len(u.data) for u in uploads), total)
+        purpose = uploads[0].fields.get("purpose") or "assistants"
+        records = [
+            await files.add(u.data, u.filename, u.mime_type, purpose=purpose) for u in uploads
+        ]
+        return d.uploaded_files(records)
+
+    async def list_files(call: Call) -> JSONObject:
+        page_no = _positive(call, "page_no", 1, 1_000_000)
+        page_size = _positive(call, "page_size", 10, 100)
+        every = await files.list(PageQuery(limit=1 << 40, order="desc"))
+        shown = every.items[(page_no - 1) * page_size : page_no * page_size]
+        items = [d.file(f, _content_url(call, f.id)) for f in shown]
+        return d.file_page(items, page_no, page_size, len(every.items))
+
+    async def delete_file(call: Call) -> JSONObject:
+        record = await _record(files, call)
+        await files.delete(record.id)
+        await ctx.vector_stores.forget_file(record.id)
+        return d.deleted("file", "file", record.id)
 
     async def get_file(call: Call) -> JSONObject:
         return d.file(await _record(files, call), _content_url(call))
@@ -150,6 +184,9 @@ def read_routes(api: Api, ctx: ServerContext) -> list[BaseRoute]:
 
     r = api.route
     return [
+        r("/files", upload_files, ["POST"], multipart=True),
+        r("/files", list_files, ["GET"]),
         r("/files/{file_id}", get_file, ["GET"]),
+        r("/files/{file_id}", delete_file, ["DELETE"]),
         r("/files/{file_id}/content", file_content, ["GET"]),
     ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
 from assistant_kit.errors import ApiError
@@ -48,6 +49,14 @@ async def check_room(files: FileStore, size: int, total_limit: int) -> None:
 
 
 async def read_upload(call: Call, *, field: str, max_file_bytes: int) -> Upload:
+    """The one file in part ``field`` (OpenAI's ``file``)."""
+    return (await read_uploads(call, field=field, max_file_bytes=max_file_bytes, max_files=1))[0]
+
+
+async def read_uploads(
+    call: Call, *, field: str, max_file_bytes: int, max_files: int
+) -> list[Upload]:
+    """Every file in parts named ``field`` (DashScope sends several ``files``), at least one."""
     request = call.request
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media_type != "multipart/form-data":
@@ -57,27 +66,28 @@ async def read_upload(call: Call, *, field: str, max_file_bytes: int) -> Upload:
             f"Unsupported content type {media_type or '(none)'!r}; send multipart/form-data.",
         )
     length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > max_file_bytes + _FORM_OVERHEAD:
+    most = max_files * max_file_bytes + _FORM_OVERHEAD
+    if length is not None and length.isdigit() and int(length) > most:
         raise too_large(max_file_bytes)
     try:
-        form = await request.form(max_files=1, max_fields=32)
-    except MultiPartException as e:
-        raise ApiError(400, "invalid_request", f"The multipart body is malformed: {e}.") from None
+        form = await request.form(max_files=max_files, max_fields=32)
+    except (MultiPartException, HTTPException) as e:
+        detail = getattr(e, "detail", None) or getattr(e, "message", None) or str(e)
+        raise ApiError(400, "invalid_request", f"The multipart body is refused: {detail}") from None
     try:
-        part = form.get(field)
-        if not isinstance(part, UploadFile):
+        parts = [p for p in form.getlist(field) if isinstance(p, UploadFile)]
+        if not parts:
             raise ApiError(
                 400, "invalid_request", f"Missing required parameter: '{field}'.", param=field
             )
-        data = await part.read(max_file_bytes + 1)
-        if len(data) > max_file_bytes:
-            raise too_large(max_file_bytes)
         fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
-        return Upload(
-            part.filename or "file",
-            data,
-            part.content_type or "application/octet-stream",
-            fields,
-        )
+        uploads = []
+        for part in parts:
+            data = await part.read(max_file_bytes + 1)
+            if len(data) > max_file_bytes:
+                raise too_large(max_file_bytes)
+            mime_type = part.content_type or "application/octet-stream"
+            uploads.append(Upload(part.filename or "file", data, mime_type, fields))
+        return uploads
     finally:
         await form.close()
