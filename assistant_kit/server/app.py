@@ -49,6 +49,7 @@ from assistant_kit.server.dialects import DASHSCOPE, OPENAI, Dialect
 from assistant_kit.server.endpoints import Api
 from assistant_kit.server.files import FileStore
 from assistant_kit.server.health import health_routes
+from assistant_kit.server.knowledge.attachments import ThreadFiles
 from assistant_kit.server.knowledge.embeddings import Embedder
 from assistant_kit.server.knowledge.vector_stores import VectorStores
 from assistant_kit.server.models.routing import ModelRouter
@@ -114,6 +115,7 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
     services = Services(store, seal_tools=_token_sealer(config.tools))
     services.thread_deleted.append(_forget_thread(config.tools))
     streams = StreamControl(config.sse_keepalive_s)
+    services.messages_added.append(ThreadFiles(vector_stores, store).attach)
     context = ServerContext(
         config=config,
         store=store,

@@ -138,6 +138,25 @@ class Services:
         self.seal_tools: Callable[[Any], Any] = seal_tools or (lambda tools: tools)
         #: Called with a thread's id after it is deleted (the code interpreter forgets its worker).
         self.thread_deleted: list[Callable[[str], Awaitable[None]]] = []
+        #: Called with a thread's id and the messages just stored in it (attachments for
+        #: file_search join the thread's vector store: ``knowledge.attachments``).
+        self.messages_added: list[Callable[[str, Sequence[MessageRecord]], Awaitable[None]]] = []
+
+    async def check_attachments(self, messages: Sequence[MessageInput]) -> None:
+        """Every attached file exists (404 if not, 400 for an id that is not a file's)."""
+        for m in messages:
+            for i, attachment in enumerate(m.attachments or ()):
+                wire = attachment.get("file_id") if isinstance(attachment, Mapping) else None
+                uid = parse_id("file", wire) if isinstance(wire, str) else None
+                if uid is None:
+                    raise ApiError(
+                        400,
+                        "invalid_value",
+                        f"Invalid 'attachments[{i}].file_id': {wire!r} is not a file id.",
+                        param=f"attachments[{i}].file_id",
+                    )
+                if await self.store.get(FILES, uid) is None:
+                    raise NotFound("file", uid)
 
     async def check_tool_resources(self, tool_resources: Any) -> None:
         """Every vector store and file that ``tool_resources`` names exists (404 if not, 400
@@ -226,10 +245,13 @@ class Services:
         tool_resources: Mapping[str, Any] | None = None,
     ) -> ThreadRecord:
         await self.check_tool_resources(tool_resources)
+        await self.check_attachments(messages)
         thread, records = self.new_thread(
             messages=messages, metadata=metadata, tool_resources=tool_resources
         )
         await self.store.insert_thread(thread, records)
+        for hook in self.messages_added:
+            await hook(thread.id, records)
         return thread
 
     @classmethod
@@ -284,8 +306,11 @@ class Services:
         active = self.store.active_run(thread_id)  # a thread with an active run takes none
         if active is not None:
             raise ThreadBusy(thread_id, active, "message")
+        await self.check_attachments([message])
         record = self.message_record(thread_id, message, now_ms())
         await self.store.insert_message(record)
+        for hook in self.messages_added:
+            await hook(thread_id, [record])
         return record
 
     async def get_message(self, thread_id: str, uid: str) -> MessageRecord:

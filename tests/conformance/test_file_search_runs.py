@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import openai
 import pytest
 from kit_server import running_kit_server
 from openai import OpenAI
@@ -99,3 +100,38 @@ def test_without_a_vector_store_the_model_hears_so(client: OpenAI) -> None:
     assert call.type == "file_search" and call.file_search.results == []
     reply = client.beta.threads.messages.list(thread.id, order="desc").data[0]
     assert reply.content[0].text.annotations == []  # type: ignore[union-attr]
+
+
+def test_attachments_join_the_threads_own_vector_store(client: OpenAI) -> None:
+    kettle = client.files.create(file=("kettle.md", KETTLE), purpose="assistants")
+    assistant = client.beta.assistants.create(model="scripted", tools=[{"type": "file_search"}])
+    thread = client.beta.threads.create(
+        messages=[
+            {
+                "role": "user",
+                "content": "How do I descale it?",
+                "attachments": [{"file_id": kettle.id, "tools": [{"type": "file_search"}]}],
+            }
+        ]
+    )
+    thread = client.beta.threads.retrieve(thread.id)
+    (store_id,) = thread.tool_resources.file_search.vector_store_ids  # type: ignore[union-attr]
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
+    assert run.status == "completed", run.last_error
+    reply = client.beta.threads.messages.list(thread.id, order="desc").data[0]
+    (citation,) = reply.content[0].text.annotations  # type: ignore[union-attr]
+    assert citation.file_citation.file_id == kettle.id  # type: ignore[union-attr]
+    files = client.vector_stores.files.list(store_id)
+    assert [f.id for f in files] == [kettle.id]
+    with pytest.raises(openai.NotFoundError, match="No file found"):
+        client.beta.threads.messages.create(
+            thread.id,
+            role="user",
+            content="and this?",
+            attachments=[
+                {
+                    "file_id": "file-00000000-0000-4000-8000-000000000000",
+                    "tools": [{"type": "file_search"}],
+                }
+            ],
+        )

@@ -117,6 +117,16 @@ class VectorStores:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
+    async def settled(self, uids: Sequence[str], timeout: float = 60.0) -> None:
+        """Wait (at most ``timeout`` seconds) until no file of the stores ``uids`` is still
+        being ingested, so that a search right after an upload sees it."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        for uid in uids:
+            while (await self.summary(uid)).in_progress:
+                if asyncio.get_running_loop().time() >= deadline:
+                    return
+                await asyncio.sleep(0.05)
+
     async def aclose(self) -> None:
         for task in list(self._tasks):
             task.cancel()

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from assistant_kit.server.ids import parse_id
+from assistant_kit.server.knowledge.attachments import vector_store_ids
 from assistant_kit.server.knowledge.citations import marker
 from assistant_kit.server.knowledge.vector_stores import VectorStores
 from assistant_kit.server.store.base import Store
@@ -23,19 +23,6 @@ from assistant_kit.server.tools.guard import string_argument
 from assistant_kit.server.tools.runner import Tools, find_tool
 
 DEFAULT_RESULTS = 20
-
-
-def vector_store_ids(*tool_resources: Mapping[str, Any] | None) -> list[str]:
-    """The neutral ids of the vector stores the ``tool_resources`` name, without repeats."""
-    ids: list[str] = []
-    for resources in tool_resources:
-        section = (resources or {}).get("file_search") or {}
-        for wire in section.get("vector_store_ids") or ():
-            uid = parse_id("vector_store", wire) if isinstance(wire, str) else None
-            uid = uid or (wire if isinstance(wire, str) else None)
-            if uid and uid not in ids:
-                ids.append(uid)
-    return ids
 
 
 class FileSearchTool(BuiltinTool):
@@ -73,6 +60,7 @@ class FileSearchTool(BuiltinTool):
         options = context.config.get("file_search") or {}
         limit = options.get("max_num_results") or DEFAULT_RESULTS
         threshold = (options.get("ranking_options") or {}).get("score_threshold") or 0.0
+        await self.stores.settled(ids)  # files attached just before the run are searched too
         hits = await self.stores.search(ids, query, limit=int(limit), score_threshold=threshold)
         search = self._searches_before(context.run_id)
         lines = [f'Results for "{query}" (cite one by copying its marker):']
