@@ -53,7 +53,7 @@ from assistant_kit.server.knowledge.attachments import ThreadFiles
 from assistant_kit.server.knowledge.embeddings import Embedder
 from assistant_kit.server.knowledge.vector_stores import VectorStores
 from assistant_kit.server.models.routing import ModelRouter
-from assistant_kit.server.routes import crud, files, runs
+from assistant_kit.server.routes import crud, files, runs, uploads
 from assistant_kit.server.routes import vector_stores as vector_store_routes
 from assistant_kit.server.routes.context import RouteFactory, ServerContext
 from assistant_kit.server.runs.engine import EngineSettings, RunEngine
@@ -85,7 +85,13 @@ MOUNTS: tuple[DialectMount, ...] = (
     DialectMount(
         "/v1",
         OPENAI,
-        (files.full_routes, vector_store_routes.routes, runs.run_routes, crud.crud_routes),
+        (
+            files.full_routes,
+            uploads.upload_routes,
+            vector_store_routes.routes,
+            runs.run_routes,
+            crud.crud_routes,
+        ),
         catch_all=True,
     ),
 )

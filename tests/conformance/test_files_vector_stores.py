@@ -250,3 +250,26 @@ def test_tool_resources_name_only_existing_stores_and_files(openai_sdk: OpenAI) 
         client.beta.assistants.update(
             assistant.id, tool_resources={"file_search": {"vector_store_ids": [missing_vs]}}
         )
+
+
+def test_uploads_in_parts(openai_sdk: OpenAI, tmp_path: Path) -> None:
+    client = openai_sdk
+    path = tmp_path / "big.md"
+    data = b"# Big\n" + b"owls hunt at night. " * 5000
+    path.write_bytes(data)
+    upload = client.uploads.upload_file_chunked(
+        file=path, mime_type="text/markdown", purpose="assistants", part_size=30_000
+    )
+    assert upload.status == "completed" and upload.id.startswith("upload_")
+    assert upload.file is not None and upload.file.bytes == len(data)
+    assert client.files.content(upload.file.id).content == data
+
+    started = client.uploads.create(
+        bytes=3, filename="x.txt", mime_type="text/plain", purpose="assistants"
+    )
+    part = client.uploads.parts.create(started.id, data=b"ab")
+    with pytest.raises(openai.BadRequestError, match="hold 2 bytes"):
+        client.uploads.complete(started.id, part_ids=[part.id])
+    assert client.uploads.cancel(started.id).status == "cancelled"
+    with pytest.raises(openai.BadRequestError, match="is cancelled"):
+        client.uploads.parts.create(started.id, data=b"c")

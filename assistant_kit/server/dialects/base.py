@@ -40,6 +40,8 @@ from assistant_kit.server.store.records import (
     RunRecord,
     StepRecord,
     ThreadRecord,
+    UploadPartRecord,
+    UploadRecord,
 )
 from assistant_kit.server.tools.plugins import public_tools
 
@@ -355,6 +357,29 @@ class Dialect(abc.ABC):
     @abc.abstractmethod
     def message_delta(self, data: Mapping[str, Any]) -> JSONObject:
         """A text fragment of a reply: ``data`` has the message ``id``, ``text`` and ``first``."""
+
+    # -- uploads in parts (OpenAI's Uploads API) ---------------------------------------------
+
+    def upload(self, upload: UploadRecord, file: JSONObject | None) -> JSONObject:
+        return {
+            "id": self.id("upload", upload.id),
+            "object": "upload",
+            "bytes": upload.bytes,
+            "created_at": self.ts(upload.created_at),
+            "expires_at": self.ts(upload.expires_at),
+            "filename": upload.filename,
+            "purpose": upload.purpose,
+            "status": upload.status,
+            "file": file,
+        }
+
+    def upload_part(self, part: UploadPartRecord) -> JSONObject:
+        return {
+            "id": self.id("part", part.id),
+            "object": "upload.part",
+            "created_at": self.ts(part.created_at),
+            "upload_id": self.id("upload", part.upload_id),
+        }
 
     # -- DashScope's file listing and uploads (only its mount serves them) -------------------
 

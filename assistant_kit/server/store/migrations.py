@@ -230,7 +230,7 @@ MIGRATIONS: list[Migration] = [
         """,
     ),
     # Vector stores (server/knowledge/records.py): stores, their files, batches, chunks;
-    # uploaded files may expire.
+    # uploaded files may expire; uploads in parts (OpenAI's Uploads API).
     Migration(
         "m006_vector_stores",
         """
@@ -282,7 +282,27 @@ MIGRATIONS: list[Migration] = [
         );
         CREATE INDEX vector_store_chunks_order
             ON vector_store_chunks (vector_store_id, created_at, seq);
-        ALTER TABLE files ADD COLUMN expires_at BIGINT
+        ALTER TABLE files ADD COLUMN expires_at BIGINT;
+        CREATE TABLE uploads (
+            seq INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            created_at BIGINT NOT NULL,
+            filename TEXT NOT NULL,
+            purpose TEXT NOT NULL,
+            bytes BIGINT NOT NULL,
+            mime_type TEXT NOT NULL,
+            expires_at BIGINT NOT NULL,
+            status TEXT NOT NULL,
+            file_id TEXT
+        );
+        CREATE TABLE upload_parts (
+            seq INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            created_at BIGINT NOT NULL,
+            upload_id TEXT NOT NULL,
+            data BLOB NOT NULL
+        );
+        CREATE INDEX upload_parts_upload ON upload_parts (upload_id, created_at, seq)
         """,
     ),
 ]

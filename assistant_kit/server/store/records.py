@@ -184,6 +184,31 @@ class FileRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class UploadRecord:
+    """A file being uploaded in parts (OpenAI's Uploads API); ``file_id`` once completed."""
+
+    id: str
+    created_at: int
+    filename: str
+    purpose: str
+    bytes: int
+    mime_type: str
+    expires_at: int
+    status: str = "pending"
+    file_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UploadPartRecord:
+    """One part of an upload, its bytes included."""
+
+    id: str
+    created_at: int
+    upload_id: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
     """One entry of a run's event log."""
 
@@ -252,6 +277,8 @@ MESSAGES: Table[MessageRecord] = Table(
     json_columns=("content", "file_ids", "attachments", "metadata", "incomplete_details"),
     scope="thread_id",
 )
+UPLOADS: Table[UploadRecord] = Table("uploads", UploadRecord)
+UPLOAD_PARTS: Table[UploadPartRecord] = Table("upload_parts", UploadPartRecord, scope="upload_id")
 RUNS: Table[RunRecord] = Table(
     "runs",
     RunRecord,
