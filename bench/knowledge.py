@@ -4,6 +4,9 @@
   input (the PDFs are written by ``tests/server/knowledge/documents_fixtures.py``);
 * search: p50/p99 latency of one BM25 query (10 results) over 10k and 100k chunks of 200 words
   of synthetic text with a Zipf vocabulary (``--sizes``), and the time to index them;
+* file_search in a run: p50 of one run (create and poll, scripted model, ``kit serve`` on
+  loopback) that calls file_search over a store of ``--run-chunks`` chunks, minus the p50 of
+  a run that answers without a tool (the step's added latency);
 * quality: recall@5 and MRR of BM25 on the labelled questions of ``bench/knowledge_qa.yaml``
   over the public-domain corpus ``examples/knowledge/us-constitution/`` (each question names
   the file that answers it).
@@ -26,6 +29,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "server" / "knowledge"))
+sys.path.insert(0, str(ROOT / "tests" / "conformance"))
 
 from documents_fixtures import pdf_bytes  # noqa: E402
 
@@ -111,6 +115,75 @@ def search_latency(sizes: list[int], queries: int) -> None:
         print(f"FIGURE search_{label}_p99_ms={p99:.1f} unit=ms")
 
 
+RUN_SCRIPT = """\
+default: "A plain answer."
+rules:
+  - user: "(?i)search"
+    tool_calls:
+      - {name: file_search, arguments: {query: "descale the kettle"}}
+  - after_tool: file_search
+    reply: "Found it 【0:0†doc0.md】."
+"""
+
+
+def run_latency(chunks: int, runs: int) -> None:
+    import tempfile
+    import warnings
+
+    warnings.filterwarnings("ignore", category=DeprecationWarning)  # the Assistants API
+
+    from kit_server import running_kit_server
+    from openai import OpenAI
+
+    rng = random.Random(3)
+    words = _vocabulary(rng)
+    weights = [1 / (i + 1) for i in range(len(words))]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "model.yaml").write_text(RUN_SCRIPT, encoding="utf-8")
+        (folder / "kit.yaml").write_text(
+            "server:\n  models:\n    default: {backend: scripted, script: model.yaml}\n",
+            encoding="utf-8",
+        )
+        with running_kit_server(output_dir=folder) as server:
+            client = OpenAI(base_url=server.openai_url, api_key=server.api_key, max_retries=0)
+            per_file = 20
+            ids = []
+            for f in range(max(1, chunks // per_file)):
+                text = "\n\n".join(_text(rng, words, weights, 150) for _ in range(per_file))
+                data = ("Descale the kettle monthly. " + text).encode()
+                ids.append(client.files.create(file=(f"doc{f}.md", data), purpose="assistants").id)
+            static = {
+                "type": "static",
+                "static": {"max_chunk_size_tokens": 160, "chunk_overlap_tokens": 0},
+            }
+            vs = client.vector_stores.create(file_ids=ids, chunking_strategy=static)  # type: ignore[arg-type]
+            while client.vector_stores.retrieve(vs.id).status == "in_progress":
+                time.sleep(0.2)
+            assistant = client.beta.assistants.create(
+                model="scripted",
+                tools=[{"type": "file_search"}],
+                tool_resources={"file_search": {"vector_store_ids": [vs.id]}},
+            )
+
+            def timed(text: str) -> float:
+                thread = client.beta.threads.create(messages=[{"role": "user", "content": text}])
+                started = time.perf_counter()
+                run = client.beta.threads.runs.create_and_poll(
+                    thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=5
+                )
+                assert run.status == "completed", run.last_error
+                return (time.perf_counter() - started) * 1000
+
+            timed("search")  # warm the index
+            plain = statistics.median(timed("hello") for _ in range(runs))
+            searching = statistics.median(timed("search please") for _ in range(runs))
+    print(
+        f"runs over {chunks} chunks: plain p50 {plain:.1f} ms, with file_search {searching:.1f} ms"
+    )
+    print(f"FIGURE file_search_step_added_ms={searching - plain:.1f} unit=ms (p50)")
+
+
 def quality() -> None:
     questions = yaml.safe_load(QUESTIONS.read_text(encoding="utf-8"))
     strategy = ChunkingStrategy("static", 200, 50)
@@ -143,10 +216,18 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--megabytes", type=float, default=5.0)
+    parser.add_argument("--run-chunks", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--only", default="ingest,search,run,quality")
     args = parser.parse_args()
-    ingestion(args.megabytes)
-    search_latency([int(s) for s in args.sizes.split(",")], args.queries)
-    if CORPUS.is_dir() and QUESTIONS.is_file():
+    only = set(args.only.split(","))
+    if "ingest" in only:
+        ingestion(args.megabytes)
+    if "search" in only:
+        search_latency([int(s) for s in args.sizes.split(",")], args.queries)
+    if "run" in only:
+        run_latency(args.run_chunks, args.runs)
+    if "quality" in only and CORPUS.is_dir() and QUESTIONS.is_file():
         quality()
 
 
