@@ -17,6 +17,7 @@ Both dialects serve them (``routes/files.py``): OpenAI ``GET /v1/files/{id}`` an
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from assistant_kit.server.ids import file_ref, new_id, now_ms
 from assistant_kit.server.store.base import Page, PageQuery, Store
@@ -48,26 +49,9 @@ class FileStore:
 
         return save
 
-    async def save(
-        self,
-        data: bytes,
-        filename: str,
-        mime_type: str,
-        *,
-        thread_id: str | None = None,
-        run_id: str | None = None,
-        purpose: str = TOOL_OUTPUT,
-        expires_at: int | None = None,
-    ) -> StoredFile:
-        record = await self.add(
-            data,
-            filename,
-            mime_type,
-            thread_id=thread_id,
-            run_id=run_id,
-            purpose=purpose,
-            expires_at=expires_at,
-        )
+    async def save(self, data: bytes, filename: str, mime_type: str, **where: Any) -> StoredFile:
+        """Store a file (``where``: ``add``'s keywords) and return it as tools see it."""
+        record = await self.add(data, filename, mime_type, **where)
         return StoredFile(
             id=file_ref(record.id),
             filename=record.filename,
