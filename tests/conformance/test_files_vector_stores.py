@@ -200,6 +200,11 @@ def test_unknown_and_malformed_ids(openai_sdk: OpenAI) -> None:
     with pytest.raises(openai.NotFoundError):
         client.vector_stores.search("vs_00000000-0000-4000-8000-000000000000", query="x")
     vs = client.vector_stores.create()
+    missing = "00000000-0000-4000-8000-000000000000"
+    with pytest.raises(openai.NotFoundError, match=f"No file_batch found with id 'vsfb_{missing}'"):
+        client.vector_stores.file_batches.retrieve("vsfb_" + missing, vector_store_id=vs.id)
+    with pytest.raises(openai.NotFoundError, match=f"No file found with id 'file-{missing}'"):
+        client.vector_stores.files.retrieve("file-" + missing, vector_store_id=vs.id)
     with pytest.raises(openai.BadRequestError, match="chunk_overlap_tokens"):
         client.vector_stores.file_batches.create(
             vector_store_id=vs.id,

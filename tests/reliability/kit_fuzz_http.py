@@ -297,6 +297,9 @@ class Pool:
     run: list[tuple[str, str]] = field(default_factory=list)
     step: list[tuple[str, str]] = field(default_factory=list)
     file: list[str] = field(default_factory=list)
+    vector_store: list[str] = field(default_factory=list)
+    batch: list[str] = field(default_factory=list)
+    upload: list[str] = field(default_factory=list)
 
 
 _PREFIXES = {
@@ -306,6 +309,9 @@ _PREFIXES = {
     "run": ["run_"],
     "step": ["step_"],
     "file": ["file-", "file_"],
+    "vector_store": ["vs_"],
+    "batch": ["vsfb_"],
+    "upload": ["upload_"],
 }
 
 
@@ -548,6 +554,11 @@ class ApiUnderTest:
             files = self.app.state.context.files
             saved = self.portal.call(files, b"\x89PNG\r\n\x1a\nfuzz", "fuzz.png", "image/png")
             self.pool.file.append(saved.id.removeprefix("file-"))
+        while len(self.pool.vector_store) < 1:  # a store holding one of those files
+            made = self.send(
+                "POST", "/v1/vector_stores", json={"file_ids": ["file-" + self.pool.file[0]]}
+            )
+            self.pool.vector_store.append(made.json()["id"].removeprefix("vs_"))
 
     def _seed_run(self) -> None:
         """A finished run (on a new thread, added to the pool) and its steps."""
@@ -602,6 +613,7 @@ class ApiUnderTest:
         self.pool.message = [(t, m) for t, m in self.pool.message if m != uid]
         self.pool.run = [(t, r) for t, r in self.pool.run if t != uid]
         self.pool.file = [f for f in self.pool.file if f != uid]
+        self.pool.vector_store = [v for v in self.pool.vector_store if v != uid]
         self.seed()
 
 

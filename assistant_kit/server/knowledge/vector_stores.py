@@ -213,7 +213,7 @@ class VectorStores:
         await self.get(uid)
         link = await self.store.get(VECTOR_STORE_FILES, link_id(uid, file_id))
         if link is None:
-            raise NotFound("vector_store_file", file_id, wire_id=None)
+            raise NotFound("file", file_id)
         return link
 
     async def list_files(
@@ -241,7 +241,7 @@ class VectorStores:
             VECTOR_STORE_FILES, link.id, {"attributes": dict(attributes)}
         )
         if updated is None:
-            raise NotFound("vector_store_file", file_id)
+            raise NotFound("file", file_id)
         if uid in self._indexes:
             self._indexes[uid].set_attributes(file_id, attributes)
         return updated
@@ -274,7 +274,7 @@ class VectorStores:
     async def get_batch(self, uid: str, batch_id: str) -> FileBatchRecord:
         batch = await self.store.get(FILE_BATCHES, batch_id, vector_store_id=uid)
         if batch is None:
-            raise NotFound("vector_store_file_batch", batch_id)
+            raise NotFound("file_batch", batch_id)
         return batch
 
     async def cancel_batch(self, uid: str, batch_id: str) -> FileBatchRecord:
