@@ -8,16 +8,16 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import Answer, LoopbackServer, Seen
 
 from assistant_kit.errors import ConfigError
 from assistant_kit.server.knowledge.embeddings import Embedder, EmbeddingError, EmbeddingsConfig
 
 pytestmark = pytest.mark.anyio
-Start = Callable[[Callable[[Seen], Answer]], LoopbackServer]
+#: The ``loopback`` fixture of this folder's conftest: starts a server answering with a handler.
+Start = Callable[[Callable[[Any], Any]], Any]
 
 
-def _lengths(seen: Seen) -> Answer:
+def _lengths(seen: Any) -> tuple[int, dict[str, str], object]:
     texts = json.loads(seen.body)["input"]
     data = [{"index": i, "embedding": [float(len(t)), 1.0]} for i, t in enumerate(texts)]
     return 200, {}, {"object": "list", "data": list(reversed(data))}
