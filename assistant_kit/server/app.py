@@ -51,6 +51,7 @@ from assistant_kit.server.files import FileStore
 from assistant_kit.server.health import health_routes
 from assistant_kit.server.knowledge.attachments import ThreadFiles
 from assistant_kit.server.knowledge.embeddings import Embedder
+from assistant_kit.server.knowledge.records import VECTOR_STORES
 from assistant_kit.server.knowledge.vector_stores import VectorStores
 from assistant_kit.server.models.routing import ModelRouter
 from assistant_kit.server.routes import crud, files, runs, uploads
@@ -122,6 +123,7 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
     services.thread_deleted.append(_forget_thread(config.tools))
     streams = StreamControl(config.sse_keepalive_s)
     services.messages_added.append(ThreadFiles(vector_stores, store).attach)
+    services.resource_tables["vector_store"] = VECTOR_STORES
     context = ServerContext(
         config=config,
         store=store,

@@ -14,7 +14,6 @@ from typing import Any, Final
 
 from assistant_kit.errors import ApiError
 from assistant_kit.server.ids import new_id, now_ms, parse_id
-from assistant_kit.server.knowledge.records import VECTOR_STORES
 from assistant_kit.server.store.base import CursorNotFound, Page, PageQuery, Store
 from assistant_kit.server.store.records import (
     FILES,
@@ -141,6 +140,9 @@ class Services:
         #: Called with a thread's id and the messages just stored in it (attachments for
         #: file_search join the thread's vector store: ``knowledge.attachments``).
         self.messages_added: list[Callable[[str, Sequence[MessageRecord]], Awaitable[None]]] = []
+        #: The tables ids in ``tool_resources`` are looked up in, by kind (``create_app`` adds
+        #: ``vector_store``; a kind without a table is not checked).
+        self.resource_tables: dict[str, Table[Any]] = {"file": FILES}
 
     async def check_attachments(self, messages: Sequence[MessageInput]) -> None:
         """Every attached file exists (404 if not, 400 for an id that is not a file's)."""
@@ -163,11 +165,14 @@ class Services:
         for an id of the wrong kind), as the hosted API checks them."""
         if not isinstance(tool_resources, Mapping):
             return
-        wanted: tuple[tuple[str, str, str, Table[Any]], ...] = (
-            ("file_search", "vector_store_ids", "vector_store", VECTOR_STORES),
-            ("code_interpreter", "file_ids", "file", FILES),
+        wanted = (
+            ("file_search", "vector_store_ids", "vector_store"),
+            ("code_interpreter", "file_ids", "file"),
         )
-        for tool, key, kind, table in wanted:
+        for tool, key, kind in wanted:
+            table = self.resource_tables.get(kind)
+            if table is None:
+                continue
             section = tool_resources.get(tool)
             ids = section.get(key) if isinstance(section, Mapping) else None
             for i, wire in enumerate(ids if isinstance(ids, list) else ()):
