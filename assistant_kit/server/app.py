@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,7 +42,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Router
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from assistant_kit.server.auth import Authenticator, check_bind
 from assistant_kit.server.config import ServerConfig
@@ -143,7 +144,7 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
         routes: list[BaseRoute] = []
         for factory in (*config.extra_routes.get(mount.path, ()), *mount.routes):
             routes.extend(factory(api, context))
-        mounts.append(Mount(mount.path, app=_DialectRoutes(api, routes)))
+        mounts.append(_DialectMount(mount.path, app=_DialectRoutes(api, routes)))
         if mount.catch_all:
             fallback = api
     assert fallback is not None, "one of MOUNTS answers paths outside every mount"
@@ -198,6 +199,16 @@ def _token_sealer(tools: Tools) -> Callable[[Any], Any]:
 
 #: Where a request's scope keeps the ``Api`` of the mount that took it.
 _API_KEY = "assistant_kit.api"
+
+
+class _DialectMount(Mount):
+    """A mount that takes every path under its prefix, control characters included: Starlette's
+    ``{path:path}`` is ``.*``, which stops at a newline (``/api/v1/threads/x%0A`` fell outside
+    every mount and was answered in the fallback's dialect)."""
+
+    def __init__(self, path: str, app: ASGIApp) -> None:
+        super().__init__(path, app=app)
+        self.path_regex = re.compile(self.path_regex.pattern, re.DOTALL)
 
 
 class _DialectRoutes(Router):

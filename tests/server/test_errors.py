@@ -203,6 +203,9 @@ NOT_FOUND = [
     pytest.param("POST", f"/threads/{MISSING_THREAD}/messages", id="message-in-missing-thread"),
     pytest.param("GET", f"/threads/{MISSING_THREAD}/messages", id="list-in-missing-thread"),
     pytest.param("GET", "/nowhere", id="unknown-path"),
+    # a newline in the path once fell outside every mount (Starlette's path pattern stops at one)
+    pytest.param("GET", f"/threads/{MISSING_THREAD}/runs/run_%0A0", id="newline-in-id"),
+    pytest.param("GET", "/nowhere/x%0Ay", id="newline-in-unknown-path"),
 ]
 
 
