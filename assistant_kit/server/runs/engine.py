@@ -203,8 +203,13 @@ class RunEngine:
 
     async def event_batches(self, run_id: str, after: int = 0) -> AsyncIterator[list[Event]]:
         """The run's events with ``seq > after``, live, up to and including the next ``done``,
-        in the batches they were committed in (one write per batch for SSE)."""
-        idle = 0.0
+        in the batches they were committed in (one write per batch for SSE).
+
+        The log is drained before the reader stops, whatever the timing: a run's ending status
+        and its ``done`` are committed together, so when a quiet wait finds the run ended (or
+        gone), the log is read once more after that check, and the reader stops only when
+        that read is empty too (the log was pruned, or the thread deleted)."""
+        ended = False
         while True:
             signal = self._signals.get(run_id)
             if signal is None:
@@ -216,18 +221,15 @@ class RunEngine:
                     return
             if batch:
                 after = batch[-1].seq
-                idle = 0.0
                 yield batch
                 continue
-            if self._stopping:
+            if ended or self._stopping:
                 return
             try:
                 await asyncio.wait_for(signal.wait(), timeout=1.0)
             except asyncio.TimeoutError:
-                idle += 1.0
                 run = self.store.get_run(run_id)
-                if run is None or (run.status in STREAM_END and idle >= 2.0):
-                    return
+                ended = run is None or run.status in STREAM_END
 
     # -- creating runs -----------------------------------------------------------------------
 
