@@ -70,13 +70,6 @@ def test_every_concurrent_stream_ends_with_its_terminal_event_and_done(server: K
 
     results = asyncio.run(everyone())
     assert len(results) == 2 * STREAMS
-    lost = [
-        (prefix, events[-3:])
-        for prefix, events in results
-        if events[-2:]
-        != [
-            "thread.run.completed",
-            "done",
-        ]
-    ]
+    final = ["thread.run.completed", "done"]
+    lost = [(prefix, events[-3:]) for prefix, events in results if events[-2:] != final]
     assert not lost, f"{len(lost)} of {len(results)} streams lost their final events: {lost[:5]}"
