@@ -21,11 +21,15 @@ died, a proxy cut the connection) is a ``ModelError``, never a finished reply. E
 ``ModelError`` whose ``code`` is ``rate_limit_exceeded`` (HTTP 429) or ``server_error``. Consume
 ``stream()`` under ``contextlib.aclosing`` when you may stop early, so the HTTP response is closed
 at once.
+
+One pooled ``httpx.AsyncClient`` per backend: every response is read to its end (past ``[DONE]``),
+so sequential calls reuse one keep-alive connection (HTTP/2 on https endpoints that offer it).
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
@@ -47,6 +51,8 @@ from assistant_kit.server.models.base import (
 from assistant_kit.server.models.deltas import ToolCallAccumulator
 
 Reason = Literal["stop", "tool_calls", "length"]
+#: HTTP/2 needs the ``h2`` package (``httpx[http2]``); without it the pool speaks HTTP/1.1.
+_HTTP2 = importlib.util.find_spec("h2") is not None
 
 
 class OpenAIChatBackend(ModelBackend):
@@ -225,7 +231,10 @@ class OpenAIChatBackend(ModelBackend):
         ``None`` for ``data: [DONE]``, the last one."""
         buffer: list[str] = []
         event = ""
+        finished = False
         async for line in response.aiter_lines():
+            if finished:  # read the body to its end, so the connection goes back to the pool
+                continue
             if not line:
                 if buffer:
                     yield self._payload("\n".join(buffer), event)
@@ -240,7 +249,8 @@ class OpenAIChatBackend(ModelBackend):
             elif field == "data":
                 if value.strip() == "[DONE]":
                     yield None
-                    return
+                    finished = True
+                    continue
                 buffer.append(value)
                 try:
                     data = json.loads("\n".join(buffer))
@@ -248,7 +258,7 @@ class OpenAIChatBackend(ModelBackend):
                     continue
                 buffer = []
                 yield self._checked(data, event)
-        if buffer:
+        if buffer and not finished:
             yield self._payload("\n".join(buffer), event)
 
     def _payload(self, text: str, event: str) -> Mapping[str, Any]:
@@ -280,8 +290,14 @@ class OpenAIChatBackend(ModelBackend):
         return body
 
     def _client(self) -> httpx.AsyncClient:
+        """The backend's one pooled client: keep-alive connections, HTTP/2 where an https
+        endpoint offers it (ALPN; plain http stays HTTP/1.1)."""
         if self._http is None:
-            self._http = httpx.AsyncClient(timeout=self.timeout)
+            self._http = httpx.AsyncClient(
+                timeout=self.timeout,
+                http2=_HTTP2,
+                limits=httpx.Limits(max_keepalive_connections=64, keepalive_expiry=30.0),
+            )
         return self._http
 
     def _key(self) -> str | None:
