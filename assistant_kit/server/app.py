@@ -117,6 +117,7 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
             run_expiry_s=config.run_expiry_s,
             max_model_calls=config.max_model_calls,
             resume_on_start=config.resume_runs,
+            event_retention_s=config.event_retention_s,
         ),
         save_file=config.save_file or file_store,
     )

@@ -62,6 +62,9 @@ class ServerConfig:
     tools: Tools = field(default_factory=dict)
     #: Seconds until an unfinished run expires (also while it waits for tool outputs).
     run_expiry_s: float = 600.0
+    #: Seconds the event log of a finished run is kept, then deleted (kit.yaml
+    #: ``server.event_retention_s``).
+    event_retention_s: float = 3600.0
     #: Model calls per run before the last call is made with ``tool_choice: none``.
     max_model_calls: int = 25
     #: Resume on start-up the runs a crash left (``kit serve``); False cancels them (the embedded
@@ -107,10 +110,14 @@ def config_from_kit(
         fields.setdefault("max_file_bytes", limits["max_bytes"])
     if "total_bytes" in limits:
         fields.setdefault("max_files_total_bytes", limits["total_bytes"])
+    retention = section.get("event_retention_s", 3600.0)
+    if isinstance(retention, bool) or not isinstance(retention, (int, float)) or retention <= 0:
+        raise ConfigError("kit.yaml: server.event_retention_s must be a number of seconds above 0")
     return ServerConfig(
         models=ModelRouter(section.get("models") or None, base_dir=base),
         tools=build_tools(section, base_dir=base),
         run_expiry_s=float(expiry),
         embeddings=None if embeddings is None else EmbeddingsConfig.from_mapping(embeddings),
+        event_retention_s=float(retention),
         **fields,
     )

@@ -53,3 +53,13 @@ def test_embeddings_and_file_limits_come_from_the_section(tmp_path: Path) -> Non
         config_from_kit({"files": {"max_bytes": 0}}, base_dir=tmp_path)
     with pytest.raises(ConfigError, match=r"server.embeddings.model"):
         config_from_kit({"embeddings": {"base_url": "http://127.0.0.1:9"}}, base_dir=tmp_path)
+
+
+def test_event_retention_comes_from_kit_yaml_and_reaches_the_engine(tmp_path: Path) -> None:
+    from assistant_kit.server.app import create_app
+
+    config = config_from_kit({"event_retention_s": 90}, base_dir=tmp_path)
+    assert config.event_retention_s == 90.0
+    assert create_app(config).state.context.engine.settings.event_retention_s == 90.0
+    with pytest.raises(ConfigError, match="event_retention_s"):
+        config_from_kit({"event_retention_s": 0}, base_dir=tmp_path)

@@ -305,4 +305,15 @@ MIGRATIONS: list[Migration] = [
         CREATE INDEX upload_parts_upload ON upload_parts (upload_id, created_at, seq)
         """,
     ),
+    # Indexes for every lookup the server makes that the tables above did not cover: thread
+    # deletion over the event log, a thread's newest messages (bounded history, thread
+    # position), and the tool steps after a given message.
+    Migration(
+        "m007_lookup_indexes",
+        """
+        CREATE INDEX run_events_thread ON run_events (thread_id);
+        CREATE INDEX messages_thread_seq ON messages (thread_id, seq);
+        CREATE INDEX run_steps_position ON run_steps (thread_id, thread_position)
+        """,
+    ),
 ]
