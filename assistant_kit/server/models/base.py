@@ -125,6 +125,10 @@ class ModelBackend(abc.ABC):
     def capabilities(self) -> Capabilities:
         return Capabilities()
 
+    def context_window(self, model: str) -> int:
+        """Tokens ``model`` takes in one prompt and reply (``auto`` truncation fits to it)."""
+        return self.capabilities.context_window
+
     @abc.abstractmethod
     def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         """Yield the reply as fragments, ending with exactly one ``Finish``.

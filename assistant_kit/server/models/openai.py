@@ -13,7 +13,9 @@ for every model routed here) or ``models`` (a mapping of requested name -> upstr
 not in it pass through), ``timeout`` (seconds, per connect/read), ``stream`` (false: always ask
 for the whole reply), ``stream_tool_calls`` (false: ask non-streaming whenever tools are offered,
 for servers that drop streamed tool calls), ``stream_usage`` (false: do not send
-``stream_options``, for servers that reject it), ``context_window`` (tokens, for truncation).
+``stream_options``, for servers that reject it), ``context_window`` (tokens, for ``auto``
+truncation; default: the known window of the upstream model's family, ``CONTEXT_WINDOWS``, else
+8,192).
 
 A stream that ends with ``finish_reason: tool_calls`` but carried no calls is retried once without
 streaming. A stream that ends with neither a ``finish_reason`` nor ``data: [DONE]`` (the endpoint
@@ -51,6 +53,40 @@ from assistant_kit.server.models.base import (
 from assistant_kit.server.models.deltas import ToolCallAccumulator
 
 Reason = Literal["stop", "tool_calls", "length"]
+#: Context windows (tokens) by upstream model name prefix, the longest prefix wins; kit.yaml's
+#: ``context_window`` overrides. A model of no listed family gets ``FALLBACK_WINDOW``.
+CONTEXT_WINDOWS: dict[str, int] = {
+    "gpt-4.1": 1_047_576,
+    "gpt-4o": 128_000,
+    "gpt-4-turbo": 128_000,
+    "gpt-4": 8_192,
+    "gpt-3.5-turbo": 16_385,
+    "o1": 200_000,
+    "o3": 200_000,
+    "o4": 200_000,
+    "qwen-max": 32_768,
+    "qwen-plus": 131_072,
+    "qwen-turbo": 1_000_000,
+    "qwen-long": 10_000_000,
+    "qwen2.5": 32_768,
+    "qwen3": 32_768,
+    "llama3": 8_192,
+    "llama3.1": 131_072,
+    "llama3.2": 131_072,
+    "llama3.3": 131_072,
+    "mistral": 32_768,
+    "deepseek": 65_536,
+}
+FALLBACK_WINDOW = 8192
+
+
+def family_window(model: str) -> int:
+    """The context window of ``model``'s family (``CONTEXT_WINDOWS``), else the fallback."""
+    name = model.lower().rsplit("/", 1)[-1]
+    prefixes = [p for p in CONTEXT_WINDOWS if name.startswith(p)]
+    return CONTEXT_WINDOWS[max(prefixes, key=len)] if prefixes else FALLBACK_WINDOW
+
+
 #: HTTP/2 needs the ``h2`` package (``httpx[http2]``); without it the pool speaks HTTP/1.1.
 _HTTP2 = importlib.util.find_spec("h2") is not None
 
@@ -71,7 +107,7 @@ class OpenAIChatBackend(ModelBackend):
         stream: bool = True,
         stream_tool_calls: bool = True,
         stream_usage: bool = True,
-        context_window: int = 8192,
+        context_window: int | None = None,
         http: httpx.AsyncClient | None = None,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
@@ -85,7 +121,10 @@ class OpenAIChatBackend(ModelBackend):
         self.use_stream = stream
         self.stream_tool_calls = stream_tool_calls
         self.stream_usage = stream_usage
-        self._capabilities = Capabilities(streaming=stream, context_window=context_window)
+        self.window = context_window
+        self._capabilities = Capabilities(
+            streaming=stream, context_window=context_window or FALLBACK_WINDOW
+        )
         self._http = http
         self._owns_http = http is None
 
@@ -96,6 +135,13 @@ class OpenAIChatBackend(ModelBackend):
     def upstream_model(self, name: str) -> str:
         """The model name sent upstream for a requested ``name``."""
         return self.model or self.models.get(name, name)
+
+    def context_window(self, model: str) -> int:
+        """``context_window`` from kit.yaml, else the known window of the upstream model's
+        family (``CONTEXT_WINDOWS``), else ``FALLBACK_WINDOW``."""
+        if self.window:
+            return self.window
+        return family_window(self.upstream_model(model))
 
     async def aclose(self) -> None:
         if self._http is not None and self._owns_http:

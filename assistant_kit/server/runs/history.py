@@ -9,16 +9,56 @@ only completed assistant messages (not partial ones from a cancelled or crashed 
 
 from __future__ import annotations
 
-from assistant_kit.server.models.base import ToolCall
-from assistant_kit.server.runs.transcript import HistoryItem, ThreadMessage, ToolStep
+from collections.abc import Callable, Sequence
+
+from assistant_kit.server.models.base import ChatMessage, ToolCall
+from assistant_kit.server.runs.transcript import HistoryItem, ThreadMessage, ToolStep, render_item
 from assistant_kit.server.services import message_text
 from assistant_kit.server.store.base import Store
-from assistant_kit.server.store.records import StepRecord
+from assistant_kit.server.store.records import MessageRecord, StepRecord
+
+#: Messages ``auto`` loads first; it doubles the window until the budget is spent.
+FIRST_WINDOW = 64
 
 
-def thread_history(store: Store, thread_id: str) -> list[HistoryItem]:
-    """The thread's messages and completed tool steps, oldest first."""
-    messages, steps = store.history(thread_id)
+def thread_history(
+    store: Store,
+    thread_id: str,
+    *,
+    messages: int | None = None,
+    tokens: int | None = None,
+    count: Callable[[Sequence[ChatMessage]], int] | None = None,
+) -> list[HistoryItem]:
+    """The thread's messages and completed tool steps, oldest first: all of them, or only as
+    much of the newest end as the model call can use.
+
+    With ``messages`` (``last_messages N``) at least the N newest thread messages are loaded;
+    with ``tokens`` and ``count`` (``auto``) the newest history is loaded until it holds more
+    than ``tokens`` (then truncation cuts it to fit). Both walk back from the newest message in
+    bounded queries whose size doubles, so the cost follows what is kept, not the thread's
+    length; a thread that fits is loaded whole.
+    """
+    if messages is None and (tokens is None or count is None):
+        return _items(*store.history(thread_id))
+    window = max(1, messages or 0) + 8 if messages is not None else FIRST_WINDOW
+    while True:
+        rows, steps = store.history(thread_id, newest=window)
+        items = _items(rows, steps)
+        if len(rows) < window:  # the whole thread
+            return items
+        if messages is not None:
+            if sum(isinstance(i, ThreadMessage) for i in items) >= messages:
+                return items
+        elif count is not None and tokens is not None:
+            rendered = [m for n, item in enumerate(items) for m in render_item(item, n)]
+            if count(rendered) > tokens:
+                return items
+        window *= 2
+
+
+def _items(
+    messages: Sequence[tuple[int, MessageRecord]], steps: Sequence[StepRecord]
+) -> list[HistoryItem]:
     by_position: dict[int, list[StepRecord]] = {}
     for step in steps:
         if step.status == "completed":

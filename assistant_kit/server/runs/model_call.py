@@ -37,7 +37,7 @@ from assistant_kit.server.models.base import (
 )
 from assistant_kit.server.models.routing import ModelRouter
 from assistant_kit.server.runs.history import thread_history
-from assistant_kit.server.runs.transcript import Truncation, build_prompt
+from assistant_kit.server.runs.transcript import Truncation, build_prompt, prompt_budget
 from assistant_kit.server.store.base import Store, Tx
 from assistant_kit.server.store.records import (
     EventEntry,
@@ -150,13 +150,23 @@ class ModelCall:
             if left <= 0:
                 return self._incomplete("max_completion_tokens", used)
             max_tokens = left if max_tokens is None else min(max_tokens, left)
+        truncation = Truncation.from_api(run.truncation_strategy)
+        window = backend.context_window(run.model)
+        if truncation.type == "last_messages":
+            history = thread_history(store, run.thread_id, messages=truncation.last_messages)
+        else:
+            budget = prompt_budget(window, run.max_prompt_tokens)
+            history = thread_history(
+                store, run.thread_id, tokens=budget, count=backend.count_tokens
+            )
         prompt = build_prompt(
             backend,
             instructions=run.instructions,
             additional_instructions=run.additional_instructions,
-            history=thread_history(store, run.thread_id),
-            truncation=Truncation.from_api(run.truncation_strategy),
+            history=history,
+            truncation=truncation,
             max_prompt_tokens=run.max_prompt_tokens,
+            context_window=window,
         )
         if prompt.incomplete_reason:
             return self._incomplete(prompt.incomplete_reason, used)

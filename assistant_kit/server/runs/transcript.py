@@ -126,6 +126,7 @@ def build_prompt(
     truncation: Truncation | None = None,
     max_prompt_tokens: int | None = None,
     reserve_tokens: int | None = None,
+    context_window: int | None = None,
 ) -> Prompt:
     """Build and truncate the transcript for one model call, counting with ``backend``.
 
@@ -144,20 +145,25 @@ def build_prompt(
     if truncation.type == "last_messages" and truncation.last_messages is not None:
         keep = _last_messages(history, keep, truncation.last_messages)
     else:
-        window = backend.capabilities.context_window
-        reserve = (
-            reserve_tokens if reserve_tokens is not None else min(DEFAULT_RESERVE, window // 4)
-        )
-        budget = window - reserve
-        if max_prompt_tokens is not None:
-            budget = min(budget, max_prompt_tokens)
+        window = context_window or backend.capabilities.context_window
+        budget = prompt_budget(window, max_prompt_tokens, reserve_tokens)
         keep = _fit(backend, head, groups, history, keep, budget)
 
     messages = tuple(head + [m for i in keep for m in groups[i]])
     tokens = backend.count_tokens(messages)
     over = max_prompt_tokens is not None and tokens > max_prompt_tokens
-    dropped = sum(1 for i, group in enumerate(groups) if group and i not in set(keep))
+    dropped = sum(1 for group in groups if group) - len(keep)
     return Prompt(messages, tokens, dropped, "max_prompt_tokens" if over else None)
+
+
+def prompt_budget(
+    window: int, max_prompt_tokens: int | None = None, reserve_tokens: int | None = None
+) -> int:
+    """Tokens ``auto`` lets the history take: the window less the reply's reserve, at most
+    ``max_prompt_tokens``."""
+    reserve = reserve_tokens if reserve_tokens is not None else min(DEFAULT_RESERVE, window // 4)
+    budget = window - reserve
+    return budget if max_prompt_tokens is None else min(budget, max_prompt_tokens)
 
 
 def _last_messages(history: Sequence[HistoryItem], keep: list[int], n: int) -> list[int]:
@@ -188,18 +194,19 @@ def _fit(
     protected_from = users[-1] if users else (keep[-1] if keep else 0)
     droppable = [i for i in keep if i < protected_from]
     tail = [i for i in keep if i >= protected_from]
-    costs = {i: backend.count_tokens(groups[i]) for i in droppable}
     remaining = total(keep)
-    while droppable:
+    start = 0  # droppable[:start] are dropped (an index, not pop(0): linear, not quadratic)
+    while start < len(droppable):
         # Token counts are nearly additive; drop by estimate, then check the real count.
-        while droppable and remaining > budget:
-            remaining -= costs[droppable.pop(0)]
-        while droppable and not _is_user(history[droppable[0]]):
-            droppable.pop(0)
-        remaining = total(droppable + tail)
+        while start < len(droppable) and remaining > budget:
+            remaining -= backend.count_tokens(groups[droppable[start]])
+            start += 1
+        while start < len(droppable) and not _is_user(history[droppable[start]]):
+            start += 1
+        remaining = total(droppable[start:] + tail)
         if remaining <= budget:
             break
-    return droppable + tail
+    return droppable[start:] + tail
 
 
 def _is_user(item: HistoryItem) -> bool:

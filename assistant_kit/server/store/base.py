@@ -275,8 +275,12 @@ class Store(Protocol):
 
     def steps(self, run_id: str) -> list[StepRecord]: ...
 
-    def history(self, thread_id: str) -> tuple[list[tuple[int, MessageRecord]], list[StepRecord]]:
-        """The thread's messages with their position and its tool steps, both oldest first."""
+    def history(
+        self, thread_id: str, newest: int | None = None
+    ) -> tuple[list[tuple[int, MessageRecord]], list[StepRecord]]:
+        """The thread's messages with their position and its tool steps, both oldest first:
+        every message, or only the ``newest`` N (one bounded query) and the tool steps made
+        after the oldest of them."""
         ...
 
     def events_after(self, run_id: str, after: int, limit: int = 500) -> list[Event]: ...

@@ -531,16 +531,28 @@ class SqliteStore(Store):
             ).fetchall()
         return [STEPS.from_row(r) for r in rows]
 
-    def history(self, thread_id: str) -> tuple[list[tuple[int, MessageRecord]], list[StepRecord]]:
+    def history(
+        self, thread_id: str, newest: int | None = None
+    ) -> tuple[list[tuple[int, MessageRecord]], list[StepRecord]]:
         with self._reading() as db:
-            rows = db.execute(
-                f"SELECT seq, {', '.join(MESSAGES.columns)} FROM messages "
-                "WHERE thread_id = ? ORDER BY seq",
-                (thread_id,),
-            ).fetchall()
+            columns = f"seq, {', '.join(MESSAGES.columns)}"
+            if newest is None:
+                rows = db.execute(
+                    f"SELECT {columns} FROM messages WHERE thread_id = ? ORDER BY seq",
+                    (thread_id,),
+                ).fetchall()
+            else:
+                rows = db.execute(
+                    f"SELECT {columns} FROM messages WHERE thread_id = ? ORDER BY seq DESC LIMIT ?",
+                    (thread_id, newest),
+                ).fetchall()[::-1]
+            # Tool steps go after the message they followed: those after the oldest one loaded
+            # (all of them, from position 0, when the whole thread is loaded).
+            since = int(rows[0][0]) if rows and newest is not None and len(rows) == newest else 0
             step_rows = db.execute(
-                f"{_sql(STEPS).select} WHERE thread_id = ? AND type = 'tool_calls' ORDER BY seq",
-                (thread_id,),
+                f"{_sql(STEPS).select} WHERE thread_id = ? AND type = 'tool_calls' "
+                "AND thread_position >= ? ORDER BY seq",
+                (thread_id, since),
             ).fetchall()
         messages = [(int(r[0]), MESSAGES.from_row(r[1:])) for r in rows]
         return messages, [STEPS.from_row(r) for r in step_rows]
