@@ -167,10 +167,15 @@ def cpu_seconds(pid: int) -> float | None:
 
 
 @contextlib.contextmanager
-def kit_serve(delay_ms: float) -> Iterator[tuple[str, int, int]]:
+def kit_serve(
+    delay_ms: float, kit_yaml: str | None = None, database: Path | None = None
+) -> Iterator[tuple[str, int, int]]:
+    """``kit serve`` with the scripted model (``model.yaml``) of ``delay_ms``, or ``kit_yaml``;
+    on a fresh database file, or ``database``."""
     port = free_port()
     folder = Path(tempfile.mkdtemp(prefix="kit-bench-runs-"))
-    (folder / "kit.yaml").write_text(KIT_YAML % {"delay": delay_ms}, encoding="utf-8")
+    text = kit_yaml if kit_yaml is not None else KIT_YAML % {"delay": delay_ms}
+    (folder / "kit.yaml").write_text(text, encoding="utf-8")
     (folder / "model.yaml").write_text(SCRIPT, encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if "PROXY" not in k.upper()}
     env["KIT_SERVER_API_KEYS"] = KEY
@@ -184,7 +189,7 @@ def kit_serve(delay_ms: float) -> Iterator[tuple[str, int, int]]:
             "--port",
             str(port),
             "--db",
-            str(folder / "server.db"),
+            str(database or folder / "server.db"),
         ],
         env=env,
         cwd=folder,

@@ -15,7 +15,6 @@ typed errors of ``store/base.py`` (``StoreFull``, ``StoreUnavailable``, ``Confli
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import sqlite3
@@ -54,6 +53,7 @@ from assistant_kit.server.store.records import (
     Table,
     ThreadRecord,
     dumps,
+    loads,
 )
 
 try:
@@ -564,7 +564,7 @@ class SqliteStore(Store):
                 "ORDER BY seq LIMIT ?",
                 (run_id, after, limit),
             ).fetchall()
-        return [Event(int(s), run_id, e, json.loads(d)) for s, e, d in rows]
+        return [Event(int(s), run_id, e, loads(d)) for s, e, d in rows]
 
     def last_event_seq(self, run_id: str) -> int:
         with self._reading() as db:
