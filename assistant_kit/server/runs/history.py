@@ -41,6 +41,7 @@ def thread_history(
     if messages is None and (tokens is None or count is None):
         return _items(*store.history(thread_id))
     window = max(1, messages or 0) + 8 if messages is not None else FIRST_WINDOW
+    costs: dict[HistoryItem, int] = {}  # tokens per item, counted once across the rounds
     while True:
         rows, steps = store.history(thread_id, newest=window)
         items = _items(rows, steps)
@@ -49,11 +50,28 @@ def thread_history(
         if messages is not None:
             if sum(isinstance(i, ThreadMessage) for i in items) >= messages:
                 return items
-        elif count is not None and tokens is not None:
-            rendered = [m for n, item in enumerate(items) for m in render_item(item, n)]
-            if count(rendered) > tokens:
-                return items
+        elif count is not None and tokens is not None and _over(items, tokens, count, costs):
+            return items
         window *= 2
+
+
+def _over(
+    items: Sequence[HistoryItem],
+    tokens: int,
+    count: Callable[[Sequence[ChatMessage]], int],
+    costs: dict[HistoryItem, int],
+) -> bool:
+    """Whether ``items`` take more than ``tokens``, counted newest first up to the budget."""
+    total = 0
+    for position in range(len(items) - 1, -1, -1):
+        item = items[position]
+        cost = costs.get(item)
+        if cost is None:
+            cost = costs[item] = count(render_item(item, position))
+        total += cost
+        if total > tokens:
+            return True
+    return False
 
 
 def _items(
