@@ -31,7 +31,16 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 #: The order figures are shown in; any other bench/*.py script runs after these.
-ORDER = ["validate", "server_crud", "runs", "run_path", "apply", "test_suite", "local_model", "fuzz"]
+ORDER = [
+    "validate",
+    "server_crud",
+    "runs",
+    "run_path",
+    "apply",
+    "test_suite",
+    "local_model",
+    "fuzz",
+]
 #: Scripts that need an optional extra: module that must be importable.
 NEEDS = {"local_model": "llama_cpp"}
 FIGURE = re.compile(
