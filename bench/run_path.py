@@ -7,7 +7,8 @@ checkout: ``PYTHONPATH=/path/to/other/checkout python bench/run_path.py`` compar
     growth       run latency (create -> done, streamed) on threads of 10 / 100 / 1,000 / 5,000
                  messages with truncation last_messages 20 and auto (scripted model, no delay)
     delete       DELETE of one thread when the event log holds --events rows (other threads')
-    streams      10 / 100 / 500 concurrent streamed runs against a 1 s model: p99 and how many
+    streams      10 / 100 / 500 concurrent streamed runs against a 3 s model (longer than a
+                 reader's quiet wait): p99 and how many
                  streams ended without their terminal run event and ``done``
     connections  TCP connections the openai backend opens for 50 sequential runs (loopback fake
                  chat-completions server with keep-alive)
@@ -39,6 +40,8 @@ from runs import Connection, cpu_seconds, kit_serve, pct
 SIZES = (10, 100, 1000, 5000)
 STREAMS = (10, 100, 500)
 MODEL_CALLS = 50
+#: The scripted model's delay for the streams part (ms).
+STREAM_MODEL_MS = 3000
 T = TypeVar("T")
 
 
@@ -308,12 +311,12 @@ def main() -> None:
 
     if "streams" in parts:
         for count in STREAMS:
-            with kit_serve(1000) as (host, port, _):
+            with kit_serve(STREAM_MODEL_MS) as (host, port, _):
                 p99, lost = asyncio.run(streams(host, port, count))
             print(
                 f"streams: {count} concurrent, p99 {p99:.0f} ms, {lost} without their final events"
             )
-            print(f"FIGURE streams_{count}_p99_ms={p99:.0f} unit=ms (model 1,000 ms)")
+            print(f"FIGURE streams_{count}_p99_ms={p99:.0f} unit=ms (model {STREAM_MODEL_MS:,} ms)")
             print(f"FIGURE streams_{count}_lost={lost} goal=max:0 unit=streams")
 
     if "connections" in parts:
