@@ -40,6 +40,7 @@ from typing import Any
 from assistant_kit.errors import ApiError
 from assistant_kit.server.ids import now_ms
 from assistant_kit.server.models.routing import ModelRouter
+from assistant_kit.server.runs.history import HistoryCache
 from assistant_kit.server.runs.model_call import CallConfig, ModelCall
 from assistant_kit.server.services import NotFound, ThreadBusy
 from assistant_kit.server.store.base import Store, Tx
@@ -266,6 +267,7 @@ class RunEngine:
     async def _drive(self, run_id: str) -> None:
         """The task of one run: ``queued`` becomes ``in_progress``, then one ``ModelCall`` after
         another until the run stops (ends, waits for tool outputs, or is cancelled)."""
+        history = HistoryCache()  # decoded once, then read on from call to call
         try:
             run = self.store.get_run(run_id)
             while run is not None:
@@ -278,7 +280,8 @@ class RunEngine:
                         events=("thread.run.in_progress",),
                     ) or self.store.get_run(run_id)
                     continue
-                if run.status != "in_progress" or not await ModelCall(self, self.calls, run).call():
+                call = ModelCall(self, self.calls, run, history=history)
+                if run.status != "in_progress" or not await call.call():
                     return
                 run = self.store.get_run(run_id)
         except asyncio.CancelledError:

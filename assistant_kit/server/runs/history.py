@@ -10,6 +10,7 @@ only completed assistant messages (not partial ones from a cancelled or crashed 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from assistant_kit.server.models.base import ChatMessage, ToolCall
 from assistant_kit.server.runs.transcript import HistoryItem, ThreadMessage, ToolStep, render_item
@@ -21,6 +22,17 @@ from assistant_kit.server.store.records import MessageRecord, StepRecord
 FIRST_WINDOW = 64
 
 
+@dataclass(slots=True)
+class HistoryCache:
+    """One run's decoded history between its model calls: the first call loads what it needs,
+    each later call reads only the messages written since and the tool steps after them (the
+    run's own replies and tool calls; a thread takes no other writes while its run is active)."""
+
+    rows: list[tuple[int, MessageRecord]] = field(default_factory=list)
+    steps: list[StepRecord] = field(default_factory=list)
+    loaded: bool = False
+
+
 def thread_history(
     store: Store,
     thread_id: str,
@@ -28,6 +40,7 @@ def thread_history(
     messages: int | None = None,
     tokens: int | None = None,
     count: Callable[[Sequence[ChatMessage]], int] | None = None,
+    cache: HistoryCache | None = None,
 ) -> list[HistoryItem]:
     """The thread's messages and completed tool steps, oldest first: all of them, or only as
     much of the newest end as the model call can use.
@@ -36,22 +49,42 @@ def thread_history(
     with ``tokens`` and ``count`` (``auto``) the newest history is loaded until it holds more
     than ``tokens`` (then truncation cuts it to fit). Both walk back from the newest message in
     bounded queries whose size doubles, so the cost follows what is kept, not the thread's
-    length; a thread that fits is loaded whole.
+    length; a thread that fits is loaded whole. With a ``cache`` that holds an earlier load of
+    the same thread, only what was written since is read and decoded.
     """
+    if cache is not None and cache.loaded:
+        last = cache.rows[-1][0] if cache.rows else 0
+        rows, steps = store.history(thread_id, after=last)
+        cache.rows += rows
+        cache.steps = [s for s in cache.steps if s.thread_position < last] + steps
+        return _items(cache.rows, cache.steps)
+    rows, steps = _load(store, thread_id, messages, tokens, count)
+    if cache is not None:
+        cache.rows, cache.steps, cache.loaded = rows, steps, True
+    return _items(rows, steps)
+
+
+def _load(
+    store: Store,
+    thread_id: str,
+    messages: int | None,
+    tokens: int | None,
+    count: Callable[[Sequence[ChatMessage]], int] | None,
+) -> tuple[list[tuple[int, MessageRecord]], list[StepRecord]]:
     if messages is None and (tokens is None or count is None):
-        return _items(*store.history(thread_id))
+        return store.history(thread_id)
     window = max(1, messages or 0) + 8 if messages is not None else FIRST_WINDOW
     costs: dict[HistoryItem, int] = {}  # tokens per item, counted once across the rounds
     while True:
         rows, steps = store.history(thread_id, newest=window)
-        items = _items(rows, steps)
         if len(rows) < window:  # the whole thread
-            return items
+            return rows, steps
+        items = _items(rows, steps)
         if messages is not None:
             if sum(isinstance(i, ThreadMessage) for i in items) >= messages:
-                return items
+                return rows, steps
         elif count is not None and tokens is not None and _over(items, tokens, count, costs):
-            return items
+            return rows, steps
         window *= 2
 
 

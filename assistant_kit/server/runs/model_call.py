@@ -36,7 +36,7 @@ from assistant_kit.server.models.base import (
     Usage,
 )
 from assistant_kit.server.models.routing import ModelRouter
-from assistant_kit.server.runs.history import thread_history
+from assistant_kit.server.runs.history import HistoryCache, thread_history
 from assistant_kit.server.runs.transcript import Truncation, build_prompt, prompt_budget
 from assistant_kit.server.store.base import Store, Tx
 from assistant_kit.server.store.records import (
@@ -123,6 +123,8 @@ class ModelCall:
     tool_step: StepRecord | None = None
     text: str = ""
     calls: dict[int, _Call] = field(default_factory=dict)
+    #: The run's history as the previous call of this run loaded it.
+    history: HistoryCache = field(default_factory=HistoryCache)
 
     # -- the call ----------------------------------------------------------------------------
 
@@ -153,11 +155,17 @@ class ModelCall:
         truncation = Truncation.from_api(run.truncation_strategy)
         window = backend.context_window(run.model)
         if truncation.type == "last_messages":
-            history = thread_history(store, run.thread_id, messages=truncation.last_messages)
+            history = thread_history(
+                store, run.thread_id, messages=truncation.last_messages, cache=self.history
+            )
         else:
             budget = prompt_budget(window, run.max_prompt_tokens)
             history = thread_history(
-                store, run.thread_id, tokens=budget, count=backend.count_tokens
+                store,
+                run.thread_id,
+                tokens=budget,
+                count=backend.count_tokens,
+                cache=self.history,
             )
         prompt = build_prompt(
             backend,

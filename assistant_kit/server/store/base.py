@@ -276,11 +276,12 @@ class Store(Protocol):
     def steps(self, run_id: str) -> list[StepRecord]: ...
 
     def history(
-        self, thread_id: str, newest: int | None = None
+        self, thread_id: str, newest: int | None = None, after: int = 0
     ) -> tuple[list[tuple[int, MessageRecord]], list[StepRecord]]:
-        """The thread's messages with their position and its tool steps, both oldest first:
-        every message, or only the ``newest`` N (one bounded query) and the tool steps made
-        after the oldest of them."""
+        """The thread's messages with their position (``seq``) and its tool steps, both oldest
+        first: every message after position ``after``, or only the ``newest`` N of them (one
+        bounded query), and the tool steps made after the oldest message returned (after
+        position ``after`` when every message was)."""
         ...
 
     def events_after(self, run_id: str, after: int, limit: int = 500) -> list[Event]: ...

@@ -532,23 +532,25 @@ class SqliteStore(Store):
         return [STEPS.from_row(r) for r in rows]
 
     def history(
-        self, thread_id: str, newest: int | None = None
+        self, thread_id: str, newest: int | None = None, after: int = 0
     ) -> tuple[list[tuple[int, MessageRecord]], list[StepRecord]]:
         with self._reading() as db:
             columns = f"seq, {', '.join(MESSAGES.columns)}"
             if newest is None:
                 rows = db.execute(
-                    f"SELECT {columns} FROM messages WHERE thread_id = ? ORDER BY seq",
-                    (thread_id,),
+                    f"SELECT {columns} FROM messages WHERE thread_id = ? AND seq > ? ORDER BY seq",
+                    (thread_id, after),
                 ).fetchall()
             else:
                 rows = db.execute(
-                    f"SELECT {columns} FROM messages WHERE thread_id = ? ORDER BY seq DESC LIMIT ?",
-                    (thread_id, newest),
+                    f"SELECT {columns} FROM messages WHERE thread_id = ? AND seq > ? "
+                    "ORDER BY seq DESC LIMIT ?",
+                    (thread_id, after, newest),
                 ).fetchall()[::-1]
             # Tool steps go after the message they followed: those after the oldest one loaded
-            # (all of them, from position 0, when the whole thread is loaded).
-            since = int(rows[0][0]) if rows and newest is not None and len(rows) == newest else 0
+            # when only the newest were (else every one after ``after``).
+            cut = rows and newest is not None and len(rows) == newest
+            since = int(rows[0][0]) if cut else after
             step_rows = db.execute(
                 f"{_sql(STEPS).select} WHERE thread_id = ? AND type = 'tool_calls' "
                 "AND thread_position >= ? ORDER BY seq",

@@ -11,7 +11,7 @@ import pytest
 from assistant_kit.server.ids import new_id
 from assistant_kit.server.models.openai import FALLBACK_WINDOW, OpenAIChatBackend
 from assistant_kit.server.models.scripted import ScriptedBackend
-from assistant_kit.server.runs.history import thread_history
+from assistant_kit.server.runs.history import HistoryCache, thread_history
 from assistant_kit.server.runs.transcript import ThreadMessage, ToolStep, Truncation, build_prompt
 from assistant_kit.server.store.records import (
     MESSAGES,
@@ -31,9 +31,9 @@ class CountingStore(SqliteStore):
     rows = 0
 
     def history(
-        self, thread_id: str, newest: int | None = None
+        self, thread_id: str, newest: int | None = None, after: int = 0
     ) -> tuple[list[tuple[int, MessageRecord]], list[StepRecord]]:
-        messages, steps = super().history(thread_id, newest)
+        messages, steps = super().history(thread_id, newest, after)
         self.rows += len(messages)
         return messages, steps
 
@@ -143,3 +143,42 @@ def test_the_context_window_follows_the_model_family_unless_kit_yaml_sets_it(
     assert configured.context_window(model) == 4096
     routed = OpenAIChatBackend("http://127.0.0.1:1/v1", model="gpt-4o")
     assert routed.context_window(model) == 128_000
+
+
+def test_the_next_call_of_a_run_reads_only_what_was_written_since(
+    store: tuple[CountingStore, str],
+) -> None:
+    s, thread = store
+    cache = HistoryCache()
+    first = thread_history(s, thread, messages=20, cache=cache)
+    assert first == thread_history(s, thread, messages=20)
+    with s.transaction() as tx:  # the call's reply, then a tool step after it
+        reply = MessageRecord(
+            id=new_id(), thread_id=thread, created_at=2000, role="assistant", content=text("r")
+        )
+        tx.insert(MESSAGES, reply)
+        call = {"id": "call_r", "name": "lookup", "arguments": "{}", "output": "out"}
+        tx.insert_step(
+            StepRecord(
+                id=new_id(),
+                run_id="r",
+                thread_id=thread,
+                assistant_id="a",
+                created_at=2000,
+                type="tool_calls",
+                status="completed",
+                step_details={"tool_calls": [call]},
+                thread_position=tx.thread_position(thread),
+            )
+        )
+    s.rows = 0
+    second = thread_history(s, thread, messages=20, cache=cache)
+    assert s.rows == 1  # the new reply only
+    cut = Truncation("last_messages", 20)
+    backend = ScriptedBackend()
+    uncached = thread_history(s, thread, messages=20)
+    assert (
+        build_prompt(backend, instructions="x", history=second, truncation=cut).messages
+        == build_prompt(backend, instructions="x", history=uncached, truncation=cut).messages
+    )
+    assert contents(second)[-2:] == ["r", "step:out"]
