@@ -74,6 +74,9 @@ async def growth(host: str, port: int, runs: int) -> dict[tuple[str, int], float
     conn = Connection(host, port)
     await conn.open()
     assistant = await make_assistant(conn)
+    warm = {"assistant_id": assistant, "thread": {"messages": [{"role": "user", "content": "hi"}]}}
+    for _ in range(10):  # warm up the server before the first point
+        await streamed_run(conn, "/v1/threads/runs", warm)
     medians: dict[tuple[str, int], float] = {}
     for size in SIZES:
         status, payload = await conn.request("POST", "/v1/threads", b"{}")

@@ -188,13 +188,13 @@ def _fit(
     def total(indices: list[int]) -> int:
         return backend.count_tokens(head + [m for i in indices for m in groups[i]])
 
-    if total(keep) <= budget:
+    remaining = total(keep)
+    if remaining <= budget:
         return keep
     users = [i for i in keep if _is_user(history[i])]
     protected_from = users[-1] if users else (keep[-1] if keep else 0)
     droppable = [i for i in keep if i < protected_from]
     tail = [i for i in keep if i >= protected_from]
-    remaining = total(keep)
     start = 0  # droppable[:start] are dropped (an index, not pop(0): linear, not quadratic)
     while start < len(droppable):
         # Token counts are nearly additive; drop by estimate, then check the real count.
