@@ -53,14 +53,15 @@ def test_every_concurrent_stream_ends_with_its_terminal_event_and_done(server: K
         return _events(text)
 
     async def everyone() -> list[tuple[str, list[str]]]:
-        limits = httpx.Limits(max_connections=2 * STREAMS + 10)
-        timeout = httpx.Timeout(120.0)
-        async with httpx.AsyncClient(
-            headers=server.auth, timeout=timeout, limits=limits, trust_env=False
-        ) as http:
+        async with httpx.AsyncClient(headers=server.auth, trust_env=False) as http:
             made = await http.post(f"{base}/v1/assistants", json={"model": "slow"})
             assert made.status_code == 200, made.text
             assistant = made.json()["id"]
+        # A fresh pool: one new connection per stream, none reused after an idle spell.
+        limits = httpx.Limits(max_connections=2 * STREAMS + 10)
+        async with httpx.AsyncClient(
+            headers=server.auth, timeout=httpx.Timeout(120.0), limits=limits, trust_env=False
+        ) as http:
             prefixes = ["/v1", "/api/v1"] * STREAMS
             results = await asyncio.wait_for(
                 asyncio.gather(*(stream(http, p, assistant, i) for i, p in enumerate(prefixes))),
