@@ -71,54 +71,77 @@ class ChatServer:
     handler: Handler
     seen: list[Seen] = field(default_factory=list)
     url: str = ""
+    #: Keep each connection open for the next request (chunked or sized bodies); else close it.
+    keep_alive: bool = False
+    #: TCP connections accepted.
+    connections: int = 0
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
         try:
-            request_line = (await reader.readline()).decode()
-            headers: dict[str, str] = {}
-            while line := (await reader.readline()).decode().strip():
-                name, _, value = line.partition(":")
-                headers[name.strip().lower()] = value.strip()
-            body = await reader.readexactly(int(headers.get("content-length", "0")))
-            seen = Seen(request_line.split()[1], headers, json.loads(body or b"{}"))
-            self.seen.append(seen)
-            reply = self.handler(seen)
-            if reply.stall:
-                await asyncio.sleep(reply.stall)
-            if reply.wire is not None:
-                writer.write(reply.wire)
-            else:
-                writer.write(self.head(reply))
-            if reply.wire is not None:
-                pass
-            elif reply.raw is not None:
-                writer.write(reply.raw)
-            elif reply.events is not None:
-                for event in reply.events:
-                    text = event if isinstance(event, str) else f"data: {json.dumps(event)}\n\n"
-                    writer.write(text.encode())
+            while request_line := (await reader.readline()).decode():
+                headers: dict[str, str] = {}
+                while line := (await reader.readline()).decode().strip():
+                    name, _, value = line.partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                seen = Seen(request_line.split()[1], headers, json.loads(body or b"{}"))
+                self.seen.append(seen)
+                reply = self.handler(seen)
+                if reply.stall:
+                    await asyncio.sleep(reply.stall)
+                if reply.wire is not None:  # the exact bytes, head included
+                    writer.write(reply.wire)
                     await writer.drain()
-            else:
-                writer.write(json.dumps(reply.body).encode())
-            await writer.drain()
+                    break
+                writer.write(self.head(reply))
+                for piece in self.pieces(reply):
+                    writer.write(
+                        f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
+                        if self.chunked(reply)
+                        else piece
+                    )
+                    await writer.drain()
+                if self.chunked(reply):
+                    writer.write(b"0\r\n\r\n")
+                await writer.drain()
+                if not self.keep_alive:
+                    break
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
             writer.close()
 
+    def chunked(self, reply: Reply) -> bool:
+        return self.keep_alive and reply.events is not None and reply.raw is None
+
     @staticmethod
-    def head(reply: Reply) -> bytes:
+    def pieces(reply: Reply) -> list[bytes]:
+        if reply.raw is not None:
+            return [reply.raw]
+        if reply.events is not None:
+            return [
+                (event if isinstance(event, str) else f"data: {json.dumps(event)}\n\n").encode()
+                for event in reply.events
+            ]
+        return [json.dumps(reply.body).encode()]
+
+    def head(self, reply: Reply) -> bytes:
         kind = reply.content_type or (
             "text/event-stream" if reply.events is not None else "application/json"
         )
-        return (
-            f"HTTP/1.1 {reply.status} X\r\ncontent-type: {kind}\r\nconnection: close\r\n\r\n"
-        ).encode()
+        if not self.keep_alive:
+            framing = "connection: close"
+        elif self.chunked(reply):
+            framing = "transfer-encoding: chunked"
+        else:
+            framing = f"content-length: {sum(len(p) for p in self.pieces(reply))}"
+        return f"HTTP/1.1 {reply.status} X\r\ncontent-type: {kind}\r\n{framing}\r\n\r\n".encode()
 
 
 @contextlib.asynccontextmanager
-async def chat_server(handler: Handler) -> AsyncIterator[ChatServer]:
-    state = ChatServer(handler)
+async def chat_server(handler: Handler, *, keep_alive: bool = False) -> AsyncIterator[ChatServer]:
+    state = ChatServer(handler, keep_alive=keep_alive)
     tasks: set[asyncio.Task[None]] = set()
 
     async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -679,3 +702,25 @@ async def test_either_finish_marker_ends_a_stream_as_finished(events: list[Any])
         events_out = await collect(OpenAIChatBackend(server.url), ask())
     assert text_of(events_out) == "whole"
     assert finish_of(events_out).reason == "stop"
+
+
+# --- connections --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("streamed", [True, False], ids=["streamed", "whole"])
+async def test_fifty_sequential_calls_use_one_connection(streamed: bool) -> None:
+    def handler(seen: Seen) -> Reply:
+        if seen.body.get("stream"):
+            return stream_of(chunk({"content": "Hello"}), chunk({"content": " there"}, "stop"))
+        return completion({"content": "Hello there"})
+
+    async with chat_server(handler, keep_alive=True) as server:
+        backend = OpenAIChatBackend(server.url, stream=streamed)
+        try:
+            for _ in range(50):
+                events = [event async for event in backend.stream(ask())]
+                assert text_of(events) == "Hello there" and finish_of(events).reason == "stop"
+        finally:
+            await backend.aclose()
+    assert len(server.seen) == 50
+    assert server.connections == 1
