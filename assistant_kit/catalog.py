@@ -1,4 +1,4 @@
-"""The kit's facts, in one place: metadata marks, built-in tools, the settings each dialect takes.
+"""The kit's facts, in one place: metadata marks, built-in tools, what each wire dialect takes.
 
 A ground-floor module: it imports nothing of the kit, and spec, sync, testing and the server
 read these facts from here instead of keeping copies. The JSON Schemas under ``schemas/`` repeat
@@ -7,6 +7,7 @@ some of them as enums (editors read the schemas without Python); a test keeps th
     canonical_tool("search")                 # "quark_search"
     tool_names()                             # every built-in type and older name
     SETTINGS["openai"]                       # ("temperature", "top_p")
+    WIRE_DIALECTS["dashscope"].base_path     # "/api/v1"
     {KIT_NAME: "art-maestro", KIT_DIGEST: digest}     # what `kit apply` writes on an assistant
 """
 
@@ -19,6 +20,7 @@ from typing import Any
 __all__ = [
     "BUILTIN_TOOLS",
     "DEFAULTS",
+    "DIALECTS",
     "KIT_DIGEST",
     "KIT_NAME",
     "KIT_PROJECT",
@@ -28,7 +30,9 @@ __all__ = [
     "RESERVED_TOOL_TYPES",
     "SETTINGS",
     "TOOL_ALIASES",
+    "WIRE_DIALECTS",
     "BuiltinToolInfo",
+    "WireDialect",
     "aliases_of",
     "canonical_tool",
     "tool_names",
@@ -94,15 +98,59 @@ def tool_names(*, aliases: bool = True) -> tuple[str, ...]:
     return tuple(name for t in BUILTIN_TOOLS for name in (t.type, *t.aliases))
 
 
-# -- settings per dialect -----------------------------------------------------------------------
+# -- wire dialects -----------------------------------------------------------------------------
 
+
+@dataclass(frozen=True, slots=True)
+class WireDialect:
+    """What the client side knows of one wire dialect: the body it sends and where it is served.
+
+    A new dialect is one entry in ``WIRE_DIALECTS`` here, one ``AssistantClient`` module in
+    ``api/`` and its line in ``api.registry.CLIENTS``; nothing else on the client side asks which
+    dialect it holds.
+    """
+
+    name: str
+    #: Sampling settings it stores on an assistant, in the order bodies list them.
+    settings: tuple[str, ...]
+    #: Values it reports for a setting nobody set (they compare equal to "not set").
+    defaults: Mapping[str, Any]
+    #: The path its API is served under (``kit serve`` and the embedded server mount it there).
+    base_path: str
+    #: The hosted API's root, for a target of this provider with no ``base_url``.
+    default_base_url: str
+    #: Assistant bodies carry ``file_ids`` (always, ``[]`` when there are none).
+    sends_file_ids: bool = False
+    #: Assistant bodies carry ``metadata`` as ``null`` when it is empty (else ``{}``).
+    metadata_none_when_empty: bool = False
+
+
+#: Every wire dialect the client speaks, by name.
+WIRE_DIALECTS: Mapping[str, WireDialect] = {
+    dialect.name: dialect
+    for dialect in (
+        WireDialect(
+            "dashscope",
+            settings=("top_p", "top_k", "temperature", "max_tokens"),
+            defaults={},
+            base_path="/api/v1",
+            default_base_url="https://dashscope.aliyuncs.com/api/v1",
+            # its SDK always sends file_ids, and metadata null when there is none
+            sends_file_ids=True,
+            metadata_none_when_empty=True,
+        ),
+        WireDialect(
+            "openai",
+            settings=("temperature", "top_p"),
+            defaults={"temperature": 1.0, "top_p": 1.0},
+            base_path="/v1",
+            default_base_url="https://api.openai.com/v1",
+        ),
+    )
+}
+#: The dialect names, in ``WIRE_DIALECTS`` order.
+DIALECTS: tuple[str, ...] = tuple(WIRE_DIALECTS)
 #: Sampling settings each wire dialect stores on an assistant, in the order bodies list them.
-SETTINGS: Mapping[str, tuple[str, ...]] = {
-    "dashscope": ("top_p", "top_k", "temperature", "max_tokens"),
-    "openai": ("temperature", "top_p"),
-}
+SETTINGS: Mapping[str, tuple[str, ...]] = {n: d.settings for n, d in WIRE_DIALECTS.items()}
 #: Values a dialect reports for a setting nobody set (they compare equal to "not set").
-DEFAULTS: Mapping[str, Mapping[str, Any]] = {
-    "dashscope": {},
-    "openai": {"temperature": 1.0, "top_p": 1.0},
-}
+DEFAULTS: Mapping[str, Mapping[str, Any]] = {n: d.defaults for n, d in WIRE_DIALECTS.items()}

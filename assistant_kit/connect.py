@@ -31,14 +31,13 @@ import httpx
 
 from assistant_kit.api.base import AssistantClient
 from assistant_kit.api.httplog import exchange_hooks
-from assistant_kit.api.local import BASE_PATHS, client_for
+from assistant_kit.api.registry import client_for
+from assistant_kit.catalog import WIRE_DIALECTS
 from assistant_kit.errors import ConfigError, SpecIssue
 from assistant_kit.spec.project import Project, Target
 
 __all__ = [
-    "DASHSCOPE_BASE_URL",
     "EMBEDDED_DB",
-    "OPENAI_BASE_URL",
     "Wrap",
     "base_url_of",
     "embedded_app",
@@ -48,10 +47,6 @@ __all__ = [
 
 log = logging.getLogger("assistant_kit.targets")
 
-#: The hosted DashScope API.
-DASHSCOPE_BASE_URL = "https://dashscope.aliyuncs.com/api/v1"
-#: The hosted OpenAI API.
-OPENAI_BASE_URL = "https://api.openai.com/v1"
 #: The embedded server's store, relative to the project root.
 EMBEDDED_DB = Path(".kit") / "server.db"
 #: Seconds one request may take unless the target's ``timeout_s`` says otherwise.
@@ -64,17 +59,16 @@ Wrap = Callable[[httpx.AsyncBaseTransport | None], httpx.AsyncBaseTransport]
 
 
 def base_url_of(target: Target) -> str:
-    """The API root of a remote target (``.../api/v1`` or ``.../v1``)."""
-    if target.provider == "dashscope":
-        url = target.base_url or DASHSCOPE_BASE_URL
-    elif target.provider == "openai":
-        url = target.base_url or OPENAI_BASE_URL
-    else:
-        url = target.base_url or ""
-    url = url.rstrip("/")
-    if target.provider == "local" and not url.endswith(BASE_PATHS[target.dialect]):
-        url += BASE_PATHS[target.dialect]
-    return url
+    """The API root of a remote target (``.../api/v1`` or ``.../v1``).
+
+    A hosted provider's target speaks the provider's dialect, whose catalog entry names the
+    default root; a ``local`` one gets its dialect's base path added when ``base_url`` lacks it.
+    """
+    wire = WIRE_DIALECTS[target.dialect]
+    if target.provider == "local":
+        url = (target.base_url or "").rstrip("/")
+        return url if url.endswith(wire.base_path) else url + wire.base_path
+    return (target.base_url or wire.default_base_url).rstrip("/")
 
 
 def _api_key(target: Target, environ: Mapping[str, str]) -> str:
@@ -112,7 +106,7 @@ async def open_target(
     if timeout is None:
         timeout = float(target.options.get("timeout_s") or DEFAULT_TIMEOUT)
     env = os.environ if environ is None else environ
-    embedded_url = f"http://assistant-kit.local{BASE_PATHS[target.dialect]}"
+    embedded_url = f"http://assistant-kit.local{WIRE_DIALECTS[target.dialect].base_path}"
     async with contextlib.AsyncExitStack() as stack:
         inner: httpx.AsyncBaseTransport | None
         if replay:

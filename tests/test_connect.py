@@ -7,9 +7,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from assistant_kit.connect import DASHSCOPE_BASE_URL, base_url_of, open_target
+from assistant_kit.connect import base_url_of, open_target
 from assistant_kit.errors import ConfigError
 from assistant_kit.spec.project import Target, load_project
+
+#: The hosted DashScope API, where a `dashscope` target without `base_url` goes.
+DASHSCOPE_BASE_URL = "https://dashscope.aliyuncs.com/api/v1"
 
 pytestmark = pytest.mark.anyio
 

@@ -14,8 +14,9 @@ from assistant_kit.api.base import (
     RemoteThread,
 )
 from assistant_kit.api.dashscope import DashScopeClient
-from assistant_kit.api.local import client_for, in_process
+from assistant_kit.api.local import in_process
 from assistant_kit.api.openai import OpenAIClient
+from assistant_kit.api.registry import CLIENTS, client_for
 from assistant_kit.api.runs import (
     RemoteRun,
     RemoteRunStep,
@@ -29,6 +30,7 @@ from assistant_kit.api.runs import (
 from assistant_kit.api.turn import Turn, TurnDriver
 
 __all__ = [
+    "CLIENTS",
     "NOT_GIVEN",
     "AssistantClient",
     "AssistantParams",

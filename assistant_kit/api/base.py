@@ -170,7 +170,7 @@ class AssistantClient(abc.ABC):
     ``ApiConnectionError`` (nothing came back). Runs and streams come next on this interface.
     """
 
-    #: ``"openai"`` or ``"dashscope"``.
+    #: The wire dialect it speaks: a name in ``catalog.WIRE_DIALECTS``.
     dialect: str = ""
 
     # -- assistants --------------------------------------------------------------------------

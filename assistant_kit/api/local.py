@@ -18,22 +18,10 @@ from typing import Any
 import httpx
 
 from assistant_kit.api.base import AssistantClient
-from assistant_kit.api.dashscope import DashScopeClient
-from assistant_kit.api.openai import OpenAIClient
+from assistant_kit.api.registry import client_for
+from assistant_kit.catalog import WIRE_DIALECTS
 
-#: The path each dialect is served under.
-BASE_PATHS = {"openai": "/v1", "dashscope": "/api/v1"}
-
-
-def client_for(
-    dialect: str, http: httpx.AsyncClient, *, api_key: str | None = None
-) -> AssistantClient:
-    """The ``AssistantClient`` of ``dialect`` over ``http``."""
-    if dialect == "openai":
-        return OpenAIClient(http, api_key=api_key)
-    if dialect == "dashscope":
-        return DashScopeClient(http, api_key=api_key)
-    raise ValueError(f"unknown dialect {dialect!r}; expected 'openai' or 'dashscope'")
+__all__ = ["in_process"]
 
 
 @contextlib.asynccontextmanager
@@ -50,7 +38,7 @@ async def in_process(
     ``app.router.lifespan_context(app)`` itself (pass ``lifespan=False`` when the caller already
     did). Responses are buffered whole: fine for CRUD, not for watching a stream arrive.
     """
-    base_url = f"http://assistant-kit.local{BASE_PATHS[dialect]}"
+    base_url = f"http://assistant-kit.local{WIRE_DIALECTS[dialect].base_path}"
     async with contextlib.AsyncExitStack() as stack:
         if lifespan:
             await stack.enter_async_context(app.router.lifespan_context(app))

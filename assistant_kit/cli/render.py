@@ -6,6 +6,7 @@ import os
 
 import click
 
+from assistant_kit.catalog import DIALECTS
 from assistant_kit.cli.output import echo_json
 from assistant_kit.spec.project import load_project
 
@@ -20,7 +21,7 @@ from assistant_kit.spec.project import load_project
 )
 @click.option(
     "--dialect",
-    type=click.Choice(["dashscope", "openai"]),
+    type=click.Choice(DIALECTS),
     help="Wire dialect of the body (default: the target's).",
 )
 @click.option(
@@ -42,6 +43,6 @@ def render(name: str, target: str | None, dialect: str | None, show_digest: bool
     spec = project.spec(name)
     chosen = dialect or project.target.dialect
     if show_digest:
-        click.echo(spec.digest(chosen))  # type: ignore[arg-type]
+        click.echo(spec.digest(chosen))
         return
-    echo_json(spec.to_payload(chosen))  # type: ignore[arg-type]
+    echo_json(spec.to_payload(chosen))

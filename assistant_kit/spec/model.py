@@ -16,9 +16,9 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
-from assistant_kit.catalog import SETTINGS, canonical_tool
+from assistant_kit.catalog import DIALECTS, WIRE_DIALECTS, canonical_tool
 from assistant_kit.errors import ConfigError
 
 __all__ = [
@@ -36,9 +36,9 @@ __all__ = [
     "canonical_json",
 ]
 
-#: The two wire dialects a payload can be written in.
-Dialect = Literal["dashscope", "openai"]
-DIALECTS: tuple[str, ...] = get_args(Dialect)
+#: The name of a wire dialect a payload can be written in: one of ``DIALECTS`` (each is an entry
+#: of ``catalog.WIRE_DIALECTS``, which says what its bodies carry).
+Dialect = str
 
 #: ``line_of(path)``: the 1-based line of the value at a path of the spec file (0: unknown).
 LineOf = Callable[[tuple[str | int, ...]], int]
@@ -318,11 +318,12 @@ class AssistantSpec:
     def to_payload(
         self, dialect: Dialect, *, environ: Mapping[str, str] | None = None
     ) -> dict[str, Any]:
-        """The create/update body for ``dialect`` (``"dashscope"`` or ``"openai"``).
+        """The create/update body for ``dialect`` (a name in ``DIALECTS``).
 
-        DashScope: the fields and order its SDK sends (``file_ids`` and ``metadata`` always,
-        ``metadata`` null when empty; the sampling fields at the top level). OpenAI Assistants
-        v2: ``temperature`` and ``top_p`` only. ``description`` and ``instructions`` left out
+        The dialect's ``catalog.WIRE_DIALECTS`` entry says what the body carries: DashScope sends
+        the fields and order its SDK sends (``file_ids`` and ``metadata`` always, ``metadata``
+        null when empty; the sampling fields at the top level), OpenAI Assistants v2
+        ``temperature`` and ``top_p`` only. ``description`` and ``instructions`` left out
         of the spec are left out of the body (the target keeps its value); written as ``null``
         they are sent as ``""`` (cleared).
         """
@@ -333,14 +334,13 @@ class AssistantSpec:
         if self.instructions is not None:
             body["instructions"] = self.instructions
         body["tools"] = [tool.to_payload(dialect, environ=environ) for tool in self.tools]
-        if dialect == "dashscope":
+        wire = WIRE_DIALECTS[dialect]
+        if wire.sends_file_ids:
             body["file_ids"] = []
-            # its SDK always sends metadata, null when there is none
-            body["metadata"] = dict(self.metadata) or None
-        else:
-            body["metadata"] = dict(self.metadata)
+        metadata = dict(self.metadata)
+        body["metadata"] = (metadata or None) if wire.metadata_none_when_empty else metadata
         sampling = self.settings.as_dict()
-        for key in SETTINGS[dialect]:
+        for key in wire.settings:
             if key in sampling:
                 body[key] = sampling[key]
         return body

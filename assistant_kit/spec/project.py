@@ -27,7 +27,7 @@ from typing import Any
 from assistant_kit.errors import ConfigError, SpecError, SpecIssue
 from assistant_kit.spec.checks import suggest
 from assistant_kit.spec.load import Document, display_path, find_spec_files, read_document
-from assistant_kit.spec.model import AssistantSpec, Dialect
+from assistant_kit.spec.model import DIALECTS, AssistantSpec, Dialect
 from assistant_kit.spec.render import Renderer, merge_vars
 from assistant_kit.spec.validate import check_assistant, check_kit
 
@@ -66,6 +66,14 @@ class Target:
     api_key_env: str | None = None
     vars: Mapping[str, Any] = field(default_factory=dict)
     options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # where a dialect name enters the client side: past here it is one of DIALECTS
+        if self.dialect not in DIALECTS:
+            raise ConfigError(
+                f"target `{self.name}`: unknown dialect {self.dialect!r}; "
+                f"use one of {', '.join(DIALECTS)}"
+            )
 
     @property
     def embedded(self) -> bool:

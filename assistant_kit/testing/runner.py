@@ -258,11 +258,11 @@ async def run_suite(
     )
 
 
-def test_digest(spec: AssistantSpec, case: TestCase, dialect: str, ephemeral: bool) -> str:
+def test_digest(spec: AssistantSpec, case: TestCase, dialect: Dialect, ephemeral: bool) -> str:
     """What a cassette is keyed by besides the test id: the rendered assistant, the test, the
     dialect and the mode (positions in the file are left out: moving a test is no change)."""
     return spec_digest(
-        spec.to_payload("openai" if dialect == "openai" else "dashscope"),
+        spec.to_payload(dialect),
         _without_positions(dataclasses.asdict(case)),
         dialect,
         "ephemeral" if ephemeral else "applied",
@@ -284,9 +284,9 @@ class _Suite:
         self.project = project
         self.options = options
         self.target = project.target
-        client_dialect = options.client.dialect if options.client is not None else ""
+        # the wire spoken: the given client's, else the target's (both a name in DIALECTS)
         self.dialect: Dialect = (
-            "dashscope" if client_dialect == "dashscope" else self.target.dialect
+            options.client.dialect if options.client is not None else self.target.dialect
         )
         self.scrubber = Scrubber.from_env(secret_env_names(project.config), options.environ)
         folder = options.record or options.replay

@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from assistant_kit.api.base import AssistantClient
-from assistant_kit.api.local import BASE_PATHS, client_for
+from assistant_kit.api.registry import client_for
+from assistant_kit.catalog import WIRE_DIALECTS
 from assistant_kit.server.app import ServerConfig, create_app
 
 from .faults import FaultyTransport
@@ -44,7 +45,8 @@ async def make_client(server_app: object) -> AsyncIterator[ClientFactory]:
     def make(dialect: str, transport: FaultyTransport | None = None) -> AssistantClient:
         inner = transport or FaultyTransport(httpx.ASGITransport(app=server_app))  # type: ignore[arg-type]
         http = httpx.AsyncClient(
-            transport=inner, base_url=f"http://assistant-kit.local{BASE_PATHS[dialect]}"
+            transport=inner,
+            base_url=f"http://assistant-kit.local{WIRE_DIALECTS[dialect].base_path}",
         )
         opened.append(http)
         return client_for(dialect, http, api_key="local")

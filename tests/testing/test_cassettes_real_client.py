@@ -7,7 +7,8 @@ import httpx
 import pytest
 
 from assistant_kit.api.base import AssistantParams, MessageParams
-from assistant_kit.api.local import BASE_PATHS, client_for
+from assistant_kit.api.registry import client_for
+from assistant_kit.catalog import WIRE_DIALECTS
 from assistant_kit.server.app import ServerConfig, create_app
 from assistant_kit.testing.cassettes import CassetteStore, spec_digest
 from assistant_kit.testing.secrets import Scrubber
@@ -39,7 +40,7 @@ async def test_real_client_records_and_replays_without_a_server(tmp_path, dialec
     store = CassetteStore(tmp_path, Scrubber([SENTINEL]))
     cassette = store.new(TEST_ID, digest)
     app = create_app(ServerConfig(database=tmp_path / "kit.db", api_keys=(SENTINEL,)))
-    base_url = f"http://kit.local{BASE_PATHS[dialect]}"
+    base_url = f"http://kit.local{WIRE_DIALECTS[dialect].base_path}"
     async with app.router.lifespan_context(app):
         recorder = cassette.recorder(httpx.ASGITransport(app=app), owns_inner=True)
         async with httpx.AsyncClient(base_url=base_url, transport=recorder) as http:
