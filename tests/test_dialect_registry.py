@@ -13,6 +13,7 @@ import assistant_kit
 from assistant_kit.api.registry import CLIENTS, client_for
 from assistant_kit.catalog import DIALECTS, WIRE_DIALECTS
 from assistant_kit.errors import ConfigError
+from assistant_kit.server.app import MOUNTS
 from assistant_kit.spec.project import Target
 from assistant_kit.spec.validate import load_schema
 
@@ -78,6 +79,11 @@ def test_every_dialect_in_the_catalog_has_a_client_speaking_it() -> None:
     assert list(CLIENTS) == list(DIALECTS) == list(WIRE_DIALECTS)
     for name, cls in CLIENTS.items():
         assert cls.dialect == WIRE_DIALECTS[name].name == name
+
+
+def test_the_server_mounts_each_dialect_where_the_catalog_says_clients_find_it() -> None:
+    mounted = {mount.dialect.name: mount.path for mount in MOUNTS}
+    assert mounted == {name: wire.base_path for name, wire in WIRE_DIALECTS.items()}
 
 
 def test_the_schema_dialect_enum_is_the_catalog() -> None:
