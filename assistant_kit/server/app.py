@@ -55,7 +55,7 @@ from assistant_kit.server.knowledge.embeddings import Embedder
 from assistant_kit.server.knowledge.records import VECTOR_STORES
 from assistant_kit.server.knowledge.vector_stores import VectorStores
 from assistant_kit.server.models.routing import ModelRouter
-from assistant_kit.server.routes import crud, files, runs, uploads
+from assistant_kit.server.routes import conversations, crud, files, responses, runs, uploads
 from assistant_kit.server.routes import vector_stores as vector_store_routes
 from assistant_kit.server.routes.context import RouteFactory, ServerContext
 from assistant_kit.server.runs.engine import EngineSettings, RunEngine
@@ -93,9 +93,14 @@ MOUNTS: tuple[DialectMount, ...] = (
             vector_store_routes.routes,
             runs.run_routes,
             crud.crud_routes,
+            responses.response_routes,
+            conversations.conversation_routes,
         ),
         catch_all=True,
     ),
+    # Model Studio's OpenAI-compatible Responses API paths (issue 17), on the same state.
+    DialectMount("/compatible-mode/v1", OPENAI, (responses.response_routes,)),
+    DialectMount("/api/v2/apps/protocols/compatible-mode/v1", OPENAI, (responses.response_routes,)),
 )
 
 
@@ -140,8 +145,10 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
     # unauthenticated probes, outside the API mounts
     mounts: list[BaseRoute] = health_routes(store.schema_version, lambda: streams.draining)
     fallback: Api | None = None
+    by_prefix: list[tuple[str, Api]] = []
     for mount in MOUNTS:
         api = Api(mount.dialect, auth, max_body_bytes=config.max_body_bytes)
+        by_prefix.append((mount.path + "/", api))
         routes: list[BaseRoute] = []
         for factory in (*config.extra_routes.get(mount.path, ()), *mount.routes):
             routes.extend(factory(api, context))
@@ -152,7 +159,11 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
 
     async def http_exception(request: Request, exc: Exception) -> Response:
         """Unknown paths and methods, answered in the dialect of the mount they fell under."""
-        api = request.scope.get(_API_KEY, fallback)
+        api = request.scope.get(_API_KEY)
+        if api is None:  # no mount matched (a control character in the path): go by prefix
+            path = request.url.path
+            under = [(p, a) for p, a in by_prefix if path.startswith(p)]
+            api = max(under, key=lambda pa: len(pa[0]))[1] if under else fallback
         assert isinstance(api, Api)
         return await api.http_exception(request, exc)
 

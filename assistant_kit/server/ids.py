@@ -18,7 +18,7 @@ import uuid
 #: them is accepted on input. Longest first, so that no prefix hides a longer one.
 ACCEPTED: dict[str, tuple[str, ...]] = {
     "assistant": ("asst_",),
-    "thread": ("thread_",),
+    "thread": ("thread_", "conv_"),
     "message": ("message_", "msg_"),
     "run": ("run_",),
     "step": ("step_",),
@@ -27,6 +27,7 @@ ACCEPTED: dict[str, tuple[str, ...]] = {
     "file_batch": ("vsfb_",),
     "upload": ("upload_",),
     "part": ("part_",),
+    "response": ("resp_",),
 }
 
 #: The prefix of the file ids that tool results and message content carry (``file_ref``).

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from builtin_project import write_builtin_project
 from kit_server import KitServer, running_kit_server
+from openai import OpenAI
 from PIL import Image
 
 PROMPT = "Please help me draw a picture of a ragdoll cat."
@@ -177,3 +178,41 @@ def test_the_dashscope_sdk_reads_a_code_interpreter_step_with_a_figure(
     info = ds.Files.get(file_id)
     assert info.output["name"] == "figure-1.png"
     assert fetch(server, info.output["url"]).content.startswith(PNG_MAGIC)
+
+
+def test_the_thread_continues_through_the_responses_api(ds: Any, server: KitServer) -> None:
+    """The migration example (README, issue 17): the painting assistant created and run through
+    DashScope's Assistant API, then the same conversation continued through the Responses API
+    (openai SDK) with ``conversation=`` and the same assistant through ``prompt``."""
+
+    assistant, thread = art_maestro(ds)
+    run = ds.Runs.wait(ds.Runs.create(thread.id, assistant_id=assistant.id).id, thread_id=thread.id)
+    assert run.status == "completed", run
+    before = ds.Messages.list(thread.id).data[0].content[0].text.value
+    assert before.startswith("Here is your ragdoll cat: ")
+
+    with OpenAI(
+        base_url=server.openai_url,
+        api_key=server.api_key,
+        max_retries=0,
+        _strict_response_validation=True,
+    ) as client:
+        response = client.responses.create(
+            conversation=thread.id, prompt={"id": assistant.id}, input=PROMPT
+        )
+        assert response.status == "completed" and response.model == "qwen-max"
+        assert response.instructions is not None
+        assert response.instructions.startswith("Provide information on painting")
+        after = response.output_text
+        assert after.startswith("Here is your ragdoll cat: ")
+        # the same tools answered: the same prompt to the image backend, a new image
+        shown_before = json.loads(before.removeprefix("Here is your ragdoll cat: "))
+        shown_after = json.loads(after.removeprefix("Here is your ragdoll cat: "))
+        assert shown_after["prompt"] == shown_before["prompt"] == "A ragdoll cat"
+        assert shown_after["file_ids"] != shown_before["file_ids"]
+        items = client.conversations.items.list(thread.id, order="asc").data
+        assert [i.type for i in items] == ["message"] * 4
+
+    messages = ds.Messages.list(thread.id, order="asc").data
+    assert [m.role for m in messages] == ["user", "assistant", "user", "assistant"]
+    assert messages[-1].content[0].text.value == after

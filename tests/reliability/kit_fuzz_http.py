@@ -322,6 +322,11 @@ def _pick(draw: st.DrawFn, items: list[str]) -> str | None:
     return items[index % len(items)] if items else None
 
 
+#: Path parameters naming objects of another kind: a conversation is a thread, a response is a
+#: run, a conversation item a message (``routes/conversations.py``, ``routes/responses.py``).
+_SAME_AS = {"conversation": "thread", "response": "run", "item": "message"}
+
+
 def _id_text(draw: st.DrawFn, kind: str, pool: Pool, parent: str | None) -> str:
     choice = draw(st.integers(0, 9))
     if choice <= 4:
@@ -472,6 +477,7 @@ def requests(draw: st.DrawFn, pool: Pool) -> Request:
     parent = None
     for name in op.path_params:
         kind = name.removesuffix("_id")
+        kind = _SAME_AS.get(kind, kind)
         value = _id_text(draw, kind, pool, parent)
         parent = value.partition("_")[2]
         path = path.replace("{" + name + "}", _encode(draw, value))

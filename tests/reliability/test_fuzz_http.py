@@ -85,6 +85,15 @@ def test_a_lone_surrogate_in_a_body_is_a_400(
     assert "lone UTF-16 surrogate" in message
 
 
+def test_a_newline_in_a_dashscope_path_is_a_dashscope_404(api: ApiUnderTest) -> None:
+    """No mount's pattern matches a path with a newline; it is still answered in the dialect of
+    the prefix it sits under (it was OpenAI's envelope for every such path)."""
+    headers = {"Authorization": f"Bearer {KEY}"}
+    response = api.send("GET", "/api/v1/threads/thread_x/runs/run_%0A/cancel", headers=headers)
+    assert response.status_code == 404
+    assert response.json()["code"] and "request_id" in response.json()
+
+
 def test_a_surrogate_pair_is_text(api: ApiUnderTest) -> None:
     response = api.send(
         "POST",

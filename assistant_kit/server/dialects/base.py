@@ -111,6 +111,8 @@ class Dialect(abc.ABC):
         "file_batch": "vsfb_",
         "upload": "upload_",
         "part": "part_",
+        #: A response of the Responses API (``routes/responses.py``): the id of its run.
+        "response": "resp_",
     }
     #: The media type of a run's event stream.
     sse_media_type: ClassVar[str] = "text/event-stream"

@@ -316,4 +316,23 @@ MIGRATIONS: list[Migration] = [
         CREATE INDEX run_steps_position ON run_steps (thread_id, thread_position)
         """,
     ),
+    # Responses API: a response is a run on a thread; this row keeps what only the Responses
+    # surface knows (whether it is stored, its chain, its input items, its request settings).
+    Migration(
+        "m008_responses",
+        """
+        CREATE TABLE responses (
+            seq INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            created_at BIGINT NOT NULL,
+            thread_id TEXT NOT NULL,
+            stored INTEGER NOT NULL,
+            previous_response_id TEXT,
+            conversation INTEGER NOT NULL,
+            input_ids TEXT NOT NULL,
+            settings TEXT NOT NULL
+        );
+        CREATE INDEX responses_thread ON responses (thread_id, seq)
+        """,
+    ),
 ]

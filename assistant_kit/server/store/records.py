@@ -35,7 +35,7 @@ STREAM_END = ("requires_action", *TERMINAL)
 
 #: Tables whose rows belong to a thread (a ``thread_id`` column): deleting the thread deletes
 #: them in the same transaction. A fixed list: a new thread-owned table adds its name here.
-THREAD_CHILDREN = ("messages", "runs", "run_steps", "run_events", "files")
+THREAD_CHILDREN = ("messages", "runs", "run_steps", "run_events", "files", "responses")
 
 #: One entry for a run's event log: the event name and its JSON-ready data.
 EventEntry = tuple[str, Any]
@@ -225,6 +225,27 @@ class UploadPartRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ResponseRecord:
+    """What the Responses API keeps beside the run a response is (same id as the run).
+
+    ``stored`` is the request's ``store``: an unstored response still chains through
+    ``previous_response_id`` but cannot be retrieved. ``conversation`` says the thread was named
+    by the caller (``conversation=``) rather than made for a chain. ``input_ids`` are the ids of
+    the messages the request's input became; ``settings`` the request fields only this surface
+    renders (``text``, ``truncation``, ``reasoning``, ``max_output_tokens``, tools as given...).
+    """
+
+    id: str
+    created_at: int
+    thread_id: str
+    stored: bool
+    previous_response_id: str | None
+    conversation: bool
+    input_ids: list[str] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
     """One entry of a run's event log."""
 
@@ -320,3 +341,6 @@ STEPS: Table[StepRecord] = Table(
 )
 #: The bytes of a file are kept beside its row (``Store.insert_file`` / ``file_content``).
 FILES: Table[FileRecord] = Table("files", FileRecord)
+RESPONSES: Table[ResponseRecord] = Table(
+    "responses", ResponseRecord, json_columns=("input_ids", "settings"), scope="thread_id"
+)
