@@ -145,10 +145,8 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
     # unauthenticated probes, outside the API mounts
     mounts: list[BaseRoute] = health_routes(store.schema_version, lambda: streams.draining)
     fallback: Api | None = None
-    by_prefix: list[tuple[str, Api]] = []
     for mount in MOUNTS:
         api = Api(mount.dialect, auth, max_body_bytes=config.max_body_bytes)
-        by_prefix.append((mount.path + "/", api))
         routes: list[BaseRoute] = []
         for factory in (*config.extra_routes.get(mount.path, ()), *mount.routes):
             routes.extend(factory(api, context))
@@ -159,11 +157,7 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
 
     async def http_exception(request: Request, exc: Exception) -> Response:
         """Unknown paths and methods, answered in the dialect of the mount they fell under."""
-        api = request.scope.get(_API_KEY)
-        if api is None:  # no mount matched (a control character in the path): go by prefix
-            path = request.url.path
-            under = [(p, a) for p, a in by_prefix if path.startswith(p)]
-            api = max(under, key=lambda pa: len(pa[0]))[1] if under else fallback
+        api = request.scope.get(_API_KEY, fallback)
         assert isinstance(api, Api)
         return await api.http_exception(request, exc)
 

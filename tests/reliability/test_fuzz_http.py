@@ -86,8 +86,8 @@ def test_a_lone_surrogate_in_a_body_is_a_400(
 
 
 def test_a_newline_in_a_dashscope_path_is_a_dashscope_404(api: ApiUnderTest) -> None:
-    """No mount's pattern matches a path with a newline; it is still answered in the dialect of
-    the prefix it sits under (it was OpenAI's envelope for every such path)."""
+    """A path with a newline is answered in the dialect of the mount it sits under, through the
+    real server too (Starlette's mount pattern stopped at the newline: OpenAI's envelope)."""
     headers = {"Authorization": f"Bearer {KEY}"}
     response = api.send("GET", "/api/v1/threads/thread_x/runs/run_%0A/cancel", headers=headers)
     assert response.status_code == 404
