@@ -89,7 +89,7 @@ def test_a_newline_in_a_dashscope_path_is_a_dashscope_404(api: ApiUnderTest) -> 
     """A path with a newline is answered in the dialect of the mount it sits under, through the
     real server too (Starlette's mount pattern stopped at the newline: OpenAI's envelope)."""
     headers = {"Authorization": f"Bearer {KEY}"}
-    response = api.send("GET", "/api/v1/threads/thread_x/runs/run_%0A/cancel", headers=headers)
+    response = api.send("POST", "/api/v1/threads/thread_x/runs/run_%0A/cancel", headers=headers)
     assert response.status_code == 404
     assert response.json()["code"] and "request_id" in response.json()
 
