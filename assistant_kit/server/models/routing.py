@@ -24,7 +24,7 @@ import inspect
 import json
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,8 +36,6 @@ from assistant_kit.server.models.scripted import ScriptedBackend
 
 #: The route kit.yaml gets when it says nothing about models.
 DEFAULT_ROUTES: Mapping[str, Mapping[str, Any]] = {"default": {"backend": "llama-cpp"}}
-
-KINDS = ("openai", "llama-cpp", "scripted")
 
 _LOCAL_MODEL_HELP = (
     'Install it with: CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install "assistant-kit[local-model]", '
@@ -132,34 +130,7 @@ class ModelRouter:
         self._kinds[name] = kind
 
     def _build(self, kind: str, options: dict[str, Any], where: str) -> ModelBackend | _Lazy:
-        if kind == "llama-cpp":
-            path = options.get("path")
-            if isinstance(path, str) and path and not Path(path).is_absolute():
-                options["path"] = str(self._base_dir / path)
-            return _Lazy(options)
-        if kind == "openai":
-            if "timeout_s" in options:  # kit.yaml spells every timeout in seconds as `timeout_s`
-                options["timeout"] = options.pop("timeout_s")
-            _check_options(OpenAIChatBackend, options, where, kind)
-            if not isinstance(options.get("base_url"), str):
-                raise ConfigError(f"{where}: the openai backend needs a base_url")
-            try:
-                return OpenAIChatBackend(**options)
-            except (TypeError, ValueError) as exc:
-                raise ConfigError(f"{where}: {exc}") from exc
-        script = options.pop("script", None)
-        _check_options(ScriptedBackend, options, where, kind, extra={"script"})
-        if script is not None and "rules" in options:
-            raise ConfigError(f"{where}: give either `script` (a file) or inline `rules`, not both")
-        try:
-            if script is not None:
-                path = Path(str(script))
-                return ScriptedBackend.from_file(
-                    path if path.is_absolute() else self._base_dir / path, **options
-                )
-            return ScriptedBackend(**options)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{where}: {exc}") from exc
+        return BUILDERS[kind](options, where, self._base_dir)
 
 
 def _check_options(
@@ -208,3 +179,49 @@ def _load_llama(model: str, options: Mapping[str, Any]) -> ModelBackend:
     if not isinstance(backend, ModelBackend):
         raise ModelError(f'model "{model}": LlamaCppBackend is not a ModelBackend')
     return backend
+
+
+def _llama_cpp(options: dict[str, Any], where: str, base_dir: Path) -> ModelBackend | _Lazy:
+    path = options.get("path")
+    if isinstance(path, str) and path and not Path(path).is_absolute():
+        options["path"] = str(base_dir / path)
+    return _Lazy(options)
+
+
+def _openai(options: dict[str, Any], where: str, base_dir: Path) -> ModelBackend | _Lazy:
+    if "timeout_s" in options:  # kit.yaml spells every timeout in seconds as `timeout_s`
+        options["timeout"] = options.pop("timeout_s")
+    _check_options(OpenAIChatBackend, options, where, "openai")
+    if not isinstance(options.get("base_url"), str):
+        raise ConfigError(f"{where}: the openai backend needs a base_url")
+    try:
+        return OpenAIChatBackend(**options)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def _scripted(options: dict[str, Any], where: str, base_dir: Path) -> ModelBackend | _Lazy:
+    script = options.pop("script", None)
+    _check_options(ScriptedBackend, options, where, "scripted", extra={"script"})
+    if script is not None and "rules" in options:
+        raise ConfigError(f"{where}: give either `script` (a file) or inline `rules`, not both")
+    try:
+        if script is not None:
+            path = Path(str(script))
+            return ScriptedBackend.from_file(
+                path if path.is_absolute() else base_dir / path, **options
+            )
+        return ScriptedBackend(**options)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+#: kit.yaml's ``backend:`` kinds and how each builds its backend from its options (the
+#: route's mapping without ``backend``), the route's name for errors and the project folder.
+#: A new model backend is one module and one line here.
+BUILDERS: dict[str, Callable[[dict[str, Any], str, Path], ModelBackend | _Lazy]] = {
+    "openai": _openai,
+    "llama-cpp": _llama_cpp,
+    "scripted": _scripted,
+}
+KINDS = tuple(BUILDERS)

@@ -10,8 +10,9 @@ import pytest
 from assistant_kit.errors import ConfigError, ModelError
 from assistant_kit.server.models.base import ChatMessage, ModelRequest, TextDelta
 from assistant_kit.server.models.openai import OpenAIChatBackend
-from assistant_kit.server.models.routing import ModelRouter
+from assistant_kit.server.models.routing import KINDS, ModelRouter
 from assistant_kit.server.models.scripted import ScriptedBackend
+from assistant_kit.spec.validate import load_schema
 
 LLAMA_MODULE = "assistant_kit.server.models.llama_cpp"
 
@@ -247,3 +248,8 @@ def test_kit_schema_lists_exactly_the_options_each_backend_takes(
     if backend == "scripted":
         options |= {"script"}  # a file of rules, read by the router
     assert _schema_options(backend) == options
+
+
+def test_the_schema_knows_every_backend_kind_the_router_builds() -> None:
+    backend = load_schema("kit")["$defs"]["model_backend"]["properties"]["backend"]
+    assert backend["enum"] == list(KINDS)
